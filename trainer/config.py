@@ -1,0 +1,167 @@
+"""The one typed configuration: parsed from flags or a JSON/YAML file by `python -m trainer`, built directly by code
+and tests, written to `<output_dir>/run_config.json` and read back by the model card.
+
+Hyperparameters keep the `TrainingArguments` names so users of `run_ner.py` feel at home; both engines (the HF
+Trainer and the Accelerate loop) read the same fields. This module imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+TASK_TAG_COLUMNS = {"ner": "ner_tags", "pos": "pos_tags", "chunk": "chunk_tags"}
+# Column of each task in a CoNLL column file, counted from 0 (the token). CoNLL-2003 is `token POS chunk NER` and
+# CoNLL-2000 is `token POS chunk`, so NER is the last column and POS/chunk sit at fixed places.
+TASK_FILE_COLUMNS = {"ner": -1, "pos": 1, "chunk": 2}
+
+DEFAULT_DATASET = "conll2003"
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class Config:
+    # --- model -----------------------------------------------------------------------------------------------------
+    model_name_or_path: str = _help(
+        "Encoder to fine-tune: a Hub model id or a local directory.", default="bert-base-cased")
+    engine: Literal["trainer", "accelerate"] = _help(
+        "Training engine: the HF Trainer, or the custom Accelerate loop (both run under `accelerate launch`).",
+        default="trainer")
+
+    # --- data ------------------------------------------------------------------------------------------------------
+    task: Literal["ner", "pos", "chunk"] = _help(
+        "Which tags to learn. Picks the tag column of Hub datasets (`<task>_tags`) and of column files "
+        "(ner: last, pos: 2nd, chunk: 3rd) unless --label-column / --label-column-name say otherwise.",
+        default="ner")
+    dataset_name: Optional[str] = _help(
+        "Hub dataset id (or a local dataset directory). `conll2003` maps to a parquet copy that loads with "
+        "datasets>=4. Used when no local files are given; defaults to conll2003.", default=None)
+    dataset_config_name: Optional[str] = _help("Hub dataset configuration name.", default=None)
+    dataset_revision: Optional[str] = _help(
+        "Hub dataset revision (branch, tag or commit). Default: the alias's revision, else `main`.", default=None)
+    data_dir: Optional[str] = _help(
+        "Directory of CoNLL column files: eng.train/eng.testa/eng.testb, or train/validation/test "
+        "(with or without .txt/.conll/.jsonl extensions).", default=None)
+    train_file: Optional[str] = _help("Training file: CoNLL columns, or JSON lines with `tokens` and `tags`.",
+                                      default=None)
+    validation_file: Optional[str] = _help("Validation file (same formats).", default=None)
+    test_file: Optional[str] = _help("Test file (same formats).", default=None)
+    label_column: Optional[int] = _help(
+        "Tag column of CoNLL column files, counted from 0 (the token); negative counts from the end.", default=None)
+    tokens_column_name: str = _help("Token column of Hub datasets.", default="tokens")
+    label_column_name: Optional[str] = _help("Tag column of Hub datasets (default `<task>_tags`).", default=None)
+    label_scheme: Literal["auto", "IOB1", "IOB2", "BIOES", "none"] = _help(
+        "Tag scheme of the data. `auto` detects it (IOB1, IOB2, BIOES; `none` for plain tags such as POS). "
+        "Everything is converted to IOB2 for training and evaluation.", default="auto")
+    max_train_samples: Optional[int] = _help("Keep only the first N training sentences (quick runs).", default=None)
+    max_eval_samples: Optional[int] = _help(
+        "Keep only the first N validation and test sentences (quick runs).", default=None)
+
+    # --- tokenization ----------------------------------------------------------------------------------------------
+    max_seq_length: Optional[int] = _help(
+        "Sub-token limit per sentence (default: the tokenizer's). Words cut off are scored as predicted O.",
+        default=None)
+    label_all_tokens: bool = _help(
+        "Label every sub-token of a word (the course's strategy: B- becomes I- on continuations). "
+        "--no-label-all-tokens labels only the first sub-token. Evaluation is at word level either way.",
+        default=True)
+
+    # --- training (TrainingArguments names) ------------------------------------------------------------------------
+    output_dir: str = _help("Where the best model, tokenizer, results and checkpoints go.", default="model")
+    learning_rate: float = _help("Peak AdamW learning rate.", default=2e-5)
+    num_train_epochs: float = _help("Training epochs.", default=3.0)
+    per_device_train_batch_size: int = _help("Training batch size per device.", default=8)
+    per_device_eval_batch_size: int = _help("Evaluation batch size per device.", default=32)
+    gradient_accumulation_steps: int = _help("Batches accumulated per optimizer step.", default=1)
+    weight_decay: float = _help("AdamW weight decay.", default=0.01)
+    warmup_ratio: float = _help("Fraction of steps of linear warm-up.", default=0.0)
+    lr_scheduler_type: str = _help("Learning-rate schedule (transformers SchedulerType).", default="linear")
+    max_grad_norm: float = _help("Gradient clipping norm.", default=1.0)
+    seed: int = _help("Random seed (model head init, shuffling, dropout).", default=42)
+    bf16: bool = _help("bfloat16 mixed precision (CPU or GPU).", default=False)
+    fp16: bool = _help("float16 mixed precision (GPU).", default=False)
+    group_by_length: bool = _help(
+        "Batch sentences of similar length together in training (less padding, faster).", default=False)
+    logging_steps: int = _help("Log loss and throughput every N optimizer steps.", default=50)
+    eval_strategy: Literal["epoch", "steps", "no"] = _help(
+        "When to evaluate on validation during training; the best checkpoint by validation F1 is kept.",
+        default="epoch")
+    eval_steps: Optional[int] = _help("Evaluate every N steps with --eval-strategy steps.", default=None)
+    save_steps: Optional[int] = _help(
+        "Also checkpoint every N optimizer steps (a checkpoint is always written at each evaluation).", default=None)
+    save_total_limit: Optional[int] = _help(
+        "Keep at most K checkpoints (the best one is always kept).", default=2)
+    resume: bool = _help("Resume from the newest checkpoint in --output-dir, if there is one.", default=False)
+    resume_from_checkpoint: Optional[str] = _help("Resume from this checkpoint directory.", default=None)
+    dataloader_num_workers: int = _help("DataLoader worker processes.", default=0)
+
+    # --- hub -------------------------------------------------------------------------------------------------------
+    push_to_hub: bool = _help(
+        "Push the best model, tokenizer, results and model card to the Hub (token from HF_TOKEN or the cached login).",
+        default=False)
+    hub_model_id: Optional[str] = _help("Hub repository, `user/name`. Default: the output directory's name.",
+                                        default=None)
+    hub_private_repo: bool = _help("Create the Hub repository as private.", default=False)
+    license: Optional[str] = _help("License for the model card (default: the base model's, if known).", default=None)
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0:
+            raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.num_train_epochs <= 0:
+            raise ValueError(f"--num-train-epochs must be > 0, got {self.num_train_epochs}")
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                     "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.bf16 and self.fp16:
+            raise ValueError("--bf16 and --fp16 exclude each other")
+        if self.max_seq_length is not None and self.max_seq_length < 4:
+            raise ValueError(f"--max-seq-length must be >= 4, got {self.max_seq_length}")
+        if self.eval_strategy == "steps" and not self.eval_steps:
+            raise ValueError("--eval-strategy steps needs --eval-steps N")
+        has_files = bool(self.data_dir or self.train_file or self.validation_file or self.test_file)
+        if has_files and self.dataset_name:
+            raise ValueError("give either --dataset-name or local files (--data-dir / --*-file), not both")
+        if self.data_dir and (self.train_file or self.validation_file or self.test_file):
+            raise ValueError("give either --data-dir or --train-file/--validation-file/--test-file, not both")
+        if not has_files and not self.dataset_name:
+            self.dataset_name = DEFAULT_DATASET
+        if self.push_to_hub and not self.hub_model_id:
+            self.hub_model_id = os.path.basename(os.path.abspath(self.output_dir))
+
+    @property
+    def uses_local_files(self) -> bool:
+        return self.dataset_name is None
+
+    @property
+    def tag_column_name(self) -> str:
+        return self.label_column_name or TASK_TAG_COLUMNS[self.task]
+
+    @property
+    def tag_file_column(self) -> int:
+        return self.label_column if self.label_column is not None else TASK_FILE_COLUMNS[self.task]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2)
+
+    @classmethod
+    def load(cls, path: str, **overrides: Any) -> "Config":
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        values.update(overrides)
+        return cls(**values)
+
+
+RUN_CONFIG_FILE = "run_config.json"

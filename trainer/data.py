@@ -1,0 +1,338 @@
+"""Hub datasets, CoNLL column files and JSON lines -> one `DatasetDict` with the same columns whatever the source:
+`tokens` (words), `tags` (IOB2 strings, or plain tags for POS), `doc_id` and `sent_idx` (the sentence's document, from
+`-DOCSTART-` markers, and its place in it; -1 / the row index where the source has no documents).
+
+Why our own column-file reader and not `datasets`' `conll` builder: that builder pads or cuts rows with a wrong
+column count silently, drops `-DOCSTART-` boundaries and cannot say on which line a file is broken. Bad input here
+raises `DataError` naming the file, the line and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from datasets import Dataset, DatasetDict, Features, List, Value, load_dataset
+
+from trainer.config import Config
+from trainer.labels import OUTSIDE, detect_scheme, sort_labels, split_tag, tag_error, to_iob2
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+# Hub ids that no longer load as named. The canonical `conll2003` was a loading script, which datasets>=4 refuses;
+# its parquet conversion holds the same data (IOB2 tags, ClassLabel names).
+HUB_ALIASES = {"conll2003": ("eriktks/conll2003", "refs/convert/parquet")}
+# File names looked for in --data-dir, per split (original CoNLL-2003 names first).
+SPLIT_FILE_STEMS = {"train": ("eng.train", "train"),
+                    "validation": ("eng.testa", "validation", "valid", "dev"),
+                    "test": ("eng.testb", "test")}
+FILE_EXTENSIONS = ("", ".txt", ".conll", ".iob", ".tsv", ".jsonl", ".json")
+FEATURES = Features({"tokens": List(Value("string")), "tags": List(Value("string")),
+                     "doc_id": Value("int32"), "sent_idx": Value("int32")})
+
+
+class DataError(ValueError):
+    """Input data that cannot be used as it is; the message names the file, the line and what was expected."""
+
+
+@dataclass
+class NerData:
+    splits: DatasetDict
+    labels: list[str]          # model label list, IOB2 (or plain tags)
+    scheme: str                # the source's scheme before conversion: IOB1, IOB2, BIOES or none
+    source: str                # human-readable description of where the data came from (cards, results)
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {tag: i for i, tag in enumerate(self.labels)}
+
+
+@dataclass
+class _Sentence:
+    tokens: list[str]
+    tags: list[str]
+    doc_id: int
+    sent_idx: int
+    line: int  # line of its first word, for messages
+
+
+def _chunk_tags(cfg: Config) -> bool:
+    """Whether tags must be O / B-I-E-S-TYPE (NER, chunking) rather than plain (POS)."""
+    if cfg.label_scheme != "auto":
+        return cfg.label_scheme != "none"
+    return cfg.task != "pos"
+
+
+# --- readers ----------------------------------------------------------------------------------------------------
+
+
+def _decoded_lines(path: str):
+    """(line number, text) for each line; accepts a UTF-8 BOM and CRLF; undecodable bytes are an error."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    for lineno, bline in enumerate(raw.split(b"\n"), 1):
+        try:
+            text = bline.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}:{lineno}: undecodable bytes {bline[e.start:e.end]!r} at byte {e.start + 1} of "
+                            f"the line: expected UTF-8 text") from None
+        yield lineno, text.rstrip("\r\n")
+
+
+def read_conll(path: str, label_column: int, chunk_tags: bool, what: str = "the tag column") -> list[_Sentence]:
+    """Read a CoNLL column file: one word a line, whitespace-separated columns, blank lines between sentences,
+    `-DOCSTART-` lines between documents. Every word line must have the same number of columns."""
+    sentences: list[_Sentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    doc_id, sent_idx, start_line = 0, 0, 0
+    ncols: Optional[int] = None
+    ncols_line = 0
+
+    def flush() -> None:
+        nonlocal words, tags, sent_idx
+        if words:
+            sentences.append(_Sentence(words, tags, doc_id, sent_idx, start_line))
+            sent_idx += 1
+        words, tags = [], []
+
+    for lineno, line in _decoded_lines(path):
+        parts = line.split()
+        if not parts:
+            flush()
+            continue
+        if parts[0] == "-DOCSTART-":
+            flush()
+            if sentences and sentences[-1].doc_id == doc_id:
+                doc_id += 1
+                sent_idx = 0
+            continue
+        if ncols is None:
+            ncols, ncols_line = len(parts), lineno
+            if ncols < 2:
+                raise DataError(f"{path}:{lineno}: expected at least 2 whitespace-separated columns (word and tag), "
+                                f"found 1: {line.strip()!r}")
+            if not -ncols <= label_column < ncols:
+                raise DataError(f"{path}:{lineno}: {what} is column {label_column} (counted from 0) but the line "
+                                f"has {ncols} columns: {line.strip()!r}")
+        elif len(parts) != ncols:
+            raise DataError(f"{path}:{lineno}: expected {ncols} columns (as on line {ncols_line}), found "
+                            f"{len(parts)}: {line.strip()!r}")
+        tag = parts[label_column]
+        if chunk_tags and (err := tag_error(tag)):
+            raise DataError(f"{path}:{lineno}: {err}")
+        if not words:
+            start_line = lineno
+        words.append(parts[0])
+        tags.append(tag)
+    flush()
+    if not sentences:
+        raise DataError(f"{path}: no sentences found: expected lines of whitespace-separated columns "
+                        f"(word ... tag) with blank lines between sentences")
+    return sentences
+
+
+def read_jsonl(path: str, tag_keys: tuple[str, ...], chunk_tags: bool) -> list[_Sentence]:
+    """Read JSON lines: one sentence a line, `{"tokens": [...], "tags": [...]}` (optionally `doc_id`)."""
+    sentences: list[_Sentence] = []
+    for lineno, line in _decoded_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno}): expected one object "
+                            f"per line like {{\"tokens\": [...], \"tags\": [...]}}") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object with \"tokens\" and \"tags\", "
+                            f"found {type(obj).__name__}")
+        key = next((k for k in tag_keys if k in obj), None)
+        if "tokens" not in obj or key is None:
+            missing = "tokens" if "tokens" not in obj else " or ".join(repr(k) for k in tag_keys)
+            raise DataError(f"{path}:{lineno}: missing key {missing}: expected {{\"tokens\": [...], \"tags\": "
+                            f"[...]}}, found keys {sorted(obj)}")
+        tokens, tags = obj["tokens"], obj[key]
+        if not (isinstance(tokens, list) and isinstance(tags, list)
+                and all(isinstance(x, str) for x in tokens + tags)):
+            raise DataError(f"{path}:{lineno}: \"tokens\" and {key!r} must be lists of strings")
+        if len(tokens) != len(tags):
+            raise DataError(f"{path}:{lineno}: {len(tokens)} tokens but {len(tags)} tags: expected one tag per token")
+        if not tokens:
+            continue
+        if chunk_tags:
+            for tag in tags:
+                if err := tag_error(tag):
+                    raise DataError(f"{path}:{lineno}: {err}")
+        doc_id = obj.get("doc_id", 0)
+        sentences.append(_Sentence(tokens, tags, int(doc_id) if isinstance(doc_id, int) else 0,
+                                   len(sentences), lineno))
+    if not sentences:
+        raise DataError(f"{path}: no sentences found: expected JSON lines like {{\"tokens\": [...], \"tags\": [...]}}")
+    return sentences
+
+
+def _is_jsonl(path: str) -> bool:
+    if path.endswith((".jsonl", ".json")):
+        return True
+    with open(path, "rb") as f:
+        head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"{")
+
+
+def read_file(path: str, cfg: Config) -> list[_Sentence]:
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path}: the file is empty: expected CoNLL columns or JSON lines")
+    chunk = _chunk_tags(cfg)
+    if _is_jsonl(path):
+        return read_jsonl(path, ("tags", cfg.tag_column_name), chunk)
+    what = f"--task {cfg.task}'s tag column" if cfg.label_column is None else "--label-column"
+    return read_conll(path, cfg.tag_file_column, chunk, what)
+
+
+def find_split_files(data_dir: str) -> dict[str, str]:
+    if not os.path.isdir(data_dir):
+        raise DataError(f"{data_dir}: no such directory (--data-dir)")
+    found = {}
+    for split, stems in SPLIT_FILE_STEMS.items():
+        for stem in stems:
+            hit = next((os.path.join(data_dir, stem + ext) for ext in FILE_EXTENSIONS
+                        if os.path.isfile(os.path.join(data_dir, stem + ext))), None)
+            if hit:
+                found[split] = hit
+                break
+    if "train" not in found:
+        raise DataError(f"{data_dir}: no training file: expected one of "
+                        f"{', '.join(s + '[.txt|.conll|.jsonl]' for s in SPLIT_FILE_STEMS['train'])}")
+    return found
+
+
+# --- conversion ---------------------------------------------------------------------------------------------------
+
+
+def _resolve_scheme(cfg: Config, tag_lists: list[list[str]]) -> str:
+    if cfg.label_scheme != "auto":
+        return cfg.label_scheme
+    if not _chunk_tags(cfg):
+        return "none"
+    scheme = detect_scheme(tag_lists)
+    return "IOB2" if scheme == "none" else scheme  # all-O data: nothing to convert
+
+
+def _complete_labels(tags: list[str], scheme: str) -> list[str]:
+    """Label list for the model: every tag seen, plus B-/I- of each type so every chunk can be spelled in IOB2."""
+    labels = set(tags) | {OUTSIDE} if scheme != "none" else set(tags)
+    if scheme != "none":
+        for tag in list(labels):
+            if tag != OUTSIDE:
+                labels |= {f"B-{split_tag(tag)[1]}", f"I-{split_tag(tag)[1]}"}
+    return sort_labels(labels)
+
+
+def _to_dataset(rows: list[_Sentence]) -> Dataset:
+    return Dataset.from_dict({"tokens": [r.tokens for r in rows], "tags": [r.tags for r in rows],
+                              "doc_id": [r.doc_id for r in rows], "sent_idx": [r.sent_idx for r in rows]},
+                             features=FEATURES)
+
+
+def _report_unseen(split: str, where: str, rows: list[_Sentence], known: set[str]) -> None:
+    """Evaluation labels never seen in training stay gold (a model can only miss them); say so, don't crash."""
+    unseen: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        for tag in r.tags:
+            if tag not in known:
+                count, line = unseen.get(tag, (0, r.line))
+                unseen[tag] = (count + 1, line)
+    for tag, (count, line) in sorted(unseen.items()):
+        logger.warning("%s:%s: %s label %r never occurs in training (%d words); the model cannot predict it and "
+                       "these words count as missed", where, line, split, tag, count)
+
+
+def load_files(cfg: Config) -> NerData:
+    files = find_split_files(cfg.data_dir) if cfg.data_dir else {
+        s: p for s, p in (("train", cfg.train_file), ("validation", cfg.validation_file),
+                          ("test", cfg.test_file)) if p}
+    raw = {split: read_file(path, cfg) for split, path in files.items()}
+    if "train" not in raw:
+        # Evaluation-only use (trainer.evaluate) has no training split; the label list then comes from the model.
+        train_tags = []
+    else:
+        train_tags = [r.tags for r in raw["train"]]
+    scheme = _resolve_scheme(cfg, train_tags or [r.tags for rows in raw.values() for r in rows])
+    for rows in raw.values():
+        for r in rows:
+            r.tags = to_iob2(r.tags, scheme)
+    labels = _complete_labels([t for rows in ([raw["train"]] if "train" in raw else raw.values())
+                               for r in rows for t in r.tags], scheme)
+    for split, rows in raw.items():
+        if split != "train" and "train" in raw:
+            _report_unseen(split, files[split], rows, set(labels))
+    splits = DatasetDict({split: _to_dataset(rows) for split, rows in raw.items()})
+    source = (f"CoNLL files in {cfg.data_dir}" if cfg.data_dir
+              else "local files " + ", ".join(os.path.basename(p) for p in files.values()))
+    return NerData(splits, labels, scheme, source, {k: os.path.abspath(v) for k, v in files.items()})
+
+
+def load_hub(cfg: Config) -> NerData:
+    name, alias_revision = HUB_ALIASES.get(cfg.dataset_name, (cfg.dataset_name, None))
+    revision = cfg.dataset_revision or alias_revision
+    ds = load_dataset(name, cfg.dataset_config_name, revision=revision)
+    where = f"{name}" + (f"@{revision}" if revision else "")
+    tag_col, tok_col = cfg.tag_column_name, cfg.tokens_column_name
+    for split, d in ds.items():
+        missing = [c for c in (tok_col, tag_col) if c not in d.column_names]
+        if missing:
+            raise DataError(f"{where} [{split}]: no column {missing[0]!r}: expected token and tag columns "
+                            f"(--tokens-column-name / --label-column-name), found {d.column_names}")
+    names = getattr(ds[next(iter(ds))].features[tag_col], "feature", None)
+    names = getattr(names, "names", None)  # ClassLabel names, if the tags are class ids
+    splits: dict[str, list[list[str]]] = {}
+    for split, d in ds.items():
+        tag_lists = d[tag_col]
+        splits[split] = [[names[t] for t in row] for row in tag_lists] if names else tag_lists
+    if _chunk_tags(cfg):
+        for split, rows in splits.items():
+            for i, row in enumerate(rows):
+                for tag in row:
+                    if err := tag_error(tag):
+                        raise DataError(f"{where} [{split}] row {i}: {err}")
+    scheme = _resolve_scheme(cfg, splits.get("train", []))
+    splits = {s: [to_iob2(r, scheme) for r in rows] for s, rows in splits.items()}
+    if names and scheme in ("IOB2", "none"):
+        labels = list(names)  # keep the dataset's own label order
+    else:
+        labels = _complete_labels([t for r in splits.get("train", []) for t in r] + list(names or []), scheme)
+    out = {}
+    for split, d in ds.items():
+        if split not in SPLITS:
+            continue
+        doc = d["doc_id"] if "doc_id" in d.column_names else [-1] * len(d)
+        out[split] = Dataset.from_dict({"tokens": d[tok_col], "tags": splits[split], "doc_id": doc,
+                                        "sent_idx": list(range(len(d)))}, features=FEATURES)
+    return NerData(DatasetDict(out), labels, scheme, f"{cfg.dataset_name} (Hub: {where})")
+
+
+def load_data(cfg: Config) -> NerData:
+    """Load every available split of the configured source, converted to IOB2, truncated by --max-*-samples."""
+    data = load_hub(cfg) if cfg.dataset_name else load_files(cfg)
+    for split, d in list(data.splits.items()):
+        limit = cfg.max_train_samples if split == "train" else cfg.max_eval_samples
+        if limit is not None and limit < len(d):
+            data.splits[split] = d.select(range(limit))
+        if len(data.splits[split]) == 0:
+            raise DataError(f"{data.files.get(split, data.source)}: the {split} split is empty")
+    return data
+
+
+def describe(data: NerData) -> dict[str, Any]:
+    """Facts about the data for results files and the model card."""
+    return {"source": data.source, "files": data.files, "scheme": data.scheme, "labels": data.labels,
+            "sizes": {s: len(d) for s, d in data.splits.items()}}

@@ -1,0 +1,128 @@
+"""Word-level scoring and the result files that the Space, the model card and the Hub read.
+
+Scores are always computed per word (the prediction of each word's first sub-token), whatever sub-tokens were
+labelled in training, so they are comparable across alignment strategies and `label_all_tokens` cannot inflate them
+(transformers issue 14043). Words cut by the max length are predicted `O`; the gold side keeps every word.
+
+Chunk tags (NER, chunking) are scored with seqeval in its default, conlleval-compatible mode. Plain tags (POS) are
+scored per tag with our own counts: seqeval would split `NN` into a prefix `N` and a type `N`.
+
+Files written into an output directory:
+- `eval_results.json`: `{split: {"overall": {precision, recall, f1, accuracy}, "per_entity": {TYPE: {precision,
+  recall, f1, support}}, "num_sentences", "num_words", "dataset", "protocol": {...}}}`; one key per evaluated split,
+  merged with what the file already holds.
+- `predictions_<split>.jsonl`: one sentence a line, `{"doc_id", "sent_idx", "tokens", "gold", "pred"}` (IOB2 tags).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from typing import Any, Optional, Sequence
+
+from seqeval.metrics import accuracy_score, classification_report
+
+from trainer.labels import IGNORE_INDEX, OUTSIDE
+
+EVAL_RESULTS_FILE = "eval_results.json"
+SEQEVAL_MODE = "default (conlleval-compatible)"
+WORD_LEVEL = "word (first sub-token of each word; words cut by the max length count as predicted O)"
+
+
+def predictions_file(split: str) -> str:
+    return f"predictions_{split}.jsonl"
+
+
+def word_predictions(pred_ids: Sequence[Sequence[int]], label_ids: Sequence[Sequence[int]],
+                     gold: Sequence[Sequence[str]], id2label: dict[int, str]) -> list[list[str]]:
+    """Per-position predicted ids -> word tags, for encoded examples whose labels mark only first sub-tokens.
+
+    Positions whose label is not IGNORE_INDEX are, in order, the first sub-tokens of the sentence's words; words
+    beyond them were cut by truncation and are predicted O so that no gold word is dropped. Rows must be in the
+    order of `gold`.
+    """
+    out = []
+    for pred_row, label_row, gold_row in zip(pred_ids, label_ids, gold):
+        words = [id2label[int(p)] for p, lab in zip(pred_row, label_row) if lab != IGNORE_INDEX]
+        out.append(words + [OUTSIDE] * (len(gold_row) - len(words)))
+    return out
+
+
+def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str) -> dict[str, Any]:
+    """Overall and per-type precision/recall/F1/accuracy of word tag sequences (IOB2, or plain with scheme `none`)."""
+    if len(gold) != len(pred) or any(len(g) != len(p) for g, p in zip(gold, pred)):
+        raise ValueError("gold and predicted tag sequences differ in shape")
+    if scheme == "none":
+        return _score_plain(gold, pred)
+    report = classification_report(gold, pred, output_dict=True, zero_division=0)
+    per_entity = {typ: {"precision": r["precision"], "recall": r["recall"], "f1": r["f1-score"],
+                        "support": int(r["support"])}
+                  for typ, r in sorted(report.items()) if not typ.endswith(" avg")}
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0})
+    overall = {"precision": micro["precision"], "recall": micro["recall"], "f1": micro["f1-score"],
+               "accuracy": accuracy_score(gold, pred)}
+    return {"overall": overall, "per_entity": per_entity}
+
+
+def _score_plain(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Any]:
+    tp, n_pred, n_gold = Counter(), Counter(), Counter()
+    for g_row, p_row in zip(gold, pred):
+        for g, p in zip(g_row, p_row):
+            n_gold[g] += 1
+            n_pred[p] += 1
+            tp[g] += g == p
+    per_tag = {}
+    for tag in sorted(n_gold):
+        p = tp[tag] / n_pred[tag] if n_pred[tag] else 0.0
+        r = tp[tag] / n_gold[tag]
+        per_tag[tag] = {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+                        "support": n_gold[tag]}
+    total = sum(n_gold.values())
+    acc = sum(tp.values()) / total if total else 0.0
+    # Every word carries exactly one tag, so micro precision = recall = F1 = accuracy.
+    return {"overall": {"precision": acc, "recall": acc, "f1": acc, "accuracy": acc}, "per_entity": per_tag}
+
+
+def evaluation_record(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str, split: str,
+                      dataset: str) -> dict[str, Any]:
+    """Everything `eval_results.json` keeps for one split."""
+    rec = score(gold, pred, scheme)
+    rec.update({
+        "split": split,
+        "dataset": dataset,
+        "num_sentences": len(gold),
+        "num_words": sum(len(g) for g in gold),
+        "protocol": {"metric": "seqeval" if scheme != "none" else "per-tag accuracy",
+                     "mode": SEQEVAL_MODE if scheme != "none" else "plain tags",
+                     "level": WORD_LEVEL, "scheme": "IOB2" if scheme != "none" else "none"},
+    })
+    return rec
+
+
+def write_results(output_dir: str, split: str, record: dict[str, Any], rows: Sequence[dict[str, Any]]) -> None:
+    """Merge `record` into `eval_results.json` under `split` and write `predictions_<split>.jsonl`."""
+    os.makedirs(output_dir, exist_ok=True)
+    results = read_results(output_dir) or {}
+    results[split] = record
+    path = os.path.join(output_dir, EVAL_RESULTS_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    os.replace(tmp, path)
+    with open(os.path.join(output_dir, predictions_file(split)), "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_results(output_dir: str) -> Optional[dict[str, Any]]:
+    path = os.path.join(output_dir, EVAL_RESULTS_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_predictions(output_dir: str, split: str) -> list[dict[str, Any]]:
+    with open(os.path.join(output_dir, predictions_file(split)), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
