@@ -1,0 +1,249 @@
+"""Raw text -> entity spans with character offsets: the one prediction path for the Space, tests and batch prediction.
+
+A text is tokenized once by the model's fast tokenizer into overlapping windows of at most the model's length
+(nothing is cut), each word's label is the label of its first sub-token (the same word-level protocol as evaluation,
+see trainer/predict.py), taken from the window where that sub-token has the most context on both sides; IOB2 word
+tags become spans through trainer.labels. An entity's offsets are those of its first and last word in the original
+text, so `text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer did (lower-casing,
+accent stripping, dropping control characters).
+
+Why not `pipeline("token-classification", aggregation_strategy=..., stride=...)`: the pipeline decides which
+sub-tokens form a word by comparing token strings with the text (and, for tokenizers without a `##`-style prefix,
+by looking for spaces around the token), not from the tokenizer's `word_ids()`, so its words can differ from the
+words the model was trained and evaluated on; its long-text merge keeps the longest of overlapping *entities* rather
+than choosing per word; and it cannot put the windows of several requests into one forward pass, which the Space's
+batched queue does. Here words come from `word_ids()` and offsets only.
+
+Imports nothing from the package but trainer.labels: serving never depends on training code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Optional, Sequence
+
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from trainer.labels import OUTSIDE, detect_scheme, entity_types, tags_to_spans, to_iob2
+
+# Hard limit on one input. About 4-5k words: a few seconds of CPU for a MiniLM/BERT-base model, so one request
+# cannot hold the Space's queue for long. Documented in the README; longer texts get InputError's message.
+MAX_INPUT_CHARS = 20_000
+# Sub-tokens shared by consecutive windows; a word's label is read from the window where it has most context.
+DEFAULT_STRIDE = 128
+# Models whose tokenizer reports no usable limit (model_max_length is then a huge sentinel) get BERT's.
+FALLBACK_MAX_LENGTH = 512
+
+
+class InputError(ValueError):
+    """A text the tagger refuses (too long, not a string); the message is meant for the person who sent it."""
+
+
+class ModelLoadError(RuntimeError):
+    """A model that cannot be used; the message names what was tried and how to point at a local model."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    type: str
+    text: str
+    start: int  # character offsets into the input text, end exclusive
+    end: int
+    score: float  # mean over the entity's words of the probability of each word's predicted label
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Word:
+    start: int
+    end: int
+    first_start: int  # start offset of the word's first sub-token seen so far (to spot it in every window)
+    label: int = -1
+    score: float = 0.0
+    context: int = -1  # sub-tokens of context on the shorter side of the first sub-token in the chosen window
+
+
+def _plain_error(exc: BaseException) -> str:
+    """The first line of an exception's message: enough to say what went wrong, without a traceback dump."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class NerTagger:
+    """A token-classification model and its fast tokenizer, turned into `text -> list[Entity]`."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: str = "",
+                 max_length: Optional[int] = None, stride: int = DEFAULT_STRIDE, batch_size: int = 16,
+                 max_chars: int = MAX_INPUT_CHARS) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelLoadError(f"the tokenizer of {source or 'the model'} is not a fast (Rust) tokenizer: words "
+                                 "and character offsets need one (save the model with its tokenizer.json)")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.source = source
+        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+        labels = [self.id2label[i] for i in sorted(self.id2label)]
+        self.entity_types = entity_types(labels)
+        if not self.entity_types:
+            raise ModelLoadError(
+                f"{source or 'the model'} has no entity labels in config.json's id2label ({labels[:4]}...): it is "
+                "not a fine-tuned NER model (a bare encoder gets LABEL_0, LABEL_1, ...); train one with "
+                "`python -m trainer` and point at its output directory")
+        # Predicted word tags are turned into IOB2 before span extraction; a BIOES model is converted, IOB1/IOB2
+        # need nothing (tags_to_spans opens a span on a stray I-, as conlleval does).
+        self.scheme = "BIOES" if detect_scheme([labels]) == "BIOES" else "IOB2"
+        tok_max = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else FALLBACK_MAX_LENGTH
+        pos_max = getattr(model.config, "max_position_embeddings", None) or tok_max
+        self.max_length = min(max_length or tok_max, tok_max, pos_max)
+        specials = tokenizer.num_special_tokens_to_add(pair=False)
+        if self.max_length - specials < 2:
+            raise ValueError(f"max_length {self.max_length} leaves no room for text")
+        # The stride must leave each window room to move forward.
+        self.stride = max(0, min(stride, (self.max_length - specials) // 2))
+        self.batch_size = batch_size
+        self.max_chars = max_chars
+
+    @classmethod
+    def from_pretrained(cls, source: str, **kwargs: Any) -> "NerTagger":
+        model, tokenizer = load_model(source)
+        return cls(model, tokenizer, source=source, **kwargs)
+
+    # --- input checks -------------------------------------------------------------------------------------------
+
+    def check_text(self, text: Any) -> str:
+        if text is None:
+            return ""
+        if not isinstance(text, str):
+            raise InputError(f"expected text, got {type(text).__name__}")
+        if len(text) > self.max_chars:
+            raise InputError(f"The text has {len(text):,} characters; the limit is {self.max_chars:,}. "
+                             "Split it into smaller parts.")
+        return text
+
+    # --- prediction ---------------------------------------------------------------------------------------------
+
+    def predict(self, text: str, threshold: float = 0.0, types: Optional[Iterable[str]] = None) -> list[Entity]:
+        return self.predict_batch([text], threshold, types)[0]
+
+    @torch.inference_mode()
+    def predict_batch(self, texts: Sequence[str], threshold: float = 0.0,
+                      types: Optional[Iterable[str]] = None) -> list[list[Entity]]:
+        """Entities of each text, in text order. `threshold` drops entities whose score is below it; `types`
+        (None: all) keeps only those entity types. Raises InputError for any text over the size limit."""
+        texts = [self.check_text(t) for t in texts]
+        keep = None if types is None else set(types)
+        todo = [i for i, t in enumerate(texts) if t.strip()]
+        out: list[list[Entity]] = [[] for _ in texts]
+        if not todo:
+            return out
+        enc = self.tokenizer([texts[i] for i in todo], truncation=True, max_length=self.max_length,
+                             stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+        n_windows = len(enc["input_ids"])
+        labels, scores = self._forward(enc, n_windows)
+        words: list[dict[int, _Word]] = [{} for _ in todo]
+        for w in range(n_windows):
+            self._collect(words[enc["overflow_to_sample_mapping"][w]], enc.word_ids(w), enc["offset_mapping"][w],
+                          labels[w], scores[w])
+        for k, i in enumerate(todo):
+            ents = self._spans(texts[i], words[k])
+            out[i] = [e for e in ents if e.score >= threshold and (keep is None or e.type in keep)]
+        return out
+
+    def _forward(self, enc: Any, n_windows: int) -> tuple[list[list[int]], list[list[float]]]:
+        """Predicted label id and its probability for every sub-token of every window, in window order.
+        Windows are run shortest first in batches of `batch_size`, so a batch pads little."""
+        names = [n for n in self.tokenizer.model_input_names if n in enc]
+        order = sorted(range(n_windows), key=lambda w: len(enc["input_ids"][w]))
+        labels: list[list[int]] = [[] for _ in range(n_windows)]
+        scores: list[list[float]] = [[] for _ in range(n_windows)]
+        device = next(self.model.parameters()).device
+        for b in range(0, n_windows, self.batch_size):
+            idx = order[b:b + self.batch_size]
+            batch = self.tokenizer.pad({n: [enc[n][w] for w in idx] for n in names}, return_tensors="pt")
+            logits = self.model(**{n: batch[n].to(device) for n in names}).logits.float()
+            prob, label = logits.softmax(-1).max(-1)
+            for row, w in enumerate(idx):
+                n = len(enc["input_ids"][w])
+                labels[w] = label[row, :n].tolist()
+                scores[w] = prob[row, :n].tolist()
+        return labels, scores
+
+    @staticmethod
+    def _collect(words: dict[int, _Word], word_ids: Sequence[Optional[int]], offsets: Sequence[Sequence[int]],
+                 labels: Sequence[int], scores: Sequence[float]) -> None:
+        """Fold one window into the text's words: widen each word's character span by its sub-tokens here, and take
+        the label of its first sub-token from this window when the sub-token has more context here than before."""
+        content = [p for p, wid in enumerate(word_ids) if wid is not None]
+        if not content:
+            return
+        lo, hi = content[0], content[-1]
+        seen: set[int] = set()
+        for pos in content:
+            wid = word_ids[pos]
+            s, e = offsets[pos]
+            if e <= s:  # a sub-token that covers no character (some tokenizers' bare word markers)
+                continue
+            word = words.get(wid)
+            if word is None:
+                word = words[wid] = _Word(start=s, end=e, first_start=s)
+            word.start, word.end = min(word.start, s), max(word.end, e)
+            if wid in seen:
+                continue
+            seen.add(wid)
+            # The first sub-token of this word inside this window; it is the word's first sub-token overall only if
+            # it starts where the word starts (a window may open in the middle of a word).
+            if s > word.first_start:
+                continue
+            if s < word.first_start:  # an earlier piece of the word than any seen: what was taken is not first
+                word.first_start, word.context = s, -1
+            context = min(pos - lo, hi - pos)
+            if context > word.context:
+                word.label, word.score, word.context = labels[pos], scores[pos], context
+
+    def _spans(self, text: str, words: dict[int, _Word]) -> list[Entity]:
+        ordered = [words[w] for w in sorted(words) if words[w].label >= 0]
+        tags = to_iob2([self.id2label[w.label] for w in ordered], self.scheme)
+        ents = []
+        for typ, a, b in tags_to_spans(tags):
+            start, end = ordered[a].start, ordered[b - 1].end
+            score = sum(w.score for w in ordered[a:b]) / (b - a)
+            ents.append(Entity(type=typ, text=text[start:end], start=start, end=end, score=round(score, 4)))
+        return ents
+
+
+def load_model(source: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A token-classification model and tokenizer from a local directory or a Hub id: safetensors weights only and
+    never remote code. Anything that goes wrong becomes a ModelLoadError saying what was tried and what to do."""
+    source = (source or "").strip()
+    if not source:
+        raise ModelLoadError("no model given: pass --model DIR_OR_HUB_ID or set NER_MODEL")
+    local = os.path.isdir(os.path.expanduser(source))
+    if local:
+        path = os.path.expanduser(source)
+        tried = f"the local directory {os.path.abspath(path)}"
+        if not os.path.exists(os.path.join(path, "config.json")):
+            raise ModelLoadError(f"{tried} has no config.json: it is not a saved model directory "
+                                 "(point at the --output-dir of `python -m trainer`)")
+        if not any(os.path.exists(os.path.join(path, f))
+                   for f in ("model.safetensors", "model.safetensors.index.json")):
+            raise ModelLoadError(f"{tried} has no model.safetensors: only safetensors weights are loaded "
+                                 "(pytorch_model.bin can run code when unpickled)")
+    else:
+        path = source
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+        tried = (f"'{source}' is not a local directory, so it was tried as a Hub model id"
+                 + (" (HF_HUB_OFFLINE is set: only the local Hub cache was looked at)" if offline else ""))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        model = AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, HTTP and JSON errors all mean "cannot load"
+        raise ModelLoadError(
+            f"Could not load the NER model '{source}': {tried}, and that failed with {_plain_error(exc)}. "
+            "To run without the Hub, train a model locally (see README, 'The Space') and point the app at it: "
+            "`python app.py --model models/minilm-conll` or `NER_MODEL=models/minilm-conll python app.py`."
+        ) from exc
+    return model, tokenizer
