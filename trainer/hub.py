@@ -1,0 +1,529 @@
+"""The model card, built from what a training run wrote, and the push of an output directory to the Hub.
+
+Everything in the card comes from files in the output directory, never from literals: `config.json` (labels),
+`run_config.json` (base model, data, hyperparameters), `train_results.json` (time, throughput, versions, data facts),
+`eval_results.json` (scores, protocol) and `predictions_<split>.jsonl` (widget examples). So a card regenerated from
+the same directory (the retry path, `python -m trainer.push`) is the same card.
+
+The card is a `huggingface_hub.ModelCard` rendered from `templates/model_card.md` with `ModelCardData` metadata
+(`model-index` built from `EvalResult`s, so the Hub shows the validation and test scores). `RepoCard.validate` asks the
+Hub; `validate_card` below checks offline what can be checked offline.
+
+The token comes from the `token` argument, `HF_TOKEN` or the cached login (`huggingface_hub.get_token`). It is passed
+to `huggingface_hub` calls only: never logged, printed, put in a message or written into the output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shlex
+import time
+from importlib import resources
+from typing import Any, Callable, Optional, Sequence
+
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.repocard_data import model_index_to_eval_results
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, validate_repo_id
+
+from trainer.config import RUN_CONFIG_FILE, Config
+from trainer.metrics import EVAL_RESULTS_FILE, predictions_file, read_predictions, read_results
+
+logger = logging.getLogger(__name__)
+
+CARD_FILE = "README.md"
+TRAIN_RESULTS_FILE = "train_results.json"
+TEMPLATE = "model_card.md"
+TASK_TYPE = "token-classification"
+METRICS = ("precision", "recall", "f1", "accuracy")
+EVAL_SPLITS = ("validation", "test")
+SPLIT_NAMES = {"validation": "Validation", "test": "Test", "train": "Train"}
+TASK_NAMES = {"ner": "named-entity recognition", "pos": "part-of-speech tagging", "chunk": "chunking"}
+# Never uploaded: intermediate checkpoints (weights + optimizer state, GBs), optimizer/scheduler/RNG states and the
+# pickled TrainingArguments (a pickle is no use to readers of the repo and unsafe to load), temporary files.
+PUSH_IGNORE_PATTERNS = ["checkpoint-*", "**/checkpoint-*", "optimizer.pt", "scheduler.pt", "scaler.pt",
+                        "rng_state*.pth", "*.pt", "*.pth", "training_args.bin", "*.tmp", "runs/*", "logs/*"]
+# Predictions pushed with the model: the validation ones (issue 4); other splits stay local (the test sentences are
+# the benchmark's, and the train split is the data itself).
+PUSHED_PREDICTION_SPLITS = ("validation",)
+# HTTP statuses worth another try: rate limit and server-side failures. 4xx other than 429 will not change.
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class CardError(ValueError):
+    """The output directory lacks what the card is built from, or the card would not be valid metadata."""
+
+
+class HubPushError(RuntimeError):
+    """A push that did not complete. The message says why and gives the exact retry command; the local output
+    directory has not been touched."""
+
+    def __init__(self, reason: str, output_dir: str, hub_model_id: str, private: bool = False):
+        self.reason = reason
+        self.output_dir = output_dir
+        self.hub_model_id = hub_model_id
+        self.retry_command = retry_command(output_dir, hub_model_id, private)
+        super().__init__(f"push of {output_dir} to the Hub repository {hub_model_id} failed: {reason}\n"
+                         f"The local output in {output_dir} is intact. Retry with:\n  {self.retry_command}")
+
+
+def retry_command(output_dir: str, hub_model_id: str, private: bool = False) -> str:
+    cmd = ["python", "-m", "trainer.push", "--output-dir", output_dir, "--hub-model-id", hub_model_id]
+    return shlex.join(cmd + (["--private"] if private else []))
+
+
+# --- reading the output directory ---------------------------------------------------------------------------------
+
+def _read_json(path: str) -> Optional[Any]:
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _labels(output_dir: str) -> list[str]:
+    config = _read_json(os.path.join(output_dir, "config.json"))
+    if not config or "id2label" not in config:
+        raise CardError(f"{output_dir}/config.json: missing or without id2label; is this a trained output directory?")
+    return [config["id2label"][k] for k in sorted(config["id2label"], key=int)]
+
+
+def _is_hub_id(name: Optional[str]) -> bool:
+    """Whether `name` names a Hub repository rather than a local directory (only Hub ids belong in metadata)."""
+    if not name or os.path.exists(name):
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _base_model_license(model: str) -> Optional[str]:
+    """The base model's license from its card, read from a local directory or the local Hub cache (no network)."""
+    path = os.path.join(model, CARD_FILE) if os.path.isdir(model) else None
+    if path is None and _is_hub_id(model):
+        try:
+            from huggingface_hub import hf_hub_download
+            path = hf_hub_download(model, CARD_FILE, local_files_only=True)
+        except Exception:  # not cached: the license stays unknown rather than guessed
+            return None
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        return ModelCard.load(path, ignore_metadata_errors=True).data.get("license")
+    except Exception:
+        return None
+
+
+def _dataset_ids(cfg: Config) -> tuple[Optional[str], Optional[str]]:
+    """(Hub dataset id, revision) the model was trained on, resolving the project's aliases; (None, None) for
+    local files."""
+    if not cfg.dataset_name:
+        return None, None
+    from trainer.data import HUB_ALIASES  # imported here: only Hub datasets need it
+    name, alias_revision = HUB_ALIASES.get(cfg.dataset_name, (cfg.dataset_name, None))
+    return name, cfg.dataset_revision or alias_revision
+
+
+def _local_dataset_type(cfg: Config) -> str:
+    """A model-index `dataset.type` for local files, which have no Hub id: the data directory's or train file's name."""
+    where = cfg.data_dir or cfg.train_file or cfg.validation_file or cfg.test_file or "local"
+    base = os.path.basename(os.path.normpath(where))
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "local"
+    return slug
+
+
+# --- widget examples ----------------------------------------------------------------------------------------------
+
+_NO_SPACE_BEFORE = {",", ".", ";", ":", "!", "?", ")", "]", "}", "%", "'s", "n't", "'re", "'ve", "'ll", "'d", "'m"}
+_NO_SPACE_AFTER = {"(", "[", "{", "$"}
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """Words -> readable text for widget examples. The pipeline re-tokenizes it either way; this only undoes the
+    spaces that tokenization put before punctuation so the example reads like text."""
+    out = ""
+    for i, tok in enumerate(tokens):
+        if i and tok not in _NO_SPACE_BEFORE and tokens[i - 1] not in _NO_SPACE_AFTER:
+            out += " "
+        out += tok
+    return out
+
+
+def _entity_types(tags: Sequence[str]) -> list[str]:
+    return [t[2:] for t in tags if t.startswith("B-")]
+
+
+def widget_examples(rows: Sequence[dict[str, Any]], k: int = 3, min_words: int = 6,
+                    max_words: int = 40) -> list[str]:
+    """Up to `k` sentences from the data for the Hub widget: those with gold entities, picked greedily to cover as
+    many entity types as possible (then the most entities), in a deterministic order."""
+    candidates = [r for r in rows if min_words <= len(r["tokens"]) <= max_words
+                  and len(r["tokens"]) == len(r["gold"])]
+    with_entities = [r for r in candidates if _entity_types(r["gold"])]
+    pool = with_entities or candidates or list(rows)
+    chosen: list[dict[str, Any]] = []
+    covered: set[str] = set()
+    while pool and len(chosen) < k:
+        best = max(pool, key=lambda r: (len(set(_entity_types(r["gold"])) - covered),
+                                        len(_entity_types(r["gold"])), -len(r["tokens"])))
+        pool = [r for r in pool if r is not best]
+        chosen.append(best)
+        covered |= set(_entity_types(best["gold"]))
+    return [detokenize(r["tokens"]) for r in chosen]
+
+
+# --- the card ------------------------------------------------------------------------------------------------------
+
+def _pct(x: Optional[float]) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
+
+
+def _md(text: Any) -> str:
+    """A value for a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "not recorded"
+    seconds = float(seconds)
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    minutes = seconds / 60
+    return f"{minutes:.1f} min ({seconds:.0f} s)" if minutes < 90 else f"{minutes / 60:.2f} h ({seconds:.0f} s)"
+
+
+# run_config.json keys that are not training hyperparameters (data location, I/O, Hub). Everything else is shown, so a
+# field added to Config appears in the card without a change here.
+NOT_HYPERPARAMETERS = {"model_name_or_path", "task", "dataset_name", "dataset_config_name", "dataset_revision",
+                       "data_dir", "train_file", "validation_file", "test_file", "label_column", "tokens_column_name",
+                       "label_column_name", "label_scheme", "output_dir", "logging_steps", "eval_steps", "save_steps",
+                       "save_total_limit", "resume", "resume_from_checkpoint", "dataloader_num_workers",
+                       "push_to_hub", "hub_model_id", "hub_private_repo", "license"}
+
+
+def _eval_log(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows (epoch, step, training loss, validation loss, validation F1) from a Trainer-style log history: each
+    evaluation entry with the last training loss logged before it."""
+    rows, last_loss = [], None
+    for entry in log_history or []:
+        if "loss" in entry:
+            last_loss = entry["loss"]
+        f1 = next((v for k, v in entry.items() if k.startswith("eval_") and k.endswith("f1")), None)
+        if f1 is None and "eval_loss" not in entry:
+            continue
+        rows.append({"epoch": entry.get("epoch"), "step": entry.get("step"), "train_loss": last_loss,
+                     "eval_loss": entry.get("eval_loss"), "f1": f1})
+    return rows
+
+
+def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[str, Any]:
+    """Everything the card says, read from the output directory: the metadata and the template's variables."""
+    run_config_path = os.path.join(output_dir, RUN_CONFIG_FILE)
+    if not os.path.exists(run_config_path):
+        raise CardError(f"{run_config_path} not found; is {output_dir} a trained output directory?")
+    cfg = Config.load(run_config_path)
+    labels = _labels(output_dir)
+    results = read_results(output_dir) or {}
+    splits = [s for s in EVAL_SPLITS if s in results] + sorted(s for s in results if s not in EVAL_SPLITS)
+    if not splits:
+        raise CardError(f"{output_dir}/{EVAL_RESULTS_FILE}: no evaluation results; the card reports real scores only")
+    train = _read_json(os.path.join(output_dir, TRAIN_RESULTS_FILE)) or {}
+    data = train.get("data") or {}
+
+    repo_id = hub_model_id or cfg.hub_model_id
+    model_name = (repo_id or os.path.basename(os.path.abspath(output_dir))).split("/")[-1]
+    base_model = cfg.model_name_or_path
+    dataset_id, dataset_revision = _dataset_ids(cfg)
+    dataset_type = dataset_id or _local_dataset_type(cfg)
+    dataset_pretty = results[splits[0]].get("dataset") or data.get("source") or dataset_type
+
+    eval_results = []
+    for split in splits:
+        overall = results[split]["overall"]
+        for metric in METRICS:
+            if metric not in overall:
+                continue
+            eval_results.append(EvalResult(
+                task_type=TASK_TYPE, task_name="Token Classification", dataset_type=dataset_type,
+                dataset_name=dataset_pretty, dataset_config=cfg.dataset_config_name, dataset_split=split,
+                dataset_revision=dataset_revision, metric_type=metric, metric_value=round(float(overall[metric]), 4),
+                metric_name=f"{SPLIT_NAMES.get(split, split)} {metric} (seqeval, word level)"))
+
+    widget_rows: list[dict[str, Any]] = []
+    for split in ("validation", "test"):
+        if os.path.exists(os.path.join(output_dir, predictions_file(split))):
+            widget_rows = read_predictions(output_dir, split)
+            break
+    widgets = widget_examples(widget_rows)
+
+    license_ = cfg.license or _base_model_license(base_model)
+    scheme_plain = all(results[s].get("protocol", {}).get("scheme") == "none" for s in splits)
+    card_data = ModelCardData(
+        base_model=base_model if _is_hub_id(base_model) else None,
+        datasets=[dataset_id] if dataset_id else None,
+        license=license_,
+        library_name="transformers",
+        pipeline_tag=TASK_TYPE,
+        tags=["token-classification", cfg.task] + (["ner"] if cfg.task == "ner" else []) + ["seqeval"],
+        metrics=list(METRICS),
+        model_name=model_name,
+        eval_results=eval_results,
+        widget=[{"text": t} for t in widgets] or None,
+    )
+
+    raw_config = _read_json(run_config_path)
+    hyper = {k: v for k, v in raw_config.items() if k not in NOT_HYPERPARAMETERS and v is not None}
+    effective_bs = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    entity_types = sorted({lab[2:] for lab in labels if lab[:2] in ("B-", "I-")})
+    context = {
+        "card_data_obj": card_data,
+        "model_name": model_name,
+        "repo_id": repo_id or f"<user>/{model_name}",
+        "pushed": bool(repo_id),
+        "base_model": base_model,
+        "base_model_is_hub": _is_hub_id(base_model),
+        "task": cfg.task,
+        "task_name": TASK_NAMES.get(cfg.task, cfg.task),
+        "plain_tags": scheme_plain,
+        "dataset_id": dataset_id,
+        "dataset_revision": dataset_revision,
+        "dataset_pretty": dataset_pretty,
+        "data_source": data.get("source") or dataset_pretty,
+        "source_scheme": data.get("scheme") or cfg.label_scheme,
+        "data_sizes": data.get("sizes") or {},
+        "license": license_,
+        "labels": labels,
+        "entity_types": entity_types,
+        "splits": splits,
+        "split_names": SPLIT_NAMES,
+        "results": results,
+        "protocol": results[splits[0]].get("protocol", {}),
+        "headline_split": "test" if "test" in results else splits[0],
+        "hyperparameters": hyper,
+        "effective_batch_size": effective_bs,
+        "train": train,
+        "runtime": _duration(train.get("train_runtime_s")),
+        "tokens_per_s": train.get("train_tokens_per_s"),
+        "versions": train.get("versions") or {},
+        "eval_log": _eval_log(train.get("log_history") or []),
+        "widgets": widgets,
+        "example": widgets[0] if widgets else "My name is Wolfgang and I live in Berlin.",
+        "quick_run": cfg.max_train_samples is not None,
+        "max_train_samples": cfg.max_train_samples,
+        "max_eval_samples": cfg.max_eval_samples,
+    }
+    return context
+
+
+def _template_text() -> str:
+    # importlib.resources finds the template inside the package however it is run (python -m, installed, zipped).
+    return resources.files("trainer").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
+
+
+def build_model_card(output_dir: str, hub_model_id: Optional[str] = None) -> ModelCard:
+    """The card of an output directory, validated offline (see `validate_card`)."""
+    import jinja2
+
+    ctx = card_context(output_dir, hub_model_id)
+    card_data = ctx.pop("card_data_obj")
+    # Rendered like `ModelCard.from_template` (card_data YAML at the top, then the body) but with StrictUndefined:
+    # from_template's plain jinja2.Template renders a misspelt or missing variable as an empty string, and a card
+    # with silently empty numbers is worse than an error.
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.globals.update(pct=_pct, md=_md, json_str=lambda s: json.dumps(s, ensure_ascii=False))
+    content = env.from_string(_template_text()).render(card_data=card_data.to_yaml(), **ctx)
+    card = ModelCard(content)
+    # ModelCard re-parses the YAML; keep the EvalResult objects we built so validate_card can compare both.
+    validate_card(card, expected=card_data.eval_results or [])
+    return card
+
+
+def validate_card(card: ModelCard, expected: Optional[Sequence[EvalResult]] = None) -> None:
+    """Offline checks of the card's metadata: what the Hub's validator rejects and what the Hub needs to show the
+    results. (`RepoCard.validate` posts the card to the Hub; there is no offline version of it.)
+
+    - the text parses back into `ModelCardData` without ignoring errors, and `model-index` parses back into the same
+      `EvalResult`s (the Hub reads the scores from there), equal to `expected` when given;
+    - every result has a task, a dataset type and name, a split, and numeric metric values in [0, 1];
+    - `base_model` and `datasets` are valid Hub repository ids; `pipeline_tag` is token-classification;
+    - widget examples are non-empty texts.
+    """
+    try:
+        parsed = ModelCard(str(card), ignore_metadata_errors=False)
+    except ValueError as e:
+        raise CardError(f"model card metadata does not parse: {e}") from e
+    meta = parsed.data.to_dict()
+    if meta.get("pipeline_tag") != TASK_TYPE:
+        raise CardError(f"pipeline_tag must be {TASK_TYPE!r}, got {meta.get('pipeline_tag')!r}")
+    index = meta.get("model-index")
+    if not index:
+        raise CardError("model card has no model-index: the Hub would show no results")
+    try:
+        name, results = model_index_to_eval_results(index)
+    except (KeyError, TypeError) as e:
+        raise CardError(f"model-index does not parse: {e!r}") from e
+    expected = card.data.eval_results if expected is None else expected
+    expected = expected or []
+    if len(results) != len(expected) or any(a.metric_value != b.metric_value or a.unique_identifier !=
+                                            b.unique_identifier for a, b in zip(results, expected)):
+        raise CardError("model-index does not round-trip to the evaluation results it was built from")
+    for r in results:
+        if not (r.task_type and r.dataset_type and r.dataset_name and r.dataset_split):
+            raise CardError(f"incomplete model-index result: {r}")
+        if not isinstance(r.metric_value, (int, float)) or not 0.0 <= r.metric_value <= 1.0:
+            raise CardError(f"metric {r.metric_type} of {r.dataset_split}: value {r.metric_value!r} is not in [0, 1]")
+    for key in ("base_model", "datasets"):
+        values = meta.get(key) or []
+        for value in [values] if isinstance(values, str) else values:
+            try:
+                validate_repo_id(value)
+            except HFValidationError as e:
+                raise CardError(f"{key}: {value!r} is not a Hub repository id ({e})") from e
+    for w in meta.get("widget") or []:
+        if not isinstance(w, dict) or not isinstance(w.get("text"), str) or not w["text"].strip():
+            raise CardError(f"widget examples must be {{text: ...}} with text, got {w!r}")
+
+
+def write_model_card(output_dir: str, hub_model_id: Optional[str] = None) -> str:
+    """Render the model card from the output directory's files and write it to `<output_dir>/README.md`.
+
+    `hub_model_id` (default: run_config's) is the repository the usage example loads from. Returns the path.
+    Raises CardError if the directory lacks what the card is built from.
+    """
+    card = build_model_card(output_dir, hub_model_id)
+    path = os.path.join(output_dir, CARD_FILE)
+    tmp = path + ".tmp"
+    card.save(tmp)
+    os.replace(tmp, path)  # never leave a half-written card
+    logger.info("Model card written to %s", path)
+    return path
+
+
+# --- push ----------------------------------------------------------------------------------------------------------
+
+def upload_ignore_patterns(output_dir: str) -> list[str]:
+    """`upload_folder` ignore patterns for an output directory: checkpoints, optimizer states and predictions of
+    splits other than the pushed ones."""
+    extra = []
+    for name in sorted(os.listdir(output_dir)):
+        m = re.fullmatch(r"predictions_(.+)\.jsonl", name)
+        if m and m.group(1) not in PUSHED_PREDICTION_SPLITS:
+            extra.append(name)
+    return PUSH_IGNORE_PATTERNS + extra
+
+
+def files_to_upload(output_dir: str, ignore_patterns: Sequence[str]) -> list[str]:
+    """The relative paths `upload_folder` will send (its own default ignores included), for the log and checks."""
+    paths = []
+    for root, _, files in os.walk(output_dir):
+        for f in files:
+            paths.append(os.path.relpath(os.path.join(root, f), output_dir).replace(os.sep, "/"))
+    return sorted(filter_repo_objects(paths, ignore_patterns=list(ignore_patterns) + DEFAULT_IGNORE_PATTERNS))
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, OfflineModeIsEnabled):
+        return False
+    if isinstance(error, HfHubHTTPError):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        return status in TRANSIENT_STATUS
+    try:  # connection failures and timeouts: huggingface_hub's HTTP client raises httpx(2) transport errors
+        import httpx2
+        if isinstance(error, httpx2.TransportError):
+            return True
+    except ImportError:  # pragma: no cover - huggingface_hub always ships it
+        pass
+    return isinstance(error, (ConnectionError, TimeoutError))
+
+
+def _reason(error: BaseException, hub_model_id: str) -> str:
+    if isinstance(error, OfflineModeIsEnabled):
+        return "offline mode is on (HF_HUB_OFFLINE=1); unset it where the Hub can be reached"
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status == 401:
+        return "the Hub rejected the token (401); set HF_TOKEN to a valid write token or run `hf auth login`"
+    if status == 403:
+        return f"the token may not write to {hub_model_id} (403); use a write token with access to that namespace"
+    if status == 404:
+        return f"{hub_model_id} not found and could not be created (404); check the namespace"
+    if _is_transient(error):
+        return f"the Hub could not be reached or failed ({type(error).__name__}: {error})"
+    return f"{type(error).__name__}: {error}"
+
+
+def _scrub(text: str, token: Optional[str]) -> str:
+    # Library messages do not contain the token, but a message that reaches users is scrubbed anyway.
+    return text.replace(token, "***") if token else text
+
+
+def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optional[str] = None,
+         api: Optional[HfApi] = None, *, retries: int = 3, backoff_s: float = 2.0,
+         sleep: Callable[[float], None] = time.sleep) -> str:
+    """Push an output directory to the Hub model repository `hub_model_id`: regenerate its model card for that
+    repository, `create_repo(exist_ok=True)`, then `upload_folder` without checkpoints or optimizer states.
+
+    Token: `token`, else `HF_TOKEN` or the cached login. Transient failures (network, 429, 5xx) are retried up to
+    `retries` times with exponential backoff. Returns the commit URL. Raises HubPushError (with the retry command) on
+    any failure; the output directory is left as it was apart from README.md, which is written before any network
+    call.
+    """
+    try:
+        validate_repo_id(hub_model_id)
+    except HFValidationError as e:
+        raise HubPushError(f"invalid repository id: {e}", output_dir, hub_model_id, private) from None
+    if not os.path.isdir(output_dir):
+        raise HubPushError(f"{output_dir} is not a directory", output_dir, hub_model_id, private)
+    try:
+        write_model_card(output_dir, hub_model_id)
+    except (CardError, OSError) as e:
+        raise HubPushError(f"the model card could not be written: {e}", output_dir, hub_model_id, private) from e
+
+    ignore = upload_ignore_patterns(output_dir)
+    files = files_to_upload(output_dir, ignore)
+    if "config.json" not in files or not any(f.endswith((".safetensors", ".bin")) for f in files):
+        raise HubPushError("no model weights and config.json to push (was the best model saved?)",
+                           output_dir, hub_model_id, private)
+
+    if token is None:
+        try:
+            token = get_token()
+        except Exception as e:  # e.g. a failed OIDC exchange in CI
+            raise HubPushError(f"no token could be obtained ({type(e).__name__})", output_dir, hub_model_id,
+                               private) from None
+    if not token:
+        raise HubPushError("no Hugging Face token: set HF_TOKEN (a write token) or run `hf auth login`",
+                           output_dir, hub_model_id, private)
+
+    api = api or HfApi()
+    size_mb = sum(os.path.getsize(os.path.join(output_dir, f)) for f in files) / 2**20
+    logger.info("Pushing %d files (%.1f MB) from %s to %s", len(files), size_mb, output_dir, hub_model_id)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            api.create_repo(hub_model_id, token=token, private=private, repo_type="model", exist_ok=True)
+            commit = api.upload_folder(repo_id=hub_model_id, folder_path=output_dir, token=token, repo_type="model",
+                                       commit_message=f"Upload {os.path.basename(os.path.abspath(output_dir))} "
+                                                      "with results and model card",
+                                       ignore_patterns=list(ignore))
+            break
+        except Exception as e:
+            if _is_transient(e) and attempt <= retries:
+                wait = backoff_s * 2 ** (attempt - 1)
+                logger.warning("Push attempt %d failed (%s); retrying in %.0f s",
+                               attempt, _scrub(type(e).__name__, token), wait)
+                sleep(wait)
+                continue
+            tries = f" after {attempt} attempts" if attempt > 1 else ""
+            raise HubPushError(_scrub(_reason(e, hub_model_id), token) + tries,
+                               output_dir, hub_model_id, private) from e
+    url = getattr(commit, "commit_url", None) or str(commit)
+    logger.info("Pushed to %s", url)
+    return url
