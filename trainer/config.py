@@ -80,7 +80,8 @@ class Config:
     per_device_eval_batch_size: int = _help("Evaluation batch size per device.", default=32)
     gradient_accumulation_steps: int = _help("Batches accumulated per optimizer step.", default=1)
     weight_decay: float = _help("AdamW weight decay.", default=0.01)
-    warmup_ratio: float = _help("Fraction of steps of linear warm-up.", default=0.0)
+    warmup_steps: float = _help(
+        "Linear warm-up: a number of optimizer steps, or a float in [0, 1) for a fraction of all steps.", default=0.0)
     lr_scheduler_type: str = _help("Learning-rate schedule (transformers SchedulerType).", default="linear")
     max_grad_norm: float = _help("Gradient clipping norm.", default=1.0)
     seed: int = _help("Random seed (model head init, shuffling, dropout).", default=42)

@@ -40,6 +40,7 @@ TRAIN_RESULTS_FILE = "train_results.json"
 TEMPLATE = "model_card.md"
 TASK_TYPE = "token-classification"
 METRICS = ("precision", "recall", "f1", "accuracy")
+METRIC_NAMES = {"precision": "Precision", "recall": "Recall", "f1": "F1", "accuracy": "Accuracy"}
 EVAL_SPLITS = ("validation", "test")
 SPLIT_NAMES = {"validation": "Validation", "test": "Test", "train": "Train"}
 TASK_NAMES = {"ner": "named-entity recognition", "pos": "part-of-speech tagging", "chunk": "chunking"}
@@ -242,7 +243,8 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
     base_model = cfg.model_name_or_path
     dataset_id, dataset_revision = _dataset_ids(cfg)
     dataset_type = dataset_id or _local_dataset_type(cfg)
-    dataset_pretty = results[splits[0]].get("dataset") or data.get("source") or dataset_type
+    # train_results' source names the data once; eval_results' `dataset` also names the split's file.
+    dataset_pretty = data.get("source") or results[splits[0]].get("dataset") or dataset_type
 
     eval_results = []
     for split in splits:
@@ -254,12 +256,13 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
                 task_type=TASK_TYPE, task_name="Token Classification", dataset_type=dataset_type,
                 dataset_name=dataset_pretty, dataset_config=cfg.dataset_config_name, dataset_split=split,
                 dataset_revision=dataset_revision, metric_type=metric, metric_value=round(float(overall[metric]), 4),
-                metric_name=f"{SPLIT_NAMES.get(split, split)} {metric} (seqeval, word level)"))
+                metric_name=f"{SPLIT_NAMES.get(split, split)} {METRIC_NAMES[metric]}"))
 
     widget_rows: list[dict[str, Any]] = []
+    widget_split = None
     for split in ("validation", "test"):
         if os.path.exists(os.path.join(output_dir, predictions_file(split))):
-            widget_rows = read_predictions(output_dir, split)
+            widget_rows, widget_split = read_predictions(output_dir, split), split
             break
     widgets = widget_examples(widget_rows)
 
@@ -291,6 +294,7 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "base_model_is_hub": _is_hub_id(base_model),
         "task": cfg.task,
         "task_name": TASK_NAMES.get(cfg.task, cfg.task),
+        "unit": "chunk" if cfg.task == "chunk" else "entity",
         "plain_tags": scheme_plain,
         "dataset_id": dataset_id,
         "dataset_revision": dataset_revision,
@@ -314,6 +318,7 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "versions": train.get("versions") or {},
         "eval_log": _eval_log(train.get("log_history") or []),
         "widgets": widgets,
+        "widget_split": widget_split,
         "example": widgets[0] if widgets else "My name is Wolfgang and I live in Berlin.",
         "quick_run": cfg.max_train_samples is not None,
         "max_train_samples": cfg.max_train_samples,
@@ -336,7 +341,8 @@ def build_model_card(output_dir: str, hub_model_id: Optional[str] = None) -> Mod
     # Rendered like `ModelCard.from_template` (card_data YAML at the top, then the body) but with StrictUndefined:
     # from_template's plain jinja2.Template renders a misspelt or missing variable as an empty string, and a card
     # with silently empty numbers is worse than an error.
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False,
+                             trim_blocks=True, lstrip_blocks=True)
     env.globals.update(pct=_pct, md=_md, json_str=lambda s: json.dumps(s, ensure_ascii=False))
     content = env.from_string(_template_text()).render(card_data=card_data.to_yaml(), **ctx)
     card = ModelCard(content)

@@ -1,0 +1,73 @@
+"""`python -m trainer`: flags or one JSON/YAML config file -> Config -> the chosen engine.
+
+Examples:
+  python -m trainer --model-name-or-path bert-base-cased --dataset-name conll2003 --output-dir model
+  python -m trainer --model-name-or-path ./encoder --data-dir ../shared/data/conll2003 --output-dir model
+  python -m trainer run.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Optional, Sequence
+
+from transformers import HfArgumentParser
+
+from trainer.config import Config
+
+
+def dashes_to_underscores(argv: Sequence[str]) -> list[str]:
+    """Accept `--learning-rate` as well as `--learning_rate` (HfArgumentParser only knows the field names)."""
+    out = []
+    for arg in map(str, argv):
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            arg = name.replace("-", "_").replace("__", "--", 1) + eq + value
+        out.append(arg)
+    return out
+
+
+def make_parser() -> HfArgumentParser:
+    return HfArgumentParser(Config, prog="python -m trainer", description=__doc__,
+                            epilog="Options take dashes or underscores (--learning-rate = --learning_rate).",
+                            formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+
+
+def parse_config(argv: Sequence[str]) -> Config:
+    parser = make_parser()
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        path = argv[0]
+        (cfg,) = parser.parse_yaml_file(path) if path.endswith((".yaml", ".yml")) else parser.parse_json_file(path)
+        return cfg
+    (cfg,) = parser.parse_args_into_dataclasses(args=dashes_to_underscores(argv))
+    return cfg
+
+
+def setup_logging() -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from trainer.data import DataError
+
+    setup_logging()
+    try:
+        cfg = parse_config(sys.argv[1:] if argv is None else argv)
+    except ValueError as e:  # Config.__post_init__ validation
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if cfg.engine == "accelerate":
+        from trainer.loop import run
+    else:
+        from trainer.train import run
+    try:
+        run(cfg)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

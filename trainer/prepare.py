@@ -1,0 +1,56 @@
+"""What both engines start from: the data, the tokenizer, a model whose config carries the labels, encoded splits."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from datasets import Dataset
+from transformers import (AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase,
+                          set_seed)
+
+from trainer.config import Config
+from trainer.data import NerData, load_data
+from trainer.encode import encode, max_length
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    data: NerData
+    tokenizer: PreTrainedTokenizerBase
+    model: PreTrainedModel
+    train: Dataset
+    validation: Dataset | None  # first sub-tokens labelled only: word-level evaluation during training
+    max_len: int
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if not tokenizer.is_fast:
+        # word_ids() (the word <-> sub-token map every alignment here relies on) exists only on fast tokenizers.
+        raise ValueError(f"{name_or_path}: a fast (Rust) tokenizer is needed for word alignment; this model has only "
+                         f"a slow one")
+    return tokenizer
+
+
+def prepare(cfg: Config) -> Prepared:
+    set_seed(cfg.seed)
+    data = load_data(cfg)
+    if "train" not in data.splits:
+        raise ValueError(f"{data.source}: no training split")
+    logger.info("Data: %s, scheme %s -> IOB2, %d labels, sizes %s", data.source, data.scheme, len(data.labels),
+                {s: len(d) for s, d in data.splits.items()})
+    tokenizer = load_tokenizer(cfg.model_name_or_path)
+    id2label = dict(enumerate(data.labels))
+    # ignore_mismatched_sizes: the base may already be a token classifier with another label set; its head is
+    # then replaced, which is what fine-tuning on new labels means.
+    model = AutoModelForTokenClassification.from_pretrained(
+        cfg.model_name_or_path, num_labels=len(id2label), id2label=id2label,
+        label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True)
+    max_len = max_length(tokenizer, cfg.max_seq_length)
+    train = encode(data.splits["train"], tokenizer, data.label2id, cfg.label_all_tokens, max_len)
+    validation = (encode(data.splits["validation"], tokenizer, data.label2id, False, max_len)
+                  if "validation" in data.splits else None)
+    return Prepared(data, tokenizer, model, train, validation, max_len)

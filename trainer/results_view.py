@@ -1,0 +1,197 @@
+"""What the Space shows, without Gradio: highlighted-text payloads, entity colours, a model's validation results
+(read from its directory or Hub repo, or computed on its validation data and cached) as tables, chart data and
+text, and the error browser's rows. app.py only wires these to components.
+
+Results are read from `eval_results.json` / `predictions_<split>.jsonl` (trainer.metrics' format). Computing them
+reuses the evaluation path (trainer.data + trainer.predict + trainer.metrics), imported only when asked for, so
+serving a model with results never loads training-side modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import zlib
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+from trainer.error_analysis import error_table
+from trainer.inference import Entity, NerTagger
+from trainer.labels import tags_to_spans
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "eval_results.json"  # the names trainer.metrics writes (not imported: it pulls in seqeval)
+RUN_CONFIG_FILE = "run_config.json"
+SPLIT = "validation"
+
+# One colour per entity type, the same on every page load: the CoNLL types get fixed ones, other types a palette
+# colour chosen by a hash of the name (not Python's hash(), which changes between processes).
+KNOWN_COLORS = {"PER": "#f28b82", "ORG": "#8ab4f8", "LOC": "#81c995", "MISC": "#fdd663"}
+PALETTE = ["#c58af9", "#78d9ec", "#fcad70", "#ff8bcb", "#a7c7e7", "#cbe86b", "#e6c9a8", "#9aa0a6"]
+
+ERROR_COLUMNS = ["doc", "sentence #", "kind", "gold", "predicted", "sentence"]
+ENTITY_COLUMNS = ["type", "text", "score", "start", "end"]
+PER_ENTITY_COLUMNS = ["type", "precision", "recall", "f1", "support"]
+
+
+def entity_colors(types: Iterable[str]) -> dict[str, str]:
+    return {t: KNOWN_COLORS.get(t) or PALETTE[zlib.crc32(t.encode()) % len(PALETTE)] for t in types}
+
+
+# --- try it -----------------------------------------------------------------------------------------------------
+
+
+def highlighted(text: str, entities: Sequence[Entity]) -> dict[str, Any]:
+    """The value of a gr.HighlightedText: the text itself and character spans (the component escapes the text)."""
+    return {"text": text, "entities": [{"entity": e.type, "start": e.start, "end": e.end} for e in entities]}
+
+
+def entity_rows(entities: Sequence[Entity]) -> list[list[Any]]:
+    return [[e.type, e.text, round(e.score, 3), e.start, e.end] for e in entities]
+
+
+def highlighted_words(tokens: Sequence[str], tags: Sequence[str]) -> dict[str, Any]:
+    """Words joined by spaces, with their IOB2 tags' spans as character spans: gold or predicted side of a sentence."""
+    starts, pos = [], 0
+    for tok in tokens:
+        starts.append(pos)
+        pos += len(tok) + 1
+    ents = [{"entity": typ, "start": starts[a], "end": starts[b - 1] + len(tokens[b - 1])}
+            for typ, a, b in tags_to_spans(tags)]
+    return {"text": " ".join(tokens), "entities": ents}
+
+
+# --- validation results -----------------------------------------------------------------------------------------
+
+
+class ModelResults:
+    """A model's validation results: from its local directory, its Hub repo, or a cache of computed ones."""
+
+    def __init__(self, source: str, cache_root: Optional[str] = None) -> None:
+        self.source = source
+        self.local = os.path.isdir(source)
+        root = cache_root or os.environ.get("NER_SPACE_CACHE") or os.path.join(
+            os.path.expanduser("~"), ".cache", "ner-space")
+        # Computed results go into the model directory when it is ours to write, else into a per-model cache.
+        if self.local and os.access(source, os.W_OK):
+            self.cache_dir = source
+        else:
+            key = hashlib.sha1(os.path.abspath(source).encode() if self.local else source.encode()).hexdigest()[:12]
+            self.cache_dir = os.path.join(root, key)
+        self.note = ""  # why results could not be read, for the page
+
+    def _file(self, name: str) -> Optional[str]:
+        """Path of a results file: the cache, the model directory, or a download from the Hub repo."""
+        for d in dict.fromkeys([self.cache_dir] + ([self.source] if self.local else [])):
+            path = os.path.join(d, name)
+            if os.path.exists(path):
+                return path
+        if self.local:
+            return None
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return hf_hub_download(self.source, name)
+        except Exception as exc:  # noqa: BLE001 - missing file, offline, no such repo: all mean "not available"
+            self.note = f"{name} could not be fetched from the Hub repo {self.source} ({type(exc).__name__})"
+            return None
+
+    def results(self) -> Optional[dict[str, Any]]:
+        """The validation record of `eval_results.json`, or None."""
+        path = self._file(RESULTS_FILE)
+        if path is None:
+            return None
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get(SPLIT)
+
+    def predictions(self) -> list[dict[str, Any]]:
+        path = self._file(f"predictions_{SPLIT}.jsonl")
+        if path is None:
+            return []
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def compute(self, tagger: NerTagger, progress: Optional[Callable[[float, str], None]] = None,
+                chunk: int = 64) -> dict[str, Any]:
+        """Predict and score the validation split named by the model's run_config.json (trainer.config.Config),
+        or CoNLL-2003 for a model without one, and write the result files into the cache directory."""
+        from trainer.config import Config
+        from trainer.data import load_data
+        from trainer.metrics import evaluation_record, write_results
+        from trainer.predict import predict_words
+
+        cfg_path = self._file(RUN_CONFIG_FILE)
+        cfg = Config.load(cfg_path) if cfg_path else Config(model_name_or_path=self.source)
+        if progress:
+            progress(0.0, "loading the validation data")
+        try:
+            data = load_data(cfg)
+        except Exception as exc:  # noqa: BLE001 - DataError, missing files, Hub unreachable
+            where = cfg.data_dir or cfg.validation_file or cfg.dataset_name
+            raise RuntimeError(f"The validation data of this model ({where}) could not be loaded: "
+                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        if SPLIT not in data.splits:
+            raise RuntimeError(f"{data.source} has no validation split")
+        ds = data.splits[SPLIT]
+        tokens = ds["tokens"]
+        max_len = min(cfg.max_seq_length or tagger.max_length, tagger.max_length)
+        pred: list[list[str]] = []
+        for i in range(0, len(tokens), chunk):
+            if progress:
+                progress(i / len(tokens), f"predicting {i}/{len(tokens)} sentences")
+            pred += predict_words(tagger.model, tagger.tokenizer, tokens[i:i + chunk], max_len)
+        record = evaluation_record(ds["tags"], pred, data.scheme, SPLIT, data.source)
+        rows = [{"doc_id": d, "sent_idx": s, "tokens": t, "gold": g, "pred": p}
+                for d, s, t, g, p in zip(ds["doc_id"], ds["sent_idx"], tokens, ds["tags"], pred)]
+        write_results(self.cache_dir, SPLIT, record, rows)
+        if progress:
+            progress(1.0, "done")
+        return record
+
+
+def per_entity_rows(record: dict[str, Any]) -> list[list[Any]]:
+    return [[typ, round(r["precision"], 4), round(r["recall"], 4), round(r["f1"], 4), r["support"]]
+            for typ, r in sorted(record["per_entity"].items())]
+
+
+def chart_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Long-format rows (type, metric, value) for a grouped bar chart of precision/recall/F1 per type."""
+    return [{"type": typ, "metric": m, "value": round(r[m], 4)}
+            for typ, r in sorted(record["per_entity"].items()) for m in ("precision", "recall", "f1")]
+
+
+def summary_markdown(record: dict[str, Any], source: str) -> str:
+    o, p = record["overall"], record.get("protocol", {})
+    return "\n".join([
+        f"**Overall** (micro average over entities): precision **{o['precision']:.4f}**, recall "
+        f"**{o['recall']:.4f}**, F1 **{o['f1']:.4f}**, word accuracy {o['accuracy']:.4f}",
+        "",
+        f"- Model: `{source}`",
+        f"- Dataset: {record.get('dataset', '?')}, split **{record.get('split', SPLIT)}** "
+        f"({record.get('num_sentences', '?')} sentences, {record.get('num_words', '?')} words)",
+        f"- Metric: {p.get('metric', 'seqeval')}, mode {p.get('mode', '?')}, scheme {p.get('scheme', '?')}",
+        f"- Level: {p.get('level', '?')}",
+    ])
+
+
+def error_rows(predictions: Sequence[dict[str, Any]], types: Optional[Iterable[str]] = None,
+               kinds: Optional[Iterable[str]] = None, limit: int = 500) -> list[dict[str, Any]]:
+    """Error-browser records (see trainer.error_analysis.error_table), at most `limit` of them."""
+    return error_table(predictions, types, kinds)[:limit]
+
+
+def error_table_rows(records: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    return [[r["doc_id"], r["sent_idx"], r["kind"], r["gold"], r["pred"], r["sentence"]] for r in records]
+
+
+def example_sentences(predictions: Sequence[dict[str, Any]], n: int = 3, min_entities: int = 2) -> list[str]:
+    """A few real validation sentences with several entities, as text, for the examples of the first tab."""
+    out = []
+    for row in predictions:
+        if len(tags_to_spans(row["gold"])) >= min_entities and 6 <= len(row["tokens"]) <= 40:
+            out.append(" ".join(row["tokens"]))
+            if len(out) == n:
+                break
+    return out

@@ -1,0 +1,124 @@
+"""The Trainer engine: HF `Trainer` + `DataCollatorForTokenClassification`, evaluation at word level each epoch, the
+best checkpoint by validation F1 kept, saved with its tokenizer, then scored on validation and test (finish.py)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+from torch.utils.data import SequentialSampler
+from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from trainer.config import Config
+from trainer.finish import finish
+from trainer.metrics import score, word_predictions
+from trainer.prepare import Prepared, prepare
+
+logger = logging.getLogger(__name__)
+
+
+class InOrderEvalTrainer(Trainer):
+    """A Trainer whose evaluation batches stay in dataset order.
+
+    transformers 5 length-groups the evaluation sampler too when `train_sampling_strategy="group_by_length"`;
+    word-level metrics map predictions back to sentences by index, so evaluation must be sequential. This is the
+    one override; everything else is configuration and callbacks.
+    """
+
+    def _get_eval_sampler(self, eval_dataset):
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+def training_arguments(cfg: Config, has_validation: bool) -> TrainingArguments:
+    evaluate = has_validation and cfg.eval_strategy != "no"
+    strategy = cfg.eval_strategy if evaluate else "epoch"
+    return TrainingArguments(
+        output_dir=cfg.output_dir,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        bf16=cfg.bf16,
+        fp16=cfg.fp16,
+        use_cpu=not torch.cuda.is_available(),  # bf16 on a CPU needs use_cpu=True
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        eval_strategy=strategy if evaluate else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy=strategy,
+        save_steps=cfg.eval_steps if strategy == "steps" else 500,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=evaluate,
+        metric_for_best_model="f1" if evaluate else None,
+        greater_is_better=True,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        report_to="none",
+    )
+
+
+def word_level_metrics(prep: Prepared):
+    """compute_metrics for the Trainer: word-level seqeval on the validation split (rows arrive in dataset order)."""
+    gold = prep.data.splits["validation"]["tags"]
+    id2label = prep.model.config.id2label
+
+    def compute(p) -> dict[str, float]:
+        pred = word_predictions(p.predictions, p.label_ids, gold, id2label)
+        return score(gold, pred, prep.data.scheme)["overall"]
+    return compute
+
+
+def resume_checkpoint(cfg: Config) -> str | None:
+    if cfg.resume_from_checkpoint:
+        return cfg.resume_from_checkpoint
+    if cfg.resume:
+        last = get_last_checkpoint(cfg.output_dir) if __import__("os").path.isdir(cfg.output_dir) else None
+        if last is None:
+            logger.warning("--resume: no checkpoint in %s, starting from scratch", cfg.output_dir)
+        return last
+    return None
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    prep = prepare(cfg)
+    trainer = InOrderEvalTrainer(
+        model=prep.model,
+        args=training_arguments(cfg, prep.validation is not None),
+        train_dataset=prep.train,
+        eval_dataset=prep.validation,
+        data_collator=DataCollatorForTokenClassification(prep.tokenizer),
+        processing_class=prep.tokenizer,
+        compute_metrics=word_level_metrics(prep) if prep.validation is not None else None,
+        # Keep only the argmax per token: full logits of a whole split would be gathered otherwise.
+        preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
+    )
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg))
+    train_s = time.perf_counter() - t0
+    trainer.save_model(cfg.output_dir)  # the best checkpoint, reloaded at the end of training
+    if not trainer.is_world_process_zero():
+        return {}
+    n_tokens = sum(len(ids) for ids in prep.train["input_ids"])
+    stats = {
+        "train_runtime_s": train_s,
+        "train_tokens_per_s": n_tokens * cfg.num_train_epochs / train_s,
+        "train_samples": len(prep.train),
+        "train_loss": result.training_loss,
+        "epochs": cfg.num_train_epochs,
+        "global_steps": trainer.state.global_step,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_validation_f1": trainer.state.best_metric,
+        "world_size": trainer.args.world_size,
+        "log_history": trainer.state.log_history,
+    }
+    return finish(cfg, prep, trainer.model, stats)
