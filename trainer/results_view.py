@@ -14,11 +14,14 @@ import json
 import logging
 import os
 import zlib
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 from trainer.error_analysis import error_table
 from trainer.inference import Entity, NerTagger
 from trainer.labels import tags_to_spans
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +159,14 @@ def per_entity_rows(record: dict[str, Any]) -> list[list[Any]]:
             for typ, r in sorted(record["per_entity"].items())]
 
 
-def chart_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Long-format rows (type, metric, value) for a grouped bar chart of precision/recall/F1 per type."""
-    return [{"type": typ, "metric": m, "value": round(r[m], 4)}
+def chart_frame(record: dict[str, Any]) -> "pd.DataFrame":
+    """Data of the bar chart: one bar per (type, metric), next to each other. gr.BarPlot stacks bars that share an
+    x value (no grouped bars, gradio issue 10763), so each bar gets its own x label, `PER f1`, in type order."""
+    import pandas as pd
+
+    rows = [{"bar": f"{typ} {m}", "type": typ, "metric": m, "value": round(r[m], 4)}
             for typ, r in sorted(record["per_entity"].items()) for m in ("precision", "recall", "f1")]
+    return pd.DataFrame(rows, columns=["bar", "type", "metric", "value"])
 
 
 def summary_markdown(record: dict[str, Any], source: str) -> str:

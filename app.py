@@ -1,0 +1,191 @@
+"""The Space: highlight entities in any text, and browse the model's validation results and errors.
+
+    python app.py [--model DIR_OR_HUB_ID] [--host 127.0.0.1] [--port 7860]
+
+The model is --model, else $NER_MODEL, else DEFAULT_MODEL. Only wiring lives here: prediction is
+trainer.inference, everything shown in the results tab comes from trainer.results_view.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before gradio is imported: it reads these at import time, and otherwise calls home.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from typing import Any, Optional  # noqa: E402
+
+import gradio as gr  # noqa: E402
+
+from trainer import results_view as rv  # noqa: E402
+from trainer.error_analysis import KINDS  # noqa: E402
+from trainer.inference import InputError, ModelLoadError, NerTagger  # noqa: E402
+
+# The course's CoNLL-2003 model, until the project publishes its own.
+DEFAULT_MODEL = "huggingface-course/bert-finetuned-ner"
+EVERYDAY_EXAMPLES = [
+    "My name is Sarah Jones, I work at the World Health Organization in Geneva and I grew up in Nairobi.",
+    "Apple and Microsoft both beat expectations on Thursday, while Tesla shares fell 4% on the Nasdaq.",
+    "Lionel Messi scored twice as Inter Miami beat the New York Red Bulls at the Red Bull Arena.",
+]
+MAX_BATCH = 16  # requests the queue hands to one forward pass
+
+
+def model_source(model: Optional[str] = None) -> str:
+    return model or os.environ.get("NER_MODEL") or DEFAULT_MODEL
+
+
+def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
+               results: Optional[rv.ModelResults] = None) -> gr.Blocks:
+    """The app for `model` (see model_source); a page with the loading error when the model cannot be loaded."""
+    source = model_source(model)
+    if tagger is None:
+        try:
+            tagger = NerTagger.from_pretrained(source)
+        except ModelLoadError as exc:
+            return error_demo(str(exc))
+    results = results or rv.ModelResults(source)
+    colors = rv.entity_colors(tagger.entity_types)
+    view: dict[str, Any] = {"record": results.results(), "predictions": results.predictions()}
+
+    def tag(text: list[str], threshold: list[float], types: list[list[str]]) -> list[list[Any]]:
+        """Batched by the queue: one list item per request (the parameter names are the API's), and every
+        request's windows go through the model together."""
+        ok, messages = [], []
+        for item in text:
+            try:
+                ok.append(tagger.check_text(item))
+                messages.append("")
+            except InputError as exc:
+                ok.append("")
+                messages.append(f"⚠️ {exc}")
+        entities = tagger.predict_batch(ok)
+        out: list[list[Any]] = [[], [], [], []]
+        for item, ents, minimum, keep, msg in zip(ok, entities, threshold, types, messages):
+            ents = [e for e in ents if e.score >= (minimum or 0.0) and e.type in set(keep or [])]
+            if not msg:
+                msg = "No entities found." if item.strip() and not ents else ""
+            out[0].append(rv.highlighted(item, ents))
+            out[1].append(rv.entity_rows(ents))
+            out[2].append([e.as_dict() for e in ents])
+            out[3].append(msg)
+        return out
+
+    examples = rv.example_sentences(view["predictions"]) + EVERYDAY_EXAMPLES
+
+    with gr.Blocks(title="Named entity recognition") as demo:
+        gr.Markdown(f"# Named entity recognition\nModel: `{source}` · entity types: "
+                    f"{', '.join(tagger.entity_types)} · texts up to {tagger.max_chars:,} characters")
+        with gr.Tabs():
+            with gr.Tab("Try it", id="try"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        text = gr.Textbox(label="Text", lines=5, placeholder="Type or paste English text",
+                                          elem_id="input-text")
+                        with gr.Row():
+                            threshold = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Minimum confidence")
+                            types = gr.CheckboxGroup(tagger.entity_types, value=tagger.entity_types,
+                                                     label="Entity types")
+                        run = gr.Button("Find entities", variant="primary", elem_id="run")
+                        gr.Examples([[e] for e in examples], inputs=[text], label="Examples")
+                    with gr.Column(scale=3):
+                        status = gr.Markdown(label="message", elem_id="status")
+                        highlight = gr.HighlightedText(label="Entities", color_map=colors, show_legend=True,
+                                                       combine_adjacent=False, elem_id="highlight")
+                        table = gr.Dataframe(headers=rv.ENTITY_COLUMNS, datatype=["str", "str", "number", "number",
+                                             "number"], interactive=False, wrap=True, label="Entity list",
+                                             elem_id="entity-table")
+                        with gr.Accordion("JSON", open=False):
+                            as_json = gr.JSON(label="Entities (character offsets, end exclusive)")
+                run.click(tag, [text, threshold, types], [highlight, table, as_json, status], api_name="predict",
+                          batch=True, max_batch_size=MAX_BATCH, concurrency_limit=1, concurrency_id="model")
+
+            with gr.Tab("Validation results", id="results"):
+                summary = gr.Markdown(label="summary", elem_id="summary")
+                with gr.Row():
+                    compute = gr.Button("Compute validation results", elem_id="compute")
+                    compute_status = gr.Markdown(label="compute message")
+                per_entity = gr.Dataframe(headers=rv.PER_ENTITY_COLUMNS, interactive=False,
+                                          label="Per entity type", elem_id="per-entity")
+                chart = gr.BarPlot(x="bar", y="value", color="metric", y_lim=[0, 1], x_label_angle=-45,
+                                   label="Precision, recall and F1 per entity type", elem_id="chart")
+                gr.Markdown("### Errors on validation sentences")
+                with gr.Row():
+                    err_types = gr.CheckboxGroup(tagger.entity_types, value=tagger.entity_types,
+                                                 label="Entity type (gold or predicted)")
+                    err_kinds = gr.CheckboxGroup(list(KINDS), value=list(KINDS), label="Error kind")
+                errors = gr.Dataframe(headers=rv.ERROR_COLUMNS, interactive=False, wrap=True,
+                                      label="Errors (select a row to compare)", elem_id="errors")
+                with gr.Row():
+                    gold_view = gr.HighlightedText(label="Gold", color_map=colors, show_legend=True)
+                    pred_view = gr.HighlightedText(label="Predicted", color_map=colors, show_legend=True)
+
+        def results_outputs(types: list[str], kinds: list[str]) -> tuple:
+            record = view["record"]
+            if record is None:
+                note = f" ({results.note})" if results.note else ""
+                return (f"This model has no validation results yet{note}. Compute them on its validation set "
+                        "with the button (it uses the data named in the model's run_config.json).",
+                        gr.update(visible=True), [], None) + browse(types, kinds)
+            return (rv.summary_markdown(record, source), gr.update(visible=False), rv.per_entity_rows(record),
+                    rv.chart_frame(record)) + browse(types, kinds)
+
+        def browse(types: list[str], kinds: list[str], index: int = 0) -> tuple:
+            records = rv.error_rows(view["predictions"], types or [], kinds or [])
+            if not records:
+                return [], None, None
+            r = records[min(index, len(records) - 1)]
+            return (rv.error_table_rows(records), rv.highlighted_words(r["tokens"], r["gold_tags"]),
+                    rv.highlighted_words(r["tokens"], r["pred_tags"]))
+
+        def select(types: list[str], kinds: list[str], evt: gr.SelectData) -> tuple:
+            return browse(types, kinds, evt.index[0])[1:]
+
+        def compute_results(types: list[str], kinds: list[str], progress=gr.Progress()) -> tuple:
+            try:
+                view["record"] = results.compute(tagger, progress=lambda f, d: progress(f, desc=d))
+            except Exception as exc:  # noqa: BLE001 - shown on the page; the app keeps serving
+                return (f"⚠️ {exc}",) + results_outputs(types, kinds)
+            view["predictions"] = results.predictions()
+            return ("Computed and cached.",) + results_outputs(types, kinds)
+
+        res_outputs = [summary, compute, per_entity, chart, errors, gold_view, pred_view]
+        demo.load(results_outputs, [err_types, err_kinds], res_outputs, api_visibility="private")
+        compute.click(compute_results, [err_types, err_kinds], [compute_status] + res_outputs,
+                      api_name="compute_results", concurrency_limit=1, concurrency_id="model")
+        for box in (err_types, err_kinds):
+            box.change(browse, [err_types, err_kinds], [errors, gold_view, pred_view], api_visibility="private")
+        errors.select(select, [err_types, err_kinds], [gold_view, pred_view], api_visibility="private")
+    # One model forward at a time (the CPU is shared anyway); batching above packs queued requests together.
+    return demo.queue(default_concurrency_limit=1)
+
+
+def error_demo(message: str) -> gr.Blocks:
+    """What the page shows when no model could be loaded: the reason and how to fix it, no traceback."""
+    with gr.Blocks(title="Named entity recognition: no model") as demo:
+        gr.Markdown("# Named entity recognition\n## The model could not be loaded")
+        gr.Textbox(message, label="What happened", lines=4, interactive=False, elem_id="load-error")
+    return demo
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    p = argparse.ArgumentParser(description="Run the NER Space locally.")
+    p.add_argument("--model", help=f"local model directory or Hub id (default: $NER_MODEL, else {DEFAULT_MODEL})")
+    p.add_argument("--host", default=None, help="address to listen on (default: gradio's, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: gradio's, 7860)")
+    args = p.parse_args(argv)
+    source = model_source(args.model)
+    try:
+        demo = build_demo(source, NerTagger.from_pretrained(source))
+    except ModelLoadError as exc:
+        # Said once on the console (the Space's log) and on the page; the server still starts, so a Space shows why.
+        print(f"error: {exc}", file=sys.stderr)
+        demo = error_demo(str(exc))
+    demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Soft())
+
+
+if __name__ == "__main__":
+    main()
