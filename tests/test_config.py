@@ -1,0 +1,52 @@
+import dataclasses
+import json
+
+import pytest
+
+from trainer.__main__ import main, make_parser, parse_config
+from trainer.config import Config
+
+
+def test_dashed_and_underscored_flags():
+    cfg = parse_config(["--learning-rate", "3e-5", "--per_device_train_batch_size", "4", "--no-label-all-tokens",
+                        "--data-dir", "d", "--bf16"])
+    assert cfg.learning_rate == 3e-5 and cfg.per_device_train_batch_size == 4
+    assert cfg.label_all_tokens is False and cfg.bf16 is True and cfg.data_dir == "d"
+
+
+def test_course_defaults():
+    cfg = Config()
+    assert (cfg.model_name_or_path, cfg.learning_rate, cfg.num_train_epochs, cfg.weight_decay,
+            cfg.per_device_train_batch_size) == ("bert-base-cased", 2e-5, 3.0, 0.01, 8)
+    assert cfg.dataset_name == "conll2003"  # with no local files
+
+
+def test_json_and_yaml_config_files(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"data_dir": "x", "num_train_epochs": 1}))
+    (tmp_path / "c.yaml").write_text("data_dir: x\nnum_train_epochs: 1\n")
+    assert parse_config([str(tmp_path / "c.json")]) == parse_config([str(tmp_path / "c.yaml")]) == \
+        Config(data_dir="x", num_train_epochs=1)
+
+
+def test_help_documents_every_option():
+    text = make_parser().format_help()
+    for f in dataclasses.fields(Config):
+        assert f"--{f.name}" in text
+        assert f.metadata.get("help"), f.name
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--learning-rate", "0"], "--learning-rate must be > 0"),
+    (["--bf16", "--fp16"], "exclude each other"),
+    (["--data-dir", "a", "--dataset-name", "b"], "not both"),
+])
+def test_invalid_config_is_a_clear_error(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_data_file_exits_with_message(capsys, tmp_path):
+    bad = tmp_path / "bad.conll"
+    bad.write_text("a O\nb X-PER\n")
+    assert main(["--train-file", str(bad), "--output-dir", str(tmp_path / "o")]) == 2
+    assert f"{bad}:2: unknown tag prefix" in capsys.readouterr().err

@@ -1,0 +1,169 @@
+"""trainer.inference on a real BERT token classifier with known predictions (tests/space_models.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from space_models import VALIDATION, build_lookup_model, encoder_path
+from trainer.inference import MAX_INPUT_CHARS, InputError, ModelLoadError, NerTagger, load_model
+from trainer.labels import tags_to_spans
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_lookup_model(str(tmp_path_factory.mktemp("lookup")))
+
+
+@pytest.fixture(scope="module")
+def tagger(model_dir):
+    return NerTagger.from_pretrained(model_dir)
+
+
+def triples(entities):
+    return [(e.type, e.text, e.start, e.end) for e in entities]
+
+
+def assert_offsets(text, entities):
+    for e in entities:
+        assert 0 <= e.start < e.end <= len(text)
+        assert text[e.start:e.end] == e.text
+
+
+def test_spans_are_words_with_char_offsets(tagger):
+    text = "Yesterday John Zwingmann's team flew from Paris to Berlin."
+    ents = tagger.predict(text)
+    assert triples(ents) == [("PER", "John Zwingmann", 10, 24), ("LOC", "Paris", 42, 47), ("LOC", "Berlin", 51, 57)]
+    assert_offsets(text, ents)
+    assert all(0.9 < e.score <= 1.0 for e in ents)
+
+
+def test_word_takes_its_first_subtoken_label(tagger):
+    # zwingmann = z ##wing ##mann; only "z" is tagged (I-PER, opening a span): the entity is the whole word, not "Z".
+    assert triples(tagger.predict("Zwingmann")) == [("PER", "Zwingmann", 0, 9)]
+    # B- followed by I- on the next word merges into one span; B- B- would be two.
+    assert triples(tagger.predict("Paris London")) == [("LOC", "Paris", 0, 5), ("LOC", "London", 6, 12)]
+
+
+def test_same_words_and_tags_as_evaluation(tagger):
+    """Raw text made of a sentence's words gets the spans trainer.predict gives those words in evaluation."""
+    from trainer.predict import predict_words
+
+    sentences = [tokens for tokens, _ in VALIDATION]
+    tags = predict_words(tagger.model, tagger.tokenizer, sentences, max_len=64)
+    for tokens, word_tags in zip(sentences, tags):
+        text = " ".join(tokens)
+        starts = [sum(len(t) + 1 for t in tokens[:i]) for i in range(len(tokens))]
+        expected = [(typ, starts[a], starts[b - 1] + len(tokens[b - 1])) for typ, a, b in tags_to_spans(word_tags)]
+        assert [(e.type, e.start, e.end) for e in tagger.predict(text)] == expected
+
+
+def test_long_text_windows_merge_to_the_unwindowed_result(model_dir, tagger):
+    small = NerTagger.from_pretrained(model_dir, max_length=16, stride=4)
+    unit = "We met John Zwingmann in Paris , maybe at Reuters . "
+    for pad in range(10):  # windows advance 10 sub-tokens: every offset of the edges against the words
+        text = "filler " * pad + unit * 12
+        assert len(small.tokenizer(text)["input_ids"]) > 8 * small.max_length
+        expected = tagger.predict(text)
+        assert len(expected) == 12 * 4
+        assert small.predict(text) == expected
+        assert_offsets(text, expected)
+
+
+def test_nothing_is_cut_past_the_model_length(tagger):
+    text = "the weather was fine and " * 400 + "then John Smith arrived in London"
+    assert len(tagger.tokenizer(text)["input_ids"]) > 4 * tagger.max_length
+    ents = tagger.predict(text)
+    assert [(e.type, e.text) for e in ents] == [("PER", "John Smith"), ("LOC", "London")]
+    assert_offsets(text, ents)
+
+
+def test_size_limit(tagger):
+    assert tagger.max_chars == MAX_INPUT_CHARS
+    at_limit = ("Paris " * (MAX_INPUT_CHARS // 6 + 1))[:MAX_INPUT_CHARS]
+    assert len(tagger.predict(at_limit)) == MAX_INPUT_CHARS // 6 + 1
+    with pytest.raises(InputError, match=r"21,000 characters; the limit is 20,000"):
+        tagger.predict("x" * 21_000)
+    with pytest.raises(InputError, match="expected text"):
+        tagger.predict(123)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", None])
+def test_empty_input(tagger, text):
+    assert tagger.predict(text) == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("😀Paris😀 and 👩‍👩‍👧 John", [("LOC", "Paris"), ("PER", "John")]),
+    ("東京 and Москва and Paris", [("LOC", "Paris")]),
+    ("<script>alert('Paris')</script><b>John</b>", [("LOC", "Paris"), ("PER", "John")]),
+    ("\x00John\x07 Smith\u200b in\r\nLondon\x1b[0m", [("PER", "John\x07 Smith"), ("LOC", "London")]),
+    ("Pàrïs, Gööglé? no: Google!", [("ORG", "Google")]),
+    ("\ufeff\u202eParis\u202c", [("LOC", "Paris")]),
+])
+def test_awkward_text_keeps_exact_offsets(tagger, text, expected):
+    ents = tagger.predict(text)
+    assert [(e.type, e.text) for e in ents] == expected
+    assert_offsets(text, ents)
+
+
+def test_accents_are_matched_on_the_original_text(tagger):
+    # The uncased tokenizer strips accents ("pàrïs" -> "paris"), the offsets still point into the original text.
+    text = "Pàrïs"
+    assert triples(tagger.predict(text)) == [("LOC", "Pàrïs", 0, 5)]
+
+
+def test_threshold_and_type_filter(tagger):
+    text = "maybe John went to Paris"
+    ents = tagger.predict(text)
+    assert [e.type for e in ents] == ["MISC", "PER", "LOC"]
+    maybe = ents[0].score
+    assert 0.1 < maybe < 0.6
+    assert [e.type for e in tagger.predict(text, threshold=maybe + 0.01)] == ["PER", "LOC"]
+    assert [e.type for e in tagger.predict(text, types={"LOC"})] == ["LOC"]
+    assert tagger.predict(text, types=[]) == []
+
+
+def test_batch_equals_one_by_one(model_dir):
+    tagger = NerTagger.from_pretrained(model_dir, batch_size=3)
+    texts = ["John in Paris", "", "Reuters " * 300 + "Berlin", "maybe", "   ", "Google and London"]
+    assert tagger.predict_batch(texts) == [tagger.predict(t) for t in texts]
+    with pytest.raises(InputError):
+        tagger.predict_batch(["fine", "x" * (MAX_INPUT_CHARS + 1)])
+
+
+def test_labels_come_from_the_model_config(tagger):
+    assert tagger.entity_types == ["LOC", "MISC", "ORG", "PER"]
+    assert tagger.scheme == "IOB2"
+
+
+def test_unknown_hub_id_offline_says_what_was_tried(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as err:
+        load_model("no-such-user/no-such-ner-model")
+    msg = str(err.value)
+    assert "no-such-user/no-such-ner-model" in msg and "Hub model id" in msg
+    assert "--model" in msg and "NER_MODEL" in msg
+
+
+def test_directory_without_safetensors_is_refused(model_dir, tmp_path):
+    d = tmp_path / "bin-only"
+    d.mkdir()
+    shutil.copy(os.path.join(model_dir, "config.json"), d / "config.json")
+    (d / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ModelLoadError, match="no model.safetensors"):
+        load_model(str(d))
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_model(str(tmp_path))
+    with pytest.raises(ModelLoadError, match="no model given"):
+        load_model("  ")
+
+
+def test_bare_encoder_is_not_an_ner_model():
+    with open(os.path.join(encoder_path(), "config.json")) as f:
+        assert "id2label" not in json.load(f)
+    with pytest.raises(ModelLoadError, match="not a fine-tuned NER model"):
+        NerTagger.from_pretrained(encoder_path())
