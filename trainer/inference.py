@@ -110,7 +110,7 @@ class NerTagger:
     @classmethod
     def from_pretrained(cls, source: str, **kwargs: Any) -> "NerTagger":
         model, tokenizer = load_model(source)
-        return cls(model, tokenizer, source=source, **kwargs)
+        return cls(model, tokenizer, source=str(source), **kwargs)
 
     # --- input checks -------------------------------------------------------------------------------------------
 
@@ -218,7 +218,7 @@ class NerTagger:
 def load_model(source: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A token-classification model and tokenizer from a local directory or a Hub id: safetensors weights only and
     never remote code. Anything that goes wrong becomes a ModelLoadError saying what was tried and what to do."""
-    source = (source or "").strip()
+    source = str(source or "").strip()  # a pathlib.Path is welcome too
     if not source:
         raise ModelLoadError("no model given: pass --model DIR_OR_HUB_ID or set NER_MODEL")
     local = os.path.isdir(os.path.expanduser(source))
