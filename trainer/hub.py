@@ -161,7 +161,7 @@ def _entity_types(tags: Sequence[str]) -> list[str]:
 
 
 def widget_examples(rows: Sequence[dict[str, Any]], k: int = 3, min_words: int = 6,
-                    max_words: int = 40) -> list[str]:
+                    max_words: int = 30) -> list[str]:
     """Up to `k` sentences from the data for the Hub widget: those with gold entities, picked greedily to cover as
     many entity types as possible (then the most entities), in a deterministic order."""
     candidates = [r for r in rows if min_words <= len(r["tokens"]) <= max_words
@@ -313,6 +313,9 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "hyperparameters": hyper,
         "effective_batch_size": effective_bs,
         "train": train,
+        # A path on the training machine means nothing to readers of the card; the checkpoint's name does.
+        "best_checkpoint": os.path.basename(os.path.normpath(train["best_checkpoint"]))
+        if train.get("best_checkpoint") else None,
         "runtime": _duration(train.get("train_runtime_s")),
         "tokens_per_s": train.get("train_tokens_per_s"),
         "versions": train.get("versions") or {},
@@ -477,8 +480,8 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
 
     Token: `token`, else `HF_TOKEN` or the cached login. Transient failures (network, 429, 5xx) are retried up to
     `retries` times with exponential backoff. Returns the commit URL. Raises HubPushError (with the retry command) on
-    any failure; the output directory is left as it was apart from README.md, which is written before any network
-    call.
+    any failure. Nothing in the output directory is touched before the token is found; then README.md is
+    regenerated (the same card for the same directory and repository) and nothing else is written.
     """
     try:
         validate_repo_id(hub_model_id)
@@ -486,6 +489,16 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
         raise HubPushError(f"invalid repository id: {e}", output_dir, hub_model_id, private) from None
     if not os.path.isdir(output_dir):
         raise HubPushError(f"{output_dir} is not a directory", output_dir, hub_model_id, private)
+    if token is None:
+        try:
+            token = get_token()
+        except Exception as e:  # e.g. a failed OIDC exchange in CI
+            raise HubPushError(f"no token could be obtained ({type(e).__name__})", output_dir, hub_model_id,
+                               private) from None
+    if not token:
+        raise HubPushError("no Hugging Face token: set HF_TOKEN (a write token) or run `hf auth login`",
+                           output_dir, hub_model_id, private)
+
     try:
         write_model_card(output_dir, hub_model_id)
     except (CardError, OSError) as e:
@@ -495,16 +508,6 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
     files = files_to_upload(output_dir, ignore)
     if "config.json" not in files or not any(f.endswith((".safetensors", ".bin")) for f in files):
         raise HubPushError("no model weights and config.json to push (was the best model saved?)",
-                           output_dir, hub_model_id, private)
-
-    if token is None:
-        try:
-            token = get_token()
-        except Exception as e:  # e.g. a failed OIDC exchange in CI
-            raise HubPushError(f"no token could be obtained ({type(e).__name__})", output_dir, hub_model_id,
-                               private) from None
-    if not token:
-        raise HubPushError("no Hugging Face token: set HF_TOKEN (a write token) or run `hf auth login`",
                            output_dir, hub_model_id, private)
 
     api = api or HfApi()
@@ -523,8 +526,8 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
         except Exception as e:
             if _is_transient(e) and attempt <= retries:
                 wait = backoff_s * 2 ** (attempt - 1)
-                logger.warning("Push attempt %d failed (%s); retrying in %.0f s",
-                               attempt, _scrub(type(e).__name__, token), wait)
+                logger.warning("Push attempt %d of %d failed (%s); retrying in %.1f s",
+                               attempt, retries + 1, _scrub(_reason(e, hub_model_id), token), wait)
                 sleep(wait)
                 continue
             tries = f" after {attempt} attempts" if attempt > 1 else ""
