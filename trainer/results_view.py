@@ -126,7 +126,11 @@ class ModelResults:
         from trainer.predict import predict_words
 
         cfg_path = self._file(RUN_CONFIG_FILE)
-        cfg = Config.load(cfg_path) if cfg_path else Config(model_name_or_path=self.source)
+        # The whole validation split, as `python -m trainer.evaluate` scores it: a training run's sample limits
+        # were for speed, not part of the protocol.
+        limits = {"max_train_samples": None, "max_eval_samples": None}
+        cfg = (Config.load(cfg_path, model_name_or_path=self.source, **limits) if cfg_path
+               else Config(model_name_or_path=self.source, **limits))
         if progress:
             progress(0.0, "loading the validation data")
         try:
@@ -145,7 +149,8 @@ class ModelResults:
             if progress:
                 progress(i / len(tokens), f"predicting {i}/{len(tokens)} sentences")
             pred += predict_words(tagger.model, tagger.tokenizer, tokens[i:i + chunk], max_len)
-        record = evaluation_record(ds["tags"], pred, data.scheme, SPLIT, data.source)
+        where = data.files.get(SPLIT, data.source)  # described as trainer.evaluate describes it
+        record = evaluation_record(ds["tags"], pred, data.scheme, SPLIT, f"{data.source} [{SPLIT}: {where}]")
         rows = [{"doc_id": d, "sent_idx": s, "tokens": t, "gold": g, "pred": p}
                 for d, s, t, g, p in zip(ds["doc_id"], ds["sent_idx"], tokens, ds["tags"], pred)]
         write_results(self.cache_dir, SPLIT, record, rows)

@@ -1,0 +1,148 @@
+"""Error kinds (trainer.error_analysis) and the results tab's data (trainer.results_view), without a server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from space_models import VALIDATION, build_lookup_model, validation_dataset, write_validation_conll
+from trainer.error_analysis import (FALSE_NEGATIVE, FALSE_POSITIVE, KINDS, WRONG_BOUNDARY, WRONG_TYPE,
+                                    WRONG_TYPE_AND_BOUNDARY, classify_errors, error_table)
+from trainer.inference import Entity, NerTagger
+from trainer import results_view as rv
+
+
+def kinds(gold, pred):
+    return [(e.kind, e.gold, e.pred) for e in classify_errors(gold.split(), pred.split())]
+
+
+def test_error_kinds():
+    assert kinds("B-PER I-PER O", "B-PER I-PER O") == []
+    assert kinds("O O O", "O B-LOC O") == [(FALSE_POSITIVE, None, ("LOC", 1, 2))]
+    assert kinds("B-ORG O O", "O O O") == [(FALSE_NEGATIVE, ("ORG", 0, 1), None)]
+    assert kinds("B-PER I-PER O", "B-LOC I-LOC O") == [(WRONG_TYPE, ("PER", 0, 2), ("LOC", 0, 2))]
+    assert kinds("B-PER I-PER O", "O B-PER O") == [(WRONG_BOUNDARY, ("PER", 0, 2), ("PER", 1, 2))]
+    assert kinds("B-PER I-PER O", "B-PER I-PER I-PER") == [(WRONG_BOUNDARY, ("PER", 0, 2), ("PER", 0, 3))]
+    assert kinds("B-ORG I-ORG I-ORG", "O B-LOC O") == [(WRONG_TYPE_AND_BOUNDARY, ("ORG", 0, 3), ("LOC", 1, 2))]
+    # Several errors in one sentence, in position order; a gold span overlapped by a wrong prediction is not also
+    # counted as missed.
+    assert kinds("B-PER O B-LOC O B-ORG", "B-PER O B-ORG B-MISC O") == [
+        (WRONG_TYPE, ("LOC", 2, 3), ("ORG", 2, 3)), (FALSE_POSITIVE, None, ("MISC", 3, 4)),
+        (FALSE_NEGATIVE, ("ORG", 4, 5), None)]
+
+
+def test_error_table_filters():
+    rows = [{"doc_id": 0, "sent_idx": i, "tokens": t, "gold": g, "pred": p} for i, (t, g, p) in enumerate([
+        ("a b c".split(), ["B-PER", "O", "O"], ["B-LOC", "O", "O"]),
+        ("a b c".split(), ["O", "O", "O"], ["O", "B-MISC", "O"]),
+        ("a b c".split(), ["B-ORG", "O", "O"], ["B-ORG", "O", "O"]),
+    ])]
+    all_errors = error_table(rows)
+    assert [(r["sent_idx"], r["kind"], r["gold"], r["pred"]) for r in all_errors] == [
+        (0, WRONG_TYPE, "PER: a", "LOC: a"), (1, FALSE_POSITIVE, "", "MISC: b")]
+    assert len(error_table(rows, types=["LOC"])) == 1  # matches the predicted type as well as the gold one
+    assert len(error_table(rows, types=["PER"])) == 1
+    assert error_table(rows, types=["ORG"]) == []
+    assert [r["kind"] for r in error_table(rows, kinds=[FALSE_POSITIVE])] == [FALSE_POSITIVE]
+    assert error_table(rows, types=[], kinds=KINDS) == []
+
+
+def test_highlight_payloads():
+    text = "John <b>in</b> Paris"
+    ents = [Entity("PER", "John", 0, 4, 0.9), Entity("LOC", "Paris", 15, 20, 0.8)]
+    assert rv.highlighted(text, ents) == {"text": text, "entities": [
+        {"entity": "PER", "start": 0, "end": 4}, {"entity": "LOC", "start": 15, "end": 20}]}
+    assert rv.entity_rows(ents)[1] == ["LOC", "Paris", 0.8, 15, 20]
+    words = rv.highlighted_words(["New", "York", "is", "big"], ["B-LOC", "I-LOC", "O", "O"])
+    assert words == {"text": "New York is big", "entities": [{"entity": "LOC", "start": 0, "end": 8}]}
+
+
+def test_colors_are_stable_and_distinct_for_known_types():
+    c = rv.entity_colors(["PER", "ORG", "LOC", "MISC", "DATE"])
+    assert len(set(c.values())) == 5
+    assert c == rv.entity_colors(["DATE", "MISC", "LOC", "ORG", "PER"])
+    assert c["DATE"] == rv.entity_colors(["DATE"])["DATE"]
+
+
+@pytest.fixture(scope="module")
+def lookup_dir(tmp_path_factory):
+    return build_lookup_model(str(tmp_path_factory.mktemp("lookup-results")))
+
+
+def test_results_of_a_model_directory(lookup_dir, tmp_path):
+    from trainer.predict import evaluate_split
+
+    model = str(tmp_path / "m")
+    shutil.copytree(lookup_dir, model)
+    tagger = NerTagger.from_pretrained(model)
+    assert rv.ModelResults(model).results() is None
+    evaluate_split(tagger.model, tagger.tokenizer, validation_dataset(), "validation", "IOB2", "fixture", model, 64)
+    res = rv.ModelResults(model)
+    record = res.results()
+    rows = rv.per_entity_rows(record)
+    assert [row[0] for row in rows] == ["LOC", "MISC", "ORG", "PER"]  # MISC: predicted only ("maybe"), support 0
+    assert rows[0] == ["LOC", 0.75, 1.0, 0.8571, 3]  # "Paris" (Hilton) predicted LOC
+    assert rows[1] == ["MISC", 0.0, 0.0, 0.0, 0]
+    chart = rv.chart_frame(record)
+    assert list(chart.columns) == ["bar", "type", "metric", "value"] and len(chart) == 12
+    assert chart.loc[chart.bar == "PER f1", "value"].item() == record["per_entity"]["PER"]["f1"].__round__(4)
+    md = rv.summary_markdown(record, model)
+    assert "fixture" in md and "validation" in md and "F1" in md and "word" in md
+    errors = rv.error_rows(res.predictions())
+    assert sorted({e["kind"] for e in errors}) == sorted(
+        [WRONG_TYPE, WRONG_BOUNDARY, FALSE_NEGATIVE, FALSE_POSITIVE])
+    assert rv.error_table_rows(errors)[0][:5] == [0, 2, WRONG_TYPE, "PER: Paris Hilton", "LOC: Paris"]
+    # Real sentences make the first tab's examples; those with fewer than two entities are skipped.
+    assert rv.example_sentences(res.predictions(), n=2) == [" ".join(VALIDATION[0][0]), " ".join(VALIDATION[1][0])]
+
+
+def test_compute_results_from_the_run_config(lookup_dir, tmp_path):
+    from trainer.config import Config
+
+    model = str(tmp_path / "m")
+    shutil.copytree(lookup_dir, model)
+    conll = write_validation_conll(str(tmp_path / "validation.conll"))
+    Config(model_name_or_path="encoder", validation_file=conll, max_eval_samples=2).save(
+        os.path.join(model, "run_config.json"))
+    seen = []
+    record = rv.ModelResults(model).compute(NerTagger.from_pretrained(model), lambda f, d: seen.append(f), chunk=2)
+    assert record["num_sentences"] == len(VALIDATION)  # the whole split, not the run's sample limit
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and len(seen) >= 4
+    again = rv.ModelResults(model)  # cached in the (writable) model directory
+    assert again.results()["overall"] == record["overall"]
+    assert len(again.predictions()) == len(VALIDATION)
+
+
+def test_compute_without_data_says_why(lookup_dir, tmp_path):
+    from trainer.config import Config
+
+    model = str(tmp_path / "m")
+    shutil.copytree(lookup_dir, model)
+    Config(model_name_or_path="encoder", data_dir=str(tmp_path / "gone")).save(os.path.join(model, "run_config.json"))
+    with pytest.raises(RuntimeError, match="validation data of this model .*gone.* could not be loaded"):
+        rv.ModelResults(model).compute(NerTagger.from_pretrained(model))
+
+
+def test_read_only_model_caches_elsewhere(lookup_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    res = rv.ModelResults(lookup_dir, cache_root=str(tmp_path / "cache"))
+    assert res.cache_dir.startswith(str(tmp_path / "cache"))
+    assert rv.ModelResults("some-user/some-model", cache_root=str(tmp_path)).cache_dir != res.cache_dir
+
+
+def test_hub_model_without_results_offline(tmp_path):
+    res = rv.ModelResults("no-such-user/no-such-model", cache_root=str(tmp_path))
+    assert res.results() is None and res.predictions() == []
+    assert "no-such-user/no-such-model" in res.note
+
+
+def test_real_trainer_output_is_read(tiny_output):
+    """The contract with `python -m trainer`: its output directory's results and predictions are what we read."""
+    res = rv.ModelResults(tiny_output)
+    record = res.results()
+    assert {row[0] for row in rv.per_entity_rows(record)} <= {"PER", "ORG", "LOC", "MISC"}
+    assert "F1" in rv.summary_markdown(record, tiny_output)
+    for e in rv.error_rows(res.predictions()):
+        assert e["kind"] in KINDS and e["sentence"]
