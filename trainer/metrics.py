@@ -65,6 +65,21 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: 
     return {"overall": overall, "per_entity": per_entity}
 
 
+def validation_scores(pred_ids: Sequence[Sequence[int]], label_ids: Sequence[Sequence[int]],
+                      gold: Sequence[Sequence[str]], id2label: dict[int, str], scheme: str) -> dict[str, float]:
+    """Overall word-level scores of the encoded validation split during training (either engine), plus how many
+    sentences the (possibly gathered across processes) predictions covered.
+
+    Rows must be the whole split in dataset order. A count that differs from the split means a distributed gather
+    dropped or duplicated sentences; `zip` would silently score a subset, so it is an error.
+    """
+    if len(pred_ids) != len(gold) or len(label_ids) != len(gold):
+        raise ValueError(f"evaluation covered {len(pred_ids)} predicted / {len(label_ids)} label rows for a split of "
+                         f"{len(gold)} sentences: every sentence must be evaluated exactly once")
+    pred = word_predictions(pred_ids, label_ids, gold, id2label)
+    return {**score(gold, pred, scheme)["overall"], "num_sentences": len(pred_ids)}
+
+
 def _score_plain(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Any]:
     tp, n_pred, n_gold = Counter(), Counter(), Counter()
     for g_row, p_row in zip(gold, pred):

@@ -9,12 +9,13 @@ from typing import Any
 
 import torch
 from torch.utils.data import SequentialSampler
-from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import DataCollatorForTokenClassification, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer import TRAINER_STATE_NAME
 
+from trainer.checkpoints import resume_checkpoint
 from trainer.config import Config
 from trainer.finish import finish
-from trainer.metrics import score, word_predictions
+from trainer.metrics import validation_scores
 from trainer.prepare import Prepared, prepare
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,19 @@ class InOrderEvalTrainer(Trainer):
 
     def _get_eval_sampler(self, eval_dataset):
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+class SaveEveryNSteps(TrainerCallback):
+    """`--save-steps N` on top of the per-evaluation checkpoints: `load_best_model_at_end` forces save_strategy to
+    equal eval_strategy, so step checkpoints are requested here instead."""
+
+    def __init__(self, save_steps: int):
+        self.save_steps = save_steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.save_steps == 0:
+            control.should_save = True
+        return control
 
 
 def training_arguments(cfg: Config, has_validation: bool) -> TrainingArguments:
@@ -73,20 +87,8 @@ def word_level_metrics(prep: Prepared):
     id2label = prep.model.config.id2label
 
     def compute(p) -> dict[str, float]:
-        pred = word_predictions(p.predictions, p.label_ids, gold, id2label)
-        return score(gold, pred, prep.data.scheme)["overall"]
+        return validation_scores(p.predictions, p.label_ids, gold, id2label, prep.data.scheme)
     return compute
-
-
-def resume_checkpoint(cfg: Config) -> str | None:
-    if cfg.resume_from_checkpoint:
-        return cfg.resume_from_checkpoint
-    if cfg.resume:
-        last = get_last_checkpoint(cfg.output_dir) if __import__("os").path.isdir(cfg.output_dir) else None
-        if last is None:
-            logger.warning("--resume: no checkpoint in %s, starting from scratch", cfg.output_dir)
-        return last
-    return None
 
 
 def run(cfg: Config) -> dict[str, Any]:
@@ -101,9 +103,11 @@ def run(cfg: Config) -> dict[str, Any]:
         compute_metrics=word_level_metrics(prep) if prep.validation is not None else None,
         # Keep only the argmax per token: full logits of a whole split would be gathered otherwise.
         preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
+        callbacks=[SaveEveryNSteps(cfg.save_steps)] if cfg.save_steps else None,
     )
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg))
+    result = trainer.train(resume_from_checkpoint=resume_checkpoint(
+        cfg.output_dir, cfg.resume, cfg.resume_from_checkpoint, TRAINER_STATE_NAME))
     train_s = time.perf_counter() - t0
     trainer.save_model(cfg.output_dir)  # the best checkpoint, reloaded at the end of training
     if not trainer.is_world_process_zero():
