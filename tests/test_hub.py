@@ -211,6 +211,27 @@ def test_card_names_hub_base_model_dataset_and_license(out):
     assert "License: `apache-2.0`" in card.text
 
 
+def test_card_for_plain_tags_uses_tag_wording_and_first_aggregation(out):
+    # A POS run: per-tag scores, no chunk scheme. Rewrites the fixture's results as a plain-tag run would write them.
+    results_path = Path(out, "eval_results.json")
+    results = json.loads(results_path.read_text())
+    for rec in results.values():
+        rec["protocol"].update(metric="per-tag accuracy", mode="plain tags", scheme="none")
+    results_path.write_text(json.dumps(results))
+    cfg_path = Path(out, "run_config.json")
+    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "task": "pos", "label_scheme": "none"}))
+    text = build_model_card(out, HUB_ID).text
+    assert "### Per tag (validation)" in text and "Plain tags (no chunk scheme)" in text
+    assert 'aggregation_strategy="first"' in text and "part-of-speech tagging" in text
+    assert "IOB2 scheme" not in text
+
+
+def test_license_falls_back_to_the_local_base_models_card(minilm_dir):
+    # the packaged all-MiniLM-L6-v2 ships its model card (apache-2.0); no network is involved
+    assert hub._base_model_license(minilm_dir) == "apache-2.0"
+    assert hub._base_model_license("nobody/not-cached-model") is None
+
+
 def test_card_needs_a_trained_output(out, tmp_path):
     os.remove(os.path.join(out, "eval_results.json"))
     with pytest.raises(CardError, match="eval_results.json"):
