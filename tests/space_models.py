@@ -69,9 +69,10 @@ def build_lookup_model(out_dir: str, max_position_embeddings: int = 512) -> str:
 VALIDATION = [
     ("John Smith flew to London .".split(), ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]),           # correct
     ("Reuters reported from Berlin .".split(), ["B-ORG", "O", "O", "B-LOC", "O"]),                  # correct
-    ("Paris Hilton met John Smith .".split(), ["B-PER", "I-PER", "O", "B-PER", "I-PER", "O"]),      # wrong type
+    ("Paris met John Smith .".split(), ["B-PER", "O", "B-PER", "I-PER", "O"]),                      # wrong type
     ("Mary Smith joined Acme .".split(), ["B-PER", "I-PER", "O", "B-ORG", "O"]),                    # boundary, FN
     ("It will maybe rain in Berlin .".split(), ["O", "O", "O", "O", "O", "B-LOC", "O"]),            # FP (MISC)
+    ("Paris Hilton smiled .".split(), ["B-PER", "I-PER", "O", "O"]),                                # type+boundary
 ]
 
 
