@@ -93,8 +93,8 @@ def test_results_of_a_model_directory(lookup_dir, tmp_path):
     errors = rv.error_rows(res.predictions())
     assert sorted({e["kind"] for e in errors}) == sorted(KINDS)  # the fixture holds one of each
     assert rv.error_table_rows(errors)[0][:5] == [0, 2, WRONG_TYPE, "PER: Paris", "LOC: Paris"]
-    # Real sentences make the first tab's examples; those with fewer than two entities are skipped.
-    assert rv.example_sentences(res.predictions(), n=2) == [" ".join(VALIDATION[0][0]), " ".join(VALIDATION[1][0])]
+    # Real sentences make the first tab's examples; those under six words or two entities are skipped.
+    assert rv.example_sentences(res.predictions(), n=2) == [" ".join(VALIDATION[0][0])]
 
 
 def test_compute_results_from_the_run_config(lookup_dir, tmp_path):
