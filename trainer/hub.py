@@ -51,7 +51,7 @@ PUSH_IGNORE_PATTERNS = ["checkpoint-*", "**/checkpoint-*", "optimizer.pt", "sche
 # Predictions pushed with the model: the validation ones (issue 4); other splits stay local (the test sentences are
 # the benchmark's, and the train split is the data itself).
 PUSHED_PREDICTION_SPLITS = ("validation",)
-# HTTP statuses worth another try: rate limit and server-side failures. 4xx other than 429 will not change.
+# HTTP statuses worth another try: timeout, rate limit and server-side failures; other 4xx will not change.
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 
