@@ -1,0 +1,162 @@
+"""app.py served on 127.0.0.1 and called through its named API endpoints with gradio_client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from gradio_client import Client  # noqa: E402
+
+import app  # noqa: E402
+from space_models import build_lookup_model, validation_dataset, write_validation_conll  # noqa: E402
+from trainer.inference import MAX_INPUT_CHARS, NerTagger  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TYPES = ["LOC", "MISC", "ORG", "PER"]
+
+
+def serve(demo):
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    return demo, Client(demo.local_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """The lookup model with validation results written by the evaluation path."""
+    from trainer.predict import evaluate_split
+
+    d = build_lookup_model(str(tmp_path_factory.mktemp("app-model")))
+    t = NerTagger.from_pretrained(d)
+    evaluate_split(t.model, t.tokenizer, validation_dataset(), "validation", "IOB2", "fixture", d, 64)
+    return d
+
+
+@pytest.fixture(scope="module")
+def served(model_dir):
+    tagger = NerTagger.from_pretrained(model_dir)
+    demo, client = serve(app.build_demo(model_dir, tagger))
+    yield tagger, client
+    demo.close()
+
+
+def text_of(highlight):
+    return "".join(part["token"] for part in highlight)
+
+
+def test_predict_endpoint(served):
+    _, client = served
+    text = "John Zwingmann flew from Paris to Berlin with Reuters."
+    highlight, table, entities, message = client.predict(text, 0.0, TYPES, api_name="/predict")
+    assert message == ""
+    assert text_of(highlight) == text
+    assert [(p["token"], p["class_or_confidence"]) for p in highlight if p["class_or_confidence"]] == [
+        ("John Zwingmann", "PER"), ("Paris", "LOC"), ("Berlin", "LOC"), ("Reuters", "ORG")]
+    assert table["headers"] == ["type", "text", "score", "start", "end"]
+    assert [row[:2] for row in table["data"]] == [["PER", "John Zwingmann"], ["LOC", "Paris"], ["LOC", "Berlin"],
+                                                  ["ORG", "Reuters"]]
+    for e in entities:
+        assert text[e["start"]:e["end"]] == e["text"]
+
+
+def test_threshold_and_types_through_the_api(served):
+    _, client = served
+    _, _, ents, _ = client.predict("maybe John", 0.0, TYPES, api_name="/predict")
+    assert [e["type"] for e in ents] == ["MISC", "PER"]
+    _, _, ents, _ = client.predict("maybe John", 0.9, TYPES, api_name="/predict")
+    assert [e["type"] for e in ents] == ["PER"]
+    _, _, ents, message = client.predict("maybe John", 0.0, ["LOC"], api_name="/predict")
+    assert ents == [] and message == "No entities found."
+
+
+def test_bad_inputs_get_messages_not_errors(served):
+    _, client = served
+    _, table, ents, message = client.predict("x" * (MAX_INPUT_CHARS + 1), 0.0, TYPES, api_name="/predict")
+    assert ents == [] and table["data"] == [] and f"limit is {MAX_INPUT_CHARS:,}" in message
+    for text in ("", "   \n", "\x00\x07", "😀🙂 东京"):
+        highlight, _, ents, message = client.predict(text, 0.0, TYPES, api_name="/predict")
+        assert ents == [] and message in ("", "No entities found.")
+    payload = "<img src=x onerror=alert(1)> Paris <script>alert(2)</script>"
+    highlight, _, ents, _ = client.predict(payload, 0.0, TYPES, api_name="/predict")
+    assert text_of(highlight) == payload  # returned as text, untouched; the browser test checks it is not run
+    assert [e["text"] for e in ents] == ["Paris"]
+
+
+def test_concurrent_requests_are_batched_and_answered_in_order(served):
+    tagger, client = served
+    sizes = []
+    original = tagger.predict_batch
+
+    def slow_first(texts, *a, **kw):  # hold the first batch so that the others queue up behind it
+        sizes.append(len(texts))
+        if len(sizes) == 1:
+            time.sleep(1.0)
+        return original(texts, *a, **kw)
+
+    tagger.predict_batch = slow_first
+    try:
+        names = ["Paris", "Berlin", "London", "John", "Google", "Reuters", "German", "Smith"]
+        jobs = [client.submit(f"{i} {name}", 0.0, TYPES, api_name="/predict") for i, name in enumerate(names)]
+        results = [job.result(timeout=60) for job in jobs]
+    finally:
+        del tagger.predict_batch
+    for i, (name, (_, _, ents, _)) in enumerate(zip(names, results)):
+        assert [(e["text"], e["start"]) for e in ents] == [(name, len(str(i)) + 1)]
+    assert sum(sizes) == len(names) and max(sizes) > 1
+
+
+def test_compute_results_endpoint(model_dir, tmp_path):
+    from trainer.config import Config
+
+    model = str(tmp_path / "no-results")
+    shutil.copytree(model_dir, model, ignore=shutil.ignore_patterns("eval_results.json", "predictions_*"))
+    Config(model_name_or_path="encoder", validation_file=write_validation_conll(str(tmp_path / "v.conll"))).save(
+        os.path.join(model, "run_config.json"))
+    demo, client = serve(app.build_demo(model))
+    try:
+        status, summary, per_entity, chart, errors, gold, pred = client.predict(TYPES, ["wrong type"],
+                                                                                api_name="/compute_results")
+    finally:
+        demo.close()
+    assert status == "Computed and cached." and "F1" in summary
+    assert [row[0] for row in per_entity["data"]] == TYPES
+    assert [row[2] for row in errors["data"]] == ["wrong type"]
+    assert text_of(gold) == text_of(pred) == "Paris met John Smith ."
+    assert os.path.exists(os.path.join(model, "eval_results.json"))
+
+
+def test_unloadable_model_gives_a_page_with_the_reason(monkeypatch):
+    monkeypatch.setenv("NER_MODEL", "no-such-user/no-such-ner-model")
+    demo = app.build_demo()
+    boxes = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "load-error"]
+    assert len(boxes) == 1
+    assert "no-such-user/no-such-ner-model" in boxes[0].value and "--model" in boxes[0].value
+
+
+def test_python_app_py_without_a_model_explains_and_serves(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NER_MODEL": str(tmp_path / "missing-model"),
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", "0"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not any("Running on" in ln for ln in lines) and proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    out = "".join(lines)
+    assert "error: Could not load the NER model" in out and "missing-model" in out
+    assert "Traceback" not in out
+    assert "Running on" in out  # the server still starts and shows the reason on the page
