@@ -111,6 +111,7 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
                 per_entity = gr.Dataframe(headers=rv.PER_ENTITY_COLUMNS, interactive=False,
                                           label="Per entity type", elem_id="per-entity")
                 chart = gr.BarPlot(x="bar", y="value", color="metric", y_lim=[0, 1], x_label_angle=-45,
+                                   sort=rv.chart_order(tagger.entity_types), color_map=rv.METRIC_COLORS,
                                    label="Precision, recall and F1 per entity type", elem_id="chart")
                 gr.Markdown("### Errors on validation sentences")
                 with gr.Row():

@@ -164,13 +164,22 @@ def per_entity_rows(record: dict[str, Any]) -> list[list[Any]]:
             for typ, r in sorted(record["per_entity"].items())]
 
 
+METRICS = ("precision", "recall", "f1")
+METRIC_COLORS = {"precision": "#8ab4f8", "recall": "#fdd663", "f1": "#81c995"}
+
+
+def chart_order(types: Iterable[str]) -> list[str]:
+    """The chart's bars: by type, then precision, recall, F1."""
+    return [f"{t} {m}" for t in sorted(types) for m in METRICS]
+
+
 def chart_frame(record: dict[str, Any]) -> "pd.DataFrame":
     """Data of the bar chart: one bar per (type, metric), next to each other. gr.BarPlot stacks bars that share an
     x value (no grouped bars, gradio issue 10763), so each bar gets its own x label, `PER f1`, in type order."""
     import pandas as pd
 
     rows = [{"bar": f"{typ} {m}", "type": typ, "metric": m, "value": round(r[m], 4)}
-            for typ, r in sorted(record["per_entity"].items()) for m in ("precision", "recall", "f1")]
+            for typ, r in sorted(record["per_entity"].items()) for m in METRICS]
     return pd.DataFrame(rows, columns=["bar", "type", "metric", "value"])
 
 

@@ -1,0 +1,106 @@
+"""The Space in a real browser: Debian's chromium driven by Playwright (never `playwright install`).
+
+Types a sentence with an HTML payload, checks the highlighted spans and their types (by the legend's colours),
+that the payload is shown as text and runs no script, then opens the results tab and checks the tables. Screenshots
+go to $SPACE_SCREENSHOT_DIR when set (CI artifacts), else to the test's tmp directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import app  # noqa: E402
+from space_models import build_lookup_model, validation_dataset  # noqa: E402
+from trainer.inference import NerTagger  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+# No network beyond the local server, no background services, no sandbox (root in a container).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAYLOAD = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def page_url(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    from trainer.predict import evaluate_split
+
+    d = build_lookup_model(str(tmp_path_factory.mktemp("browser-model")))
+    tagger = NerTagger.from_pretrained(d)
+    evaluate_split(tagger.model, tagger.tokenizer, validation_dataset(), "validation", "IOB2", "fixture", d, 64)
+    demo = app.build_demo(d, tagger)
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture
+def page(page_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.dialogs = []  # alert()/confirm() would mean injected script ran
+        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+        page.goto(page_url)
+        yield page
+        browser.close()
+
+
+def screenshot(page, name, tmp_path):
+    out = os.environ.get("SPACE_SCREENSHOT_DIR") or str(tmp_path)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, name)
+    page.screenshot(path=path, full_page=True)
+    assert os.path.getsize(path) > 10_000
+    return path
+
+
+def test_highlight_payload_and_results_tab(page, tmp_path):
+    text = f"John Zwingmann flew to Paris. {PAYLOAD} alert('x')"
+    page.locator("#input-text textarea").fill(text)
+    page.locator("#run").click()
+
+    spans = page.locator("#highlight .token.highlighted")
+    spans.nth(1).wait_for()
+    assert spans.all_inner_texts() == ["John Zwingmann", "Paris"]
+    # Each span's colour is the legend colour of its type.
+    legend = {b.get_attribute("style"): b.inner_text()
+              for b in page.locator("#highlight [data-testid='highlighted-text:category-legend'] button").all()}
+    assert sorted(legend.values()) == ["LOC", "MISC", "ORG", "PER"]
+    types = [legend[s.get_attribute("style").replace(" color: black;", "")] for s in spans.all()]
+    assert types == ["PER", "LOC"]
+
+    # The HTML is shown as text and nothing in it ran.
+    assert PAYLOAD in page.locator("#highlight").inner_text()
+    assert page.locator("#highlight img, #highlight script").count() == 0
+    assert page.evaluate("window.__xss") is None and page.dialogs == []
+
+    cells = page.locator("#entity-table [role=gridcell]")
+    page.wait_for_function("document.querySelectorAll('#entity-table [role=gridcell]').length >= 10")
+    assert cells.all_inner_texts()[:5] == ["PER", "John Zwingmann", "1", "0", "14"]
+    shot = screenshot(page, "space-try-it.png", tmp_path)
+
+    page.get_by_role("tab", name="Validation results").click()
+    page.locator("#summary").get_by_text("Overall").wait_for()
+    per_entity = page.locator("#per-entity [role=gridcell]")
+    per_entity.first.wait_for()
+    rows = per_entity.all_inner_texts()
+    assert rows[:5] == ["LOC", "0.6", "1", "0.75", "3"] and "PER" in rows
+    errors = page.locator("#errors [role=gridcell]").all_inner_texts()
+    assert "wrong type" in errors and "false negative" in errors
+    page.locator("#chart").get_by_text("precision").first.wait_for()
+    screenshot(page, "space-results.png", tmp_path)
+    assert os.path.exists(shot)
