@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import CONLL_SAMPLE
+from conftest import CONLL_SAMPLE, train_cli
 
 REPO = Path(__file__).resolve().parent.parent
 N_VALIDATION = 21  # odd, and not a multiple of 2 processes x eval batch 4: the last evaluation batch is uneven
@@ -24,6 +25,30 @@ def small_run(model_dir: str, output_dir: str, *extra: str) -> list[str]:
     """`python -m trainer` arguments for a run of seconds on the checked-in CoNLL-2003 sample."""
     return ["--model-name-or-path", model_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(output_dir),
             "--max-eval-samples", str(N_VALIDATION), "--per-device-eval-batch-size", "4", *extra]
+
+
+# 48 sentences / batch 8 = 6 optimizer steps per epoch, 12 in all. Checkpoints: steps 4 and 8 (--save-steps 4) and
+# 6 and 12 (end of each epoch, after its evaluation). lr 3e-3 so that the tiny model's loss visibly falls.
+REFERENCE_ARGS = ("--max-train-samples", "48", "--num-train-epochs", "2", "--learning-rate", "3e-3",
+                  "--per-device-train-batch-size", "8", "--logging-steps", "2", "--save-steps", "4")
+
+
+def _reference_run(engine: str, model_dir: str, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp(f"reference-{engine}") / "model"
+    train_cli(small_run(model_dir, out, "--engine", engine, *REFERENCE_ARGS))
+    return out
+
+
+@pytest.fixture(scope="session")
+def loop_reference(tiny_encoder_dir, tmp_path_factory) -> Path:
+    """An uninterrupted one-process run of the Accelerate loop (the resume tests' reference; the learning test)."""
+    return _reference_run("accelerate", tiny_encoder_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def trainer_reference(tiny_encoder_dir, tmp_path_factory) -> Path:
+    """The same run with the Trainer engine."""
+    return _reference_run("trainer", tiny_encoder_dir, tmp_path_factory)
 
 
 # Runs `python -m trainer ARGS` but SIGKILLs itself when optimizer step N begins: the process dies with no cleanup,

@@ -16,12 +16,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import train_cli
-from engine_runs import eval_entries, read_json, run_killed_at_step, same_weights, small_run
+from engine_runs import REFERENCE_ARGS as ARGS
+from engine_runs import (eval_entries, loop_reference, read_json, run_killed_at_step, same_weights,  # noqa: F401
+                         small_run, trainer_reference)
 
-# 48 sentences / batch 8 = 6 optimizer steps per epoch, 12 in all. Checkpoints: steps 4 and 8 (--save-steps 4) and
-# 6 and 12 (end of each epoch, after its evaluation). lr 3e-3 so that the tiny model's loss visibly falls.
-ARGS = ("--max-train-samples", "48", "--num-train-epochs", "2", "--learning-rate", "3e-3",
-        "--per-device-train-batch-size", "8", "--logging-steps", "2", "--save-steps", "4")
 KILL_AT = 10  # dies as optimizer step 10 begins: the newest checkpoint is step 8, two batches into the 2nd epoch,
 #               and step 9 is lost and must be redone
 
@@ -35,9 +33,9 @@ def comparable_log(train_results: dict) -> list[dict]:
 
 
 @pytest.mark.parametrize("engine", ["accelerate", "trainer"])
-def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(engine, tiny_encoder_dir, tmp_path):
-    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
-    train_cli(small_run(tiny_encoder_dir, reference, "--engine", engine, *ARGS))
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(engine, tiny_encoder_dir, tmp_path, request):
+    reference = request.getfixturevalue("loop_reference" if engine == "accelerate" else "trainer_reference")
+    interrupted = tmp_path / "interrupted"
 
     run_killed_at_step(KILL_AT, small_run(tiny_encoder_dir, interrupted, "--engine", engine, *ARGS))
     assert not (interrupted / "train_results.json").exists()

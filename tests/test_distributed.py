@@ -1,0 +1,91 @@
+"""Real two-process runs under `accelerate launch` on CPU (gloo), for both engines: evaluation during training covers
+every validation sentence exactly once although the last batch is uneven, its scores equal a one-process evaluation
+of the saved model, and both engines' evaluators give the same scores on the same saved model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from transformers import DataCollatorForTokenClassification, TrainingArguments
+
+from engine_runs import N_VALIDATION, eval_entries, launch_two_processes, read_json, small_run
+from trainer.config import RUN_CONFIG_FILE, Config
+from trainer.loop import evaluate as loop_evaluate
+from trainer.predict import evaluate_split
+from trainer.prepare import prepare
+from trainer.train import InOrderEvalTrainer, word_level_metrics
+
+# 48 sentences in batches of 4 on 2 processes, 2 batches accumulated: 3 optimizer steps per epoch. 21 validation
+# sentences in batches of 4 per process: rounds of 8, the last round holds 5, so accelerate repeats 3 sentences to
+# keep the processes in step and gather_for_metrics must drop them again.
+# lr 1e-4 leaves the tiny model's random head predicting every kind of tag: scores that a dropped, repeated or
+# misplaced sentence would change (a model trained to answer O everywhere scores the same whatever the rows).
+LAUNCH_ARGS = ("--max-train-samples", "48", "--num-train-epochs", "2", "--learning-rate", "1e-4",
+               "--per-device-train-batch-size", "4", "--gradient-accumulation-steps", "2", "--logging-steps", "1")
+SCORES = ("precision", "recall", "f1", "accuracy")
+
+
+@pytest.fixture(scope="module", params=["accelerate", "trainer"])
+def two_process_output(request, tiny_encoder_dir, tmp_path_factory):
+    engine = request.param
+    out = tmp_path_factory.mktemp(f"two-processes-{engine}") / "model"
+    # The loop also length-groups its batches here, so the distributed LengthGroupedSampler path runs too.
+    extra = ("--group-by-length",) if engine == "accelerate" else ()
+    launch_two_processes(small_run(tiny_encoder_dir, out, "--engine", engine, *LAUNCH_ARGS, *extra))
+    return engine, out
+
+
+def saved_model_setup(out) -> tuple[Config, object]:
+    """The run's config and data, with the saved (best) model as the model."""
+    cfg = Config.load(str(out / RUN_CONFIG_FILE), model_name_or_path=str(out), output_dir=str(out / "rescored"))
+    return cfg, prepare(cfg)
+
+
+def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores(two_process_output, tmp_path):
+    engine, out = two_process_output
+    results = read_json(out / "train_results.json")
+    assert results["engine"] == engine and results["world_size"] == 2
+    evals = eval_entries(results)
+    assert len(evals) == 2 and [e["eval_num_sentences"] for e in evals] == [N_VALIDATION, N_VALIDATION]
+    # The saved model is the best evaluation's (the first with the highest F1: both engines need a strict gain).
+    best = next(e for e in evals if e["eval_f1"] == max(x["eval_f1"] for x in evals))
+    assert results["best_validation_f1"] == best["eval_f1"]
+    assert 0 < best["eval_accuracy"] < 0.8  # the random head tags more than O: the scores depend on every row
+
+    # finish() scored the saved model on the main process alone.
+    saved = read_json(out / "eval_results.json")["validation"]
+    assert saved["num_sentences"] == N_VALIDATION
+    assert {k: best[f"eval_{k}"] for k in SCORES} == {k: saved["overall"][k] for k in SCORES}
+
+    # And once more here, in this process, from the files on disk.
+    cfg, prep = saved_model_setup(out)
+    again = evaluate_split(prep.model, prep.tokenizer, prep.data.splits["validation"], "validation",
+                           prep.data.scheme, "rescored", str(tmp_path), prep.max_len)
+    assert again["overall"] == saved["overall"]
+
+
+def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
+    _, out = two_process_output
+    expected = read_json(out / "eval_results.json")["validation"]["overall"]
+    cfg, prep = saved_model_setup(out)
+    collator = DataCollatorForTokenClassification(prep.tokenizer)
+
+    # The Trainer engine's evaluator: Trainer.evaluate + word_level_metrics.
+    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), per_device_eval_batch_size=4, report_to="none",
+                             use_cpu=True)
+    trainer = InOrderEvalTrainer(model=prep.model, args=args, eval_dataset=prep.validation, data_collator=collator,
+                                 compute_metrics=word_level_metrics(prep),
+                                 preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1))
+    by_trainer = trainer.evaluate()
+    assert by_trainer["eval_num_sentences"] == N_VALIDATION
+    assert {k: by_trainer[f"eval_{k}"] for k in SCORES} == {k: expected[k] for k in SCORES}
+
+    # The loop's evaluator (one process here).
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    model, dataloader = accelerator.prepare(prep.model, DataLoader(prep.validation, batch_size=4, collate_fn=collator))
+    by_loop = loop_evaluate(accelerator, model, dataloader, prep.data.splits["validation"]["tags"],
+                            prep.model.config.id2label, prep.data.scheme)
+    assert by_loop["num_sentences"] == N_VALIDATION
+    assert {k: by_loop[k] for k in SCORES} == {k: expected[k] for k in SCORES}
