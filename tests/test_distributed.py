@@ -88,4 +88,6 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
     by_loop = loop_evaluate(accelerator, model, dataloader, prep.data.splits["validation"]["tags"],
                             prep.model.config.id2label, prep.data.scheme)
     assert by_loop["num_sentences"] == N_VALIDATION
+    # Same batch-size-weighted mean of batch losses; summed in another order, hence float32 rounding apart.
+    assert by_loop["loss"] == pytest.approx(by_trainer["eval_loss"], rel=1e-6)
     assert {k: by_loop[k] for k in SCORES} == {k: expected[k] for k in SCORES}

@@ -38,6 +38,7 @@ from trainer.metrics import validation_scores
 from trainer.prepare import prepare
 
 logger = logging.getLogger(__name__)
+logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)  # a line per file; we log one per checkpoint
 
 STATE_FILE = "loop_state.json"  # written last into each checkpoint: its presence marks the checkpoint complete
 
@@ -68,19 +69,23 @@ def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataL
     Each process predicts its shard; batches differ in padded length across processes, so they are padded to a
     common length before the gather, and `gather_for_metrics` drops the samples the last uneven batch repeated to
     keep processes in step. Gathered rows come back in dataset order (process i holds batch i of each round).
+    The loss is the Trainer's eval_loss: batch losses weighted by batch size.
     """
     model.eval()
     preds: list[list[int]] = []
     labels: list[list[int]] = []
+    losses: list[float] = []
     for batch in dataloader:
-        logits = model(**batch).logits
-        pred = accelerator.pad_across_processes(logits.argmax(-1), dim=1, pad_index=IGNORE_INDEX)
+        out = model(**batch)
+        pred = accelerator.pad_across_processes(out.logits.argmax(-1), dim=1, pad_index=IGNORE_INDEX)
         lab = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=IGNORE_INDEX)
-        pred, lab = accelerator.gather_for_metrics((pred, lab))
+        loss = out.loss.detach().float().repeat(len(batch["labels"]))
+        pred, lab, loss = accelerator.gather_for_metrics((pred, lab, loss))
         preds += pred.tolist()
         labels += lab.tolist()
+        losses += loss.tolist()
     model.train()
-    return validation_scores(preds, labels, gold, id2label, scheme)
+    return {"loss": sum(losses) / len(losses), **validation_scores(preds, labels, gold, id2label, scheme)}
 
 
 def save_best(accelerator: Accelerator, model: torch.nn.Module, output_dir: str) -> None:
@@ -214,8 +219,8 @@ def run(cfg: Config) -> dict[str, Any]:
         step = state["global_step"]
         state["log_history"].append({"step": step, "epoch": round(epoch + batches_done / len(train_dl), 4),
                                      **{f"eval_{k}": v for k, v in scores.items()}})
-        logger.info("step %d validation: precision %.4f recall %.4f F1 %.4f (%d sentences)", step,
-                    scores["precision"], scores["recall"], scores["f1"], scores["num_sentences"])
+        logger.info("step %d validation: loss %.4f precision %.4f recall %.4f F1 %.4f (%d sentences)", step,
+                    scores["loss"], scores["precision"], scores["recall"], scores["f1"], scores["num_sentences"])
         if state["best_metric"] is None or scores["f1"] > state["best_metric"]:
             state["best_metric"], state["best_step"] = scores["f1"], step
             state["best_checkpoint"] = checkpoints.checkpoint_dir(cfg.output_dir, step)
