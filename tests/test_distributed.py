@@ -14,7 +14,7 @@ from engine_runs import N_VALIDATION, eval_entries, launch_two_processes, read_j
 from trainer.config import RUN_CONFIG_FILE, Config
 from trainer.loop import evaluate as loop_evaluate
 from trainer.predict import evaluate_split
-from trainer.prepare import prepare
+from trainer.prepare import Prepared, prepare
 from trainer.train import InOrderEvalTrainer, word_level_metrics
 
 # 48 sentences in batches of 4 on 2 processes, 2 batches accumulated: 3 optimizer steps per epoch. 21 validation
@@ -37,10 +37,9 @@ def two_process_output(request, tiny_encoder_dir, tmp_path_factory):
     return engine, out
 
 
-def saved_model_setup(out) -> tuple[Config, object]:
-    """The run's config and data, with the saved (best) model as the model."""
-    cfg = Config.load(str(out / RUN_CONFIG_FILE), model_name_or_path=str(out), output_dir=str(out / "rescored"))
-    return cfg, prepare(cfg)
+def with_saved_model(out) -> Prepared:
+    """The run's data and encoded validation split, with the saved (best) model as the model."""
+    return prepare(Config.load(str(out / RUN_CONFIG_FILE), model_name_or_path=str(out)))
 
 
 def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores(two_process_output, tmp_path):
@@ -60,7 +59,7 @@ def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores
     assert {k: best[f"eval_{k}"] for k in SCORES} == {k: saved["overall"][k] for k in SCORES}
 
     # And once more here, in this process, from the files on disk.
-    cfg, prep = saved_model_setup(out)
+    prep = with_saved_model(out)
     again = evaluate_split(prep.model, prep.tokenizer, prep.data.splits["validation"], "validation",
                            prep.data.scheme, "rescored", str(tmp_path), prep.max_len)
     assert again["overall"] == saved["overall"]
@@ -69,7 +68,7 @@ def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores
 def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
     _, out = two_process_output
     expected = read_json(out / "eval_results.json")["validation"]["overall"]
-    cfg, prep = saved_model_setup(out)
+    prep = with_saved_model(out)
     collator = DataCollatorForTokenClassification(prep.tokenizer)
 
     # The Trainer engine's evaluator: Trainer.evaluate + word_level_metrics.
