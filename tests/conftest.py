@@ -59,10 +59,11 @@ def tiny_output(tmp_path_factory, tiny_encoder_dir) -> str:
 
 @pytest.fixture(scope="session")
 def minilm_output(tmp_path_factory, minilm_dir) -> str:
-    """The pretrained MiniLM fine-tuned on the 400-sentence sample for about a minute of CPU: a model that has
+    """The pretrained MiniLM fine-tuned on the ~400-sentence sample for a minute or two of CPU: a model that has
     really learned CoNLL-2003 entities, for end-to-end checks and the Space tests."""
     out = tmp_path_factory.mktemp("minilm-out") / "model"
     train_cli(["--model-name-or-path", minilm_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out),
-               "--num-train-epochs", "3", "--learning-rate", "2e-4", "--per-device-train-batch-size", "16",
-               "--max-seq-length", "96", "--logging-steps", "5", "--bf16", "--group-by-length"])
+               "--num-train-epochs", "3", "--learning-rate", "3e-4", "--per-device-train-batch-size", "16",
+               "--max-seq-length", "96", "--logging-steps", "5", "--bf16", "--group-by-length",
+               "--save-total-limit", "1"])
     return str(out)

@@ -50,6 +50,7 @@ def setup_logging() -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from trainer.data import DataError
+    from trainer.hub import HubPushError
 
     setup_logging()
     try:
@@ -66,6 +67,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except HubPushError as e:  # training results are saved; the message carries the retry command
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     return 0
 
 

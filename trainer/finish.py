@@ -13,6 +13,7 @@ import torch
 
 from trainer.config import RUN_CONFIG_FILE, Config
 from trainer.data import describe
+from trainer.hub import CardError, push, write_model_card
 from trainer.predict import evaluate_split
 from trainer.prepare import Prepared
 
@@ -53,4 +54,10 @@ def finish(cfg: Config, prep: Prepared, model: torch.nn.Module, stats: dict[str,
              "device": device_name()}
     with open(os.path.join(out, TRAIN_RESULTS_FILE), "w", encoding="utf-8") as f:
         json.dump(stats, f, indent=2)
+    try:
+        write_model_card(out, cfg.hub_model_id)  # also for runs that are not pushed: the card documents the run
+    except CardError as e:
+        logger.warning("model card not written: %s", e)
+    if cfg.push_to_hub:
+        push(out, cfg.hub_model_id, private=cfg.hub_private_repo)  # HubPushError keeps the local output intact
     return results
