@@ -233,6 +233,7 @@ def test_license_falls_back_to_the_local_base_models_card(minilm_dir):
 
 
 def test_card_needs_a_trained_output(out, tmp_path):
+    os.remove(os.path.join(out, "README.md"))  # the card training wrote
     os.remove(os.path.join(out, "eval_results.json"))
     with pytest.raises(CardError, match="eval_results.json"):
         write_model_card(out)
