@@ -33,6 +33,7 @@ def main() -> None:
 
     from trainer.__main__ import parse_config, setup_logging
     from trainer.metrics import read_results
+    from trainer.outputs import TRAIN_RESULTS_FILE
 
     def has(flag: str) -> bool:
         return any(a.split("=")[0].replace("_", "-") == flag for a in trainer_argv)
@@ -59,7 +60,7 @@ def main() -> None:
     wall = time.perf_counter() - t0
 
     evals = read_results(cfg.output_dir)
-    with open(os.path.join(cfg.output_dir, "train_results.json"), encoding="utf-8") as f:
+    with open(os.path.join(cfg.output_dir, TRAIN_RESULTS_FILE), encoding="utf-8") as f:
         train = json.load(f)
     res = {
         "command": "python bench/full_conll.py --result " + args.result + " " + " ".join(trainer_argv),

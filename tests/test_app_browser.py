@@ -8,7 +8,6 @@ go to $SPACE_SCREENSHOT_DIR when set (CI artifacts), else to the test's tmp dire
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 

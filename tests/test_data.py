@@ -1,5 +1,4 @@
 import logging
-from pathlib import Path
 
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value

@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForTokenClassification, TrainingArguments
 
 from engine_runs import N_VALIDATION, eval_entries, launch_two_processes, read_json, small_run
-from trainer.config import RUN_CONFIG_FILE, Config
+from trainer.config import Config
+from trainer.outputs import RUN_CONFIG_FILE
 from trainer.loop import evaluate as loop_evaluate
 from trainer.predict import evaluate_split
 from trainer.prepare import Prepared, prepare

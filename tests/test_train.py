@@ -3,7 +3,6 @@
 import json
 import os
 
-import pytest
 from transformers import AutoConfig, AutoModelForTokenClassification, set_seed
 
 from trainer.config import Config

@@ -164,5 +164,3 @@ class Config:
         values.update(overrides)
         return cls(**values)
 
-
-RUN_CONFIG_FILE = "run_config.json"

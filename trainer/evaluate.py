@@ -14,8 +14,9 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-from trainer.config import RUN_CONFIG_FILE, Config
+from trainer.config import Config
 from trainer.data import DataError, load_data
+from trainer.outputs import RUN_CONFIG_FILE
 
 logger = logging.getLogger(__name__)
 

@@ -11,15 +11,14 @@ from typing import Any
 
 import torch
 
-from trainer.config import RUN_CONFIG_FILE, Config
+from trainer.config import Config
 from trainer.data import describe
 from trainer.hub import CardError, push, write_model_card
+from trainer.outputs import RUN_CONFIG_FILE, TRAIN_RESULTS_FILE
 from trainer.predict import evaluate_split
 from trainer.prepare import Prepared
 
 logger = logging.getLogger(__name__)
-
-TRAIN_RESULTS_FILE = "train_results.json"
 
 
 def versions() -> dict[str, str]:

@@ -30,13 +30,13 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineMod
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, validate_repo_id
 
-from trainer.config import RUN_CONFIG_FILE, Config
-from trainer.metrics import EVAL_RESULTS_FILE, predictions_file, read_predictions, read_results
+from trainer.config import Config
+from trainer.metrics import read_predictions, read_results
+from trainer.outputs import EVAL_RESULTS_FILE, RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, predictions_file
 
 logger = logging.getLogger(__name__)
 
 CARD_FILE = "README.md"
-TRAIN_RESULTS_FILE = "train_results.json"
 TEMPLATE = "model_card.md"
 TASK_TYPE = "token-classification"
 METRICS = ("precision", "recall", "f1", "accuracy")

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from trainer.labels import OUTSIDE, detect_scheme, entity_types, tags_to_spans, to_iob2
+from trainer.labels import detect_scheme, entity_types, tags_to_spans, to_iob2
 
 # Hard limit on one input. About 4-5k words: a few seconds of CPU for a MiniLM/BERT-base model, so one request
 # cannot hold the Space's queue for long. Documented in the README; longer texts get InputError's message.

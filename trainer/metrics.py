@@ -24,14 +24,9 @@ from typing import Any, Optional, Sequence
 from seqeval.metrics import accuracy_score, classification_report
 
 from trainer.labels import IGNORE_INDEX, OUTSIDE
-
-EVAL_RESULTS_FILE = "eval_results.json"
+from trainer.outputs import EVAL_RESULTS_FILE, predictions_file
 SEQEVAL_MODE = "default (conlleval-compatible)"
 WORD_LEVEL = "word (first sub-token of each word; words cut by the max length count as predicted O)"
-
-
-def predictions_file(split: str) -> str:
-    return f"predictions_{split}.jsonl"
 
 
 def word_predictions(pred_ids: Sequence[Sequence[int]], label_ids: Sequence[Sequence[int]],

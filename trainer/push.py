@@ -13,7 +13,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from trainer.config import RUN_CONFIG_FILE, Config
+from trainer.config import Config
+from trainer.outputs import RUN_CONFIG_FILE
 
 
 def make_parser() -> argparse.ArgumentParser:

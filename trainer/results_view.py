@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 from trainer.error_analysis import error_table
 from trainer.inference import Entity, NerTagger
 from trainer.labels import tags_to_spans
+from trainer.outputs import EVAL_RESULTS_FILE, RUN_CONFIG_FILE, predictions_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FILE = "eval_results.json"  # the names trainer.metrics writes (not imported: it pulls in seqeval)
-RUN_CONFIG_FILE = "run_config.json"
 SPLIT = "validation"
 
 # One colour per entity type, the same on every page load: the CoNLL types get fixed ones, other types a palette
@@ -103,14 +102,14 @@ class ModelResults:
 
     def results(self) -> Optional[dict[str, Any]]:
         """The validation record of `eval_results.json`, or None."""
-        path = self._file(RESULTS_FILE)
+        path = self._file(EVAL_RESULTS_FILE)
         if path is None:
             return None
         with open(path, encoding="utf-8") as f:
             return json.load(f).get(SPLIT)
 
     def predictions(self) -> list[dict[str, Any]]:
-        path = self._file(f"predictions_{SPLIT}.jsonl")
+        path = self._file(predictions_file(SPLIT))
         if path is None:
             return []
         with open(path, encoding="utf-8") as f:
