@@ -105,9 +105,9 @@ def run(cfg: Config) -> dict[str, Any]:
         preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
         callbacks=[SaveEveryNSteps(cfg.save_steps)] if cfg.save_steps else None,
     )
+    resume_from = resume_checkpoint(cfg.output_dir, cfg.resume, cfg.resume_from_checkpoint, TRAINER_STATE_NAME)
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_checkpoint(
-        cfg.output_dir, cfg.resume, cfg.resume_from_checkpoint, TRAINER_STATE_NAME))
+    result = trainer.train(resume_from_checkpoint=resume_from)
     train_s = time.perf_counter() - t0
     trainer.save_model(cfg.output_dir)  # the best checkpoint, reloaded at the end of training
     if not trainer.is_world_process_zero():
@@ -115,7 +115,9 @@ def run(cfg: Config) -> dict[str, Any]:
     n_tokens = sum(len(ids) for ids in prep.train["input_ids"])
     stats = {
         "train_runtime_s": train_s,
-        "train_tokens_per_s": n_tokens * cfg.num_train_epochs / train_s,
+        # A resumed run timed only its last segment: a whole-run rate would be wrong, so none is given.
+        "train_tokens_per_s": None if resume_from else n_tokens * cfg.num_train_epochs / train_s,
+        "resumed_from": resume_from,
         "train_samples": len(prep.train),
         "train_loss": result.training_loss,
         "epochs": cfg.num_train_epochs,
