@@ -137,10 +137,6 @@ class Config:
             self.hub_model_id = os.path.basename(os.path.abspath(self.output_dir))
 
     @property
-    def uses_local_files(self) -> bool:
-        return self.dataset_name is None
-
-    @property
     def tag_column_name(self) -> str:
         return self.label_column_name or TASK_TAG_COLUMNS[self.task]
 

@@ -261,20 +261,18 @@ def load_files(cfg: Config) -> NerData:
         s: p for s, p in (("train", cfg.train_file), ("validation", cfg.validation_file),
                           ("test", cfg.test_file)) if p}
     raw = {split: read_file(path, cfg) for split, path in files.items()}
-    if "train" not in raw:
-        # Evaluation-only use (trainer.evaluate) has no training split; the label list then comes from the model.
-        train_tags = []
-    else:
-        train_tags = [r.tags for r in raw["train"]]
-    scheme = _resolve_scheme(cfg, train_tags or [r.tags for rows in raw.values() for r in rows])
+    # The scheme and labels come from the training split. Evaluation-only use (trainer.evaluate) may have none: the
+    # scheme is then read from what there is, and the model brings its own labels.
+    label_source = [raw["train"]] if "train" in raw else list(raw.values())
+    scheme = _resolve_scheme(cfg, [r.tags for rows in label_source for r in rows])
     for rows in raw.values():
         for r in rows:
             r.tags = to_iob2(r.tags, scheme)
-    labels = _complete_labels([t for rows in ([raw["train"]] if "train" in raw else raw.values())
-                               for r in rows for t in r.tags], scheme)
-    for split, rows in raw.items():
-        if split != "train" and "train" in raw:
-            _report_unseen(split, files[split], rows, set(labels))
+    labels = _complete_labels([t for rows in label_source for r in rows for t in r.tags], scheme)
+    if "train" in raw:
+        for split, rows in raw.items():
+            if split != "train":
+                _report_unseen(split, files[split], rows, set(labels))
     splits = DatasetDict({split: _to_dataset(rows) for split, rows in raw.items()})
     source = (f"CoNLL files in {cfg.data_dir}" if cfg.data_dir
               else "local files " + ", ".join(os.path.basename(p) for p in files.values()))

@@ -31,6 +31,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, validate_repo_id
 
 from trainer.config import Config
+from trainer.labels import entity_types as label_entity_types, tags_to_spans
 from trainer.metrics import read_predictions, read_results
 from trainer.outputs import EVAL_RESULTS_FILE, RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, predictions_file
 
@@ -157,7 +158,7 @@ def detokenize(tokens: Sequence[str]) -> str:
 
 
 def _entity_types(tags: Sequence[str]) -> list[str]:
-    return [t[2:] for t in tags if t.startswith("B-")]
+    return [typ for typ, _, _ in tags_to_spans(tags)]
 
 
 def widget_examples(rows: Sequence[dict[str, Any]], k: int = 3, min_words: int = 6,
@@ -284,7 +285,7 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
     raw_config = _read_json(run_config_path)
     hyper = {k: v for k, v in raw_config.items() if k not in NOT_HYPERPARAMETERS and v is not None}
     effective_bs = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
-    entity_types = sorted({lab[2:] for lab in labels if lab[:2] in ("B-", "I-")})
+    entity_types = sorted(label_entity_types(labels))
     context = {
         "card_data_obj": card_data,
         "model_name": model_name,
