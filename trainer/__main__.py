@@ -8,6 +8,7 @@ Examples:
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from typing import Optional, Sequence
@@ -17,21 +18,14 @@ from transformers import HfArgumentParser
 from trainer.config import Config
 
 
-def dashes_to_underscores(argv: Sequence[str]) -> list[str]:
-    """Accept `--learning-rate` as well as `--learning_rate` (HfArgumentParser only knows the field names)."""
-    out = []
-    for arg in map(str, argv):
-        if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            arg = name.replace("-", "_").replace("__", "--", 1) + eq + value
-        out.append(arg)
-    return out
-
-
 def make_parser() -> HfArgumentParser:
-    return HfArgumentParser(Config, prog="python -m trainer", description=__doc__,
-                            epilog="Options take dashes or underscores (--learning-rate = --learning_rate).",
-                            formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    parser = HfArgumentParser(Config, prog="python -m trainer", description=__doc__,
+                              epilog="Options take dashes or underscores (--learning-rate = --learning_rate).",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    # HfArgumentParser accepts --learning_rate and --learning-rate; show the dashed spelling (the README's) first.
+    for action in parser._actions:
+        action.option_strings.sort(key=lambda opt: "_" in opt)
+    return parser
 
 
 def parse_config(argv: Sequence[str]) -> Config:
@@ -40,7 +34,7 @@ def parse_config(argv: Sequence[str]) -> Config:
         path = argv[0]
         (cfg,) = parser.parse_yaml_file(path) if path.endswith((".yaml", ".yml")) else parser.parse_json_file(path)
         return cfg
-    (cfg,) = parser.parse_args_into_dataclasses(args=dashes_to_underscores(argv))
+    (cfg,) = parser.parse_args_into_dataclasses(args=[str(a) for a in argv])
     return cfg
 
 
