@@ -44,7 +44,7 @@ def setup_logging() -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from trainer.data import DataError
-    from trainer.hub import HubPushError
+    from trainer.push import HubPushError
 
     setup_logging()
     try:
@@ -52,10 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as e:  # Config.__post_init__ validation
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if cfg.engine == "accelerate":
-        from trainer.loop import run
-    else:
-        from trainer.train import run
+    from trainer.engines import run
     try:
         run(cfg)
     except DataError as e:

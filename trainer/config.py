@@ -19,6 +19,9 @@ TASK_TAG_COLUMNS = {"ner": "ner_tags", "pos": "pos_tags", "chunk": "chunk_tags"}
 TASK_FILE_COLUMNS = {"ner": -1, "pos": 1, "chunk": 2}
 
 DEFAULT_DATASET = "conll2003"
+# Hub ids that no longer load as named. The canonical `conll2003` was a loading script, which datasets>=4 refuses;
+# its parquet conversion holds the same data (IOB2 tags, ClassLabel names). Used by the data reader and the card.
+HUB_ALIASES = {"conll2003": ("eriktks/conll2003", "refs/convert/parquet")}
 
 
 def _help(text: str, **kw: Any) -> Any:
@@ -143,6 +146,14 @@ class Config:
     @property
     def tag_file_column(self) -> int:
         return self.label_column if self.label_column is not None else TASK_FILE_COLUMNS[self.task]
+
+    @property
+    def hub_dataset(self) -> tuple[Optional[str], Optional[str]]:
+        """(Hub dataset id, revision) to load, the project's aliases resolved; (None, None) for local files."""
+        if not self.dataset_name:
+            return None, None
+        name, alias_revision = HUB_ALIASES.get(self.dataset_name, (self.dataset_name, None))
+        return name, self.dataset_revision or alias_revision
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -18,14 +18,11 @@ from typing import Any, Optional
 from datasets import Dataset, DatasetDict, Features, List, Value, load_dataset
 
 from trainer.config import Config
-from trainer.labels import OUTSIDE, detect_scheme, sort_labels, split_tag, tag_error, to_iob2
+from trainer.labels import complete_labels, detect_scheme, tag_error, to_iob2
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-# Hub ids that no longer load as named. The canonical `conll2003` was a loading script, which datasets>=4 refuses;
-# its parquet conversion holds the same data (IOB2 tags, ClassLabel names).
-HUB_ALIASES = {"conll2003": ("eriktks/conll2003", "refs/convert/parquet")}
 # File names looked for in --data-dir, per split (original CoNLL-2003 names first).
 SPLIT_FILE_STEMS = {"train": ("eng.train", "train"),
                     "validation": ("eng.testa", "validation", "valid", "dev"),
@@ -50,6 +47,10 @@ class NerData:
     @property
     def label2id(self) -> dict[str, int]:
         return {tag: i for i, tag in enumerate(self.labels)}
+
+    def split_source(self, split: str) -> str:
+        """Where one split came from, for result files: `source [split: file]`."""
+        return f"{self.source} [{split}: {self.files.get(split, self.source)}]"
 
 
 @dataclass
@@ -227,16 +228,6 @@ def _resolve_scheme(cfg: Config, tag_lists: list[list[str]]) -> str:
     return "IOB2" if scheme == "none" else scheme  # all-O data: nothing to convert
 
 
-def _complete_labels(tags: list[str], scheme: str) -> list[str]:
-    """Label list for the model: every tag seen, plus B-/I- of each type so every chunk can be spelled in IOB2."""
-    labels = set(tags) | {OUTSIDE} if scheme != "none" else set(tags)
-    if scheme != "none":
-        for tag in list(labels):
-            if tag != OUTSIDE:
-                labels |= {f"B-{split_tag(tag)[1]}", f"I-{split_tag(tag)[1]}"}
-    return sort_labels(labels)
-
-
 def _to_dataset(rows: list[_Sentence]) -> Dataset:
     return Dataset.from_dict({"tokens": [r.tokens for r in rows], "tags": [r.tags for r in rows],
                               "doc_id": [r.doc_id for r in rows], "sent_idx": [r.sent_idx for r in rows]},
@@ -268,7 +259,7 @@ def load_files(cfg: Config) -> NerData:
     for rows in raw.values():
         for r in rows:
             r.tags = to_iob2(r.tags, scheme)
-    labels = _complete_labels([t for rows in label_source for r in rows for t in r.tags], scheme)
+    labels = complete_labels([t for rows in label_source for r in rows for t in r.tags], scheme)
     if "train" in raw:
         for split, rows in raw.items():
             if split != "train":
@@ -280,8 +271,7 @@ def load_files(cfg: Config) -> NerData:
 
 
 def load_hub(cfg: Config) -> NerData:
-    name, alias_revision = HUB_ALIASES.get(cfg.dataset_name, (cfg.dataset_name, None))
-    revision = cfg.dataset_revision or alias_revision
+    name, revision = cfg.hub_dataset
     ds = load_dataset(name, cfg.dataset_config_name, revision=revision)
     where = f"{name}" + (f"@{revision}" if revision else "")
     tag_col, tok_col = cfg.tag_column_name, cfg.tokens_column_name
@@ -307,7 +297,7 @@ def load_hub(cfg: Config) -> NerData:
     if names and scheme in ("IOB2", "none"):
         labels = list(names)  # keep the dataset's own label order
     else:
-        labels = _complete_labels([t for r in splits.get("train", []) for t in r] + list(names or []), scheme)
+        labels = complete_labels([t for r in splits.get("train", []) for t in r] + list(names or []), scheme)
     out = {}
     for split, d in ds.items():
         if split not in SPLITS:

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from trainer.labels import OUTSIDE, align_labels, continuation_map
-
-
-def max_length(tokenizer: PreTrainedTokenizerBase, requested: Optional[int]) -> int:
-    """The sub-token limit: the requested one, capped by what the tokenizer's model can take."""
-    model_max = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512
-    return min(requested, model_max) if requested else model_max
 
 
 def encode(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, label2id: dict[str, int], label_all_tokens: bool,

@@ -14,7 +14,7 @@ words the model was trained and evaluated on; its long-text merge keeps the long
 than choosing per word; and it cannot put the windows of several requests into one forward pass, which the Space's
 batched queue does. Here words come from `word_ids()` and offsets only.
 
-Imports nothing from the package but trainer.labels: serving never depends on training code.
+Imports nothing from the package but trainer.labels and trainer.limits: serving never depends on training code.
 """
 
 from __future__ import annotations
@@ -26,15 +26,14 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from trainer.labels import detect_scheme, entity_types, tags_to_spans, to_iob2
+from trainer import limits
+from trainer.labels import entity_types, output_scheme, tags_to_spans, to_iob2
 
 # Hard limit on one input. About 4-5k words: a few seconds of CPU for a MiniLM/BERT-base model, so one request
 # cannot hold the Space's queue for long. Documented in the README; longer texts get InputError's message.
 MAX_INPUT_CHARS = 20_000
 # Sub-tokens shared by consecutive windows; a word's label is read from the window where it has most context.
 DEFAULT_STRIDE = 128
-# Models whose tokenizer reports no usable limit (model_max_length is then a huge sentinel) get BERT's.
-FALLBACK_MAX_LENGTH = 512
 
 
 class InputError(ValueError):
@@ -93,12 +92,8 @@ class NerTagger:
                 f"{source or 'the model'} has no entity labels in config.json's id2label ({labels[:4]}...): it is "
                 "not a fine-tuned NER model (a bare encoder gets LABEL_0, LABEL_1, ...); train one with "
                 "`python -m trainer` and point at its output directory")
-        # Predicted word tags are turned into IOB2 before span extraction; a BIOES model is converted, IOB1/IOB2
-        # need nothing (tags_to_spans opens a span on a stray I-, as conlleval does).
-        self.scheme = "BIOES" if detect_scheme([labels]) == "BIOES" else "IOB2"
-        tok_max = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else FALLBACK_MAX_LENGTH
-        pos_max = getattr(model.config, "max_position_embeddings", None) or tok_max
-        self.max_length = min(max_length or tok_max, tok_max, pos_max)
+        self.scheme = output_scheme(labels)
+        self.max_length = limits.max_length(tokenizer, model.config, max_length)
         specials = tokenizer.num_special_tokens_to_add(pair=False)
         if self.max_length - specials < 2:
             raise ValueError(f"max_length {self.max_length} leaves no room for text")

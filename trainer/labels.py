@@ -89,6 +89,24 @@ def to_iob2(tags: Sequence[str], scheme: str) -> list[str]:
     return out
 
 
+def output_scheme(labels: Iterable[str]) -> str:
+    """The scheme to read a model's predicted tags in: BIOES for a BIOES label set, else IOB2 (an IOB1 reading of
+    IOB2-style predictions changes nothing, as tags_to_spans opens a span on a stray I-, as conlleval does)."""
+    return "BIOES" if detect_scheme([list(labels)]) == "BIOES" else "IOB2"
+
+
+def complete_labels(tags: Iterable[str], scheme: str) -> list[str]:
+    """A model's label list: every tag seen, plus B- and I- of each type so that every chunk can be spelled in IOB2
+    (plain tags, scheme `none`, as they are)."""
+    labels = set(tags)
+    if scheme != "none":
+        labels |= {OUTSIDE}
+        for tag in list(labels):
+            if tag != OUTSIDE:
+                labels |= {f"B-{split_tag(tag)[1]}", f"I-{split_tag(tag)[1]}"}
+    return sort_labels(labels)
+
+
 def sort_labels(labels: Iterable[str]) -> list[str]:
     """A stable label order: O first, then by type, B- before I-; plain tags alphabetically."""
     def key(tag: str) -> tuple[int, str, str]:

@@ -35,6 +35,7 @@ from trainer.config import Config
 from trainer.finish import finish
 from trainer.labels import IGNORE_INDEX
 from trainer.metrics import validation_scores
+from trainer.outputs import TrainStats
 from trainer.prepare import prepare
 
 logger = logging.getLogger(__name__)
@@ -281,20 +282,20 @@ def run(cfg: Config) -> dict[str, Any]:
         # Scored from disk, so the numbers are those of the saved model that users load.
         best = AutoModelForTokenClassification.from_pretrained(cfg.output_dir).to(accelerator.device)
         runtime = state["train_runtime_s"]
-        stats = {
-            "train_runtime_s": runtime,
-            "train_tokens_per_s": state["tokens_seen"] / runtime if runtime else None,
-            "train_samples": len(prep.train),
-            "train_loss": state["loss_sum"] / state["loss_steps"] if state["loss_steps"] else None,
-            "epochs": cfg.num_train_epochs,
-            "global_steps": state["global_step"],
-            "best_checkpoint": state["best_checkpoint"],
-            "best_validation_f1": state["best_metric"],
-            "world_size": accelerator.num_processes,
-            "mixed_precision": accelerator.mixed_precision,
-            "resumed_from": resume_from,
-            "log_history": state["log_history"],
-        }
+        stats = TrainStats(
+            train_runtime_s=runtime,
+            train_tokens_per_s=state["tokens_seen"] / runtime if runtime else None,
+            train_samples=len(prep.train),
+            train_loss=state["loss_sum"] / state["loss_steps"] if state["loss_steps"] else None,
+            epochs=cfg.num_train_epochs,
+            global_steps=state["global_step"],
+            best_checkpoint=state["best_checkpoint"],
+            best_validation_f1=state["best_metric"],
+            world_size=accelerator.num_processes,
+            mixed_precision=accelerator.mixed_precision,
+            resumed_from=resume_from,
+            log_history=state["log_history"],
+        )
         results = finish(cfg, prep, best, stats)
     accelerator.wait_for_everyone()
     accelerator.end_training()

@@ -1,4 +1,4 @@
-"""Word-level scoring and the result files that the Space, the model card and the Hub read.
+"""Word-level scoring: seqeval for chunk tags, per-tag accuracy for plain tags.
 
 Scores are always computed per word (the prediction of each word's first sub-token), whatever sub-tokens were
 labelled in training, so they are comparable across alignment strategies and `label_all_tokens` cannot inflate them
@@ -7,24 +7,20 @@ labelled in training, so they are comparable across alignment strategies and `la
 Chunk tags (NER, chunking) are scored with seqeval in its default, conlleval-compatible mode. Plain tags (POS) are
 scored per tag with our own counts: seqeval would split `NN` into a prefix `N` and a type `N`.
 
-Files written into an output directory:
-- `eval_results.json`: `{split: {"overall": {precision, recall, f1, accuracy}, "per_entity": {TYPE: {precision,
-  recall, f1, support}}, "num_sentences", "num_words", "dataset", "protocol": {...}}}`; one key per evaluated split,
-  merged with what the file already holds.
-- `predictions_<split>.jsonl`: one sentence a line, `{"doc_id", "sent_idx", "tokens", "gold", "pred"}` (IOB2 tags).
+`evaluation_record` is what `eval_results.json` keeps per split (`{"overall": {precision, recall, f1, accuracy},
+"per_entity": {TYPE: {precision, recall, f1, support}}, "num_sentences", "num_words", "dataset", "protocol"}`);
+trainer.outputs writes and reads the files, trainer.evaluation produces the records.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from seqeval.metrics import accuracy_score, classification_report
 
 from trainer.labels import IGNORE_INDEX, OUTSIDE
-from trainer.outputs import EVAL_RESULTS_FILE, predictions_file
+
 SEQEVAL_MODE = "default (conlleval-compatible)"
 WORD_LEVEL = "word (first sub-token of each word; words cut by the max length count as predicted O)"
 
@@ -108,31 +104,3 @@ def evaluation_record(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str
                      "level": WORD_LEVEL, "scheme": "IOB2" if scheme != "none" else "none"},
     })
     return rec
-
-
-def write_results(output_dir: str, split: str, record: dict[str, Any], rows: Sequence[dict[str, Any]]) -> None:
-    """Merge `record` into `eval_results.json` under `split` and write `predictions_<split>.jsonl`."""
-    os.makedirs(output_dir, exist_ok=True)
-    results = read_results(output_dir) or {}
-    results[split] = record
-    path = os.path.join(output_dir, EVAL_RESULTS_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, path)
-    with open(os.path.join(output_dir, predictions_file(split)), "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def read_results(output_dir: str) -> Optional[dict[str, Any]]:
-    path = os.path.join(output_dir, EVAL_RESULTS_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def read_predictions(output_dir: str, split: str) -> list[dict[str, Any]]:
-    with open(os.path.join(output_dir, predictions_file(split)), encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]

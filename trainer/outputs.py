@@ -1,11 +1,123 @@
-"""The files of an output directory, by name: what the trainer writes and the Space, the model card and the Hub read.
-Imports nothing, so serving code can name them without pulling in training dependencies."""
+"""The files of an output directory: their names, their formats, and the only code that writes or reads them.
 
-RUN_CONFIG_FILE = "run_config.json"      # the Config of the run (trainer.config)
-TRAIN_RESULTS_FILE = "train_results.json"  # time, throughput, log history, data description, versions (finish.py)
-EVAL_RESULTS_FILE = "eval_results.json"    # word-level scores per split (metrics.py)
+What the trainer writes and the Space, the model card and the Hub read:
+- `run_config.json`: the run's `Config` (written and read by `trainer.config.Config.save/load`).
+- `train_results.json`: a `TrainStats` (time, throughput, log history, data description, versions, device).
+- `eval_results.json`: `{split: record}`, one word-level record per evaluated split (`trainer.metrics`'s
+  `evaluation_record`: overall and per-entity scores, sizes, dataset, protocol); a new split's record is merged in.
+- `predictions_<split>.jsonl`: one sentence a line, `{"doc_id", "sent_idx", "tokens", "gold", "pred"}` (IOB2 tags).
+
+Every write goes to a temporary file first and is renamed into place, so a reader never sees half a file. Imports
+nothing from the package and no ML library, so serving code can use it without pulling in training dependencies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+RUN_CONFIG_FILE = "run_config.json"
+TRAIN_RESULTS_FILE = "train_results.json"
+EVAL_RESULTS_FILE = "eval_results.json"
 
 
 def predictions_file(split: str) -> str:
-    """One sentence a line: tokens, gold and predicted IOB2 tags (metrics.py)."""
     return f"predictions_{split}.jsonl"
+
+
+@dataclass
+class TrainStats:
+    """What an engine reports about its training run; `finish` adds the data, versions and device, and the model
+    card reads it back from `train_results.json`. Both engines fill the same fields."""
+
+    engine: str = ""
+    train_runtime_s: Optional[float] = None
+    # Non-padding training sub-tokens per second over the whole run; None when it cannot be measured honestly
+    # (a resumed Trainer run timed only its last segment).
+    train_tokens_per_s: Optional[float] = None
+    train_samples: int = 0
+    train_loss: Optional[float] = None
+    epochs: float = 0.0
+    global_steps: int = 0
+    best_checkpoint: Optional[str] = None
+    best_validation_f1: Optional[float] = None
+    world_size: int = 1
+    mixed_precision: str = "no"
+    resumed_from: Optional[str] = None
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    device: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainStats":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# --- writing ------------------------------------------------------------------------------------------------------
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Write `obj` as JSON to `path` atomically (temporary file, then rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def write_jsonl(path: str, rows: Iterable[dict[str, Any]]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def write_evaluation(output_dir: str, split: str, record: dict[str, Any], rows: Iterable[dict[str, Any]]) -> None:
+    """Merge `record` into `eval_results.json` under `split` and write `predictions_<split>.jsonl`."""
+    os.makedirs(output_dir, exist_ok=True)
+    results = read_results(output_dir) or {}
+    results[split] = record
+    write_jsonl(os.path.join(output_dir, predictions_file(split)), rows)
+    write_json(os.path.join(output_dir, EVAL_RESULTS_FILE), results)
+
+
+def write_train_stats(output_dir: str, stats: TrainStats) -> None:
+    write_json(os.path.join(output_dir, TRAIN_RESULTS_FILE), stats.to_dict())
+
+
+# --- reading: by directory, or by the path of one file (the Space reads files downloaded from the Hub) --------------
+
+
+def load_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_jsonl(path: str) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_results(output_dir: str) -> Optional[dict[str, Any]]:
+    """`eval_results.json` of a directory, or None when there is none."""
+    path = os.path.join(output_dir, EVAL_RESULTS_FILE)
+    return load_json(path) if os.path.exists(path) else None
+
+
+def read_predictions(output_dir: str, split: str) -> Optional[list[dict[str, Any]]]:
+    """The rows of `predictions_<split>.jsonl`, or None when there is none."""
+    path = os.path.join(output_dir, predictions_file(split))
+    return load_jsonl(path) if os.path.exists(path) else None
+
+
+def read_train_stats(output_dir: str) -> Optional[TrainStats]:
+    path = os.path.join(output_dir, TRAIN_RESULTS_FILE)
+    return TrainStats.from_dict(load_json(path)) if os.path.exists(path) else None

@@ -11,7 +11,8 @@ from transformers import (AutoModelForTokenClassification, AutoTokenizer, PreTra
 
 from trainer.config import Config
 from trainer.data import NerData, load_data
-from trainer.encode import encode, max_length
+from trainer.encode import encode
+from trainer.limits import max_length
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class Prepared:
     model: PreTrainedModel
     train: Dataset
     validation: Dataset | None  # first sub-tokens labelled only: word-level evaluation during training
-    max_len: int
+    max_len: int  # sub-tokens per training example (trainer.limits)
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
@@ -49,7 +50,7 @@ def prepare(cfg: Config) -> Prepared:
     model = AutoModelForTokenClassification.from_pretrained(
         cfg.model_name_or_path, num_labels=len(id2label), id2label=id2label,
         label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True)
-    max_len = max_length(tokenizer, cfg.max_seq_length)
+    max_len = max_length(tokenizer, model.config, cfg.max_seq_length)
     train = encode(data.splits["train"], tokenizer, data.label2id, cfg.label_all_tokens, max_len)
     validation = (encode(data.splits["validation"], tokenizer, data.label2id, False, max_len)
                   if "validation" in data.splits else None)

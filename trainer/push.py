@@ -1,8 +1,14 @@
-"""`python -m trainer.push --output-dir DIR --hub-model-id user/name [--private]`: regenerate the model card of a
-trained output directory and push it to the Hub. The retry path of a failed `python -m trainer ... --push-to-hub`.
+"""Push a trained output directory to the Hub, with retries; and `python -m trainer.push`, its command line.
 
-The token comes from HF_TOKEN or the cached login (`hf auth login`); there is deliberately no --token flag, so a token
-never shows in shell history or the process list.
+  python -m trainer.push --output-dir DIR --hub-model-id user/name [--private]
+
+The retry path of a failed `python -m trainer ... --push-to-hub`: it regenerates the model card (trainer.card) for the
+repository and uploads the model, tokenizer, results and card, never checkpoints or optimizer states.
+
+The token comes from the `token` argument, HF_TOKEN or the cached login (`hf auth login`, read by
+`huggingface_hub.get_token`). It is passed to `huggingface_hub` calls only: never logged, printed, put in a message or
+written into the output directory. There is deliberately no --token flag, so a token never shows in shell history or
+the process list.
 """
 
 from __future__ import annotations
@@ -10,12 +16,175 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import shlex
 import sys
-from typing import Optional, Sequence
+import time
+from typing import Callable, Optional, Sequence
 
+from huggingface_hub import HfApi, get_token
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, validate_repo_id
+
+from trainer.card import CardError, write_model_card
 from trainer.config import Config
 from trainer.outputs import RUN_CONFIG_FILE
 
+logger = logging.getLogger(__name__)
+
+# Never uploaded: intermediate checkpoints (weights + optimizer state, GBs), optimizer/scheduler/RNG states and the
+# pickled TrainingArguments (a pickle is no use to readers of the repo and unsafe to load), temporary files.
+PUSH_IGNORE_PATTERNS = ["checkpoint-*", "**/checkpoint-*", "optimizer.pt", "scheduler.pt", "scaler.pt",
+                        "rng_state*.pth", "*.pt", "*.pth", "training_args.bin", "*.tmp", "runs/*", "logs/*"]
+# Predictions pushed with the model: the validation ones (issue 4); other splits stay local (the test sentences are
+# the benchmark's, and the train split is the data itself).
+PUSHED_PREDICTION_SPLITS = ("validation",)
+# HTTP statuses worth another try: timeout, rate limit and server-side failures; other 4xx will not change.
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class HubPushError(RuntimeError):
+    """A push that did not complete. The message says why and gives the exact retry command; the local output
+    directory has not been touched."""
+
+    def __init__(self, reason: str, output_dir: str, hub_model_id: str, private: bool = False):
+        self.reason = reason
+        self.output_dir = output_dir
+        self.hub_model_id = hub_model_id
+        self.retry_command = retry_command(output_dir, hub_model_id, private)
+        super().__init__(f"push of {output_dir} to the Hub repository {hub_model_id} failed: {reason}\n"
+                         f"The local output in {output_dir} is intact. Retry with:\n  {self.retry_command}")
+
+
+def retry_command(output_dir: str, hub_model_id: str, private: bool = False) -> str:
+    cmd = ["python", "-m", "trainer.push", "--output-dir", output_dir, "--hub-model-id", hub_model_id]
+    return shlex.join(cmd + (["--private"] if private else []))
+
+
+# --- the push ----------------------------------------------------------------------------------------------------------
+
+def upload_ignore_patterns(output_dir: str) -> list[str]:
+    """`upload_folder` ignore patterns for an output directory: checkpoints, optimizer states and predictions of
+    splits other than the pushed ones."""
+    extra = []
+    for name in sorted(os.listdir(output_dir)):
+        m = re.fullmatch(r"predictions_(.+)\.jsonl", name)
+        if m and m.group(1) not in PUSHED_PREDICTION_SPLITS:
+            extra.append(name)
+    return PUSH_IGNORE_PATTERNS + extra
+
+
+def files_to_upload(output_dir: str, ignore_patterns: Sequence[str]) -> list[str]:
+    """The relative paths `upload_folder` will send (its own default ignores included), for the log and checks."""
+    paths = []
+    for root, _, files in os.walk(output_dir):
+        for f in files:
+            paths.append(os.path.relpath(os.path.join(root, f), output_dir).replace(os.sep, "/"))
+    return sorted(filter_repo_objects(paths, ignore_patterns=list(ignore_patterns) + DEFAULT_IGNORE_PATTERNS))
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, OfflineModeIsEnabled):
+        return False
+    if isinstance(error, HfHubHTTPError):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        return status in TRANSIENT_STATUS
+    try:  # connection failures and timeouts: huggingface_hub's HTTP client raises httpx(2) transport errors
+        import httpx2
+        if isinstance(error, httpx2.TransportError):
+            return True
+    except ImportError:  # pragma: no cover - huggingface_hub always ships it
+        pass
+    return isinstance(error, (ConnectionError, TimeoutError))
+
+
+def _reason(error: BaseException, hub_model_id: str) -> str:
+    if isinstance(error, OfflineModeIsEnabled):
+        return "offline mode is on (HF_HUB_OFFLINE=1); unset it where the Hub can be reached"
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status == 401:
+        return "the Hub rejected the token (401); set HF_TOKEN to a valid write token or run `hf auth login`"
+    if status == 403:
+        return f"the token may not write to {hub_model_id} (403); use a write token with access to that namespace"
+    if status == 404:
+        return f"{hub_model_id} not found and could not be created (404); check the namespace"
+    if _is_transient(error):
+        return f"the Hub could not be reached or failed ({type(error).__name__}: {error})"
+    return f"{type(error).__name__}: {error}"
+
+
+def _scrub(text: str, token: Optional[str]) -> str:
+    # Library messages do not contain the token, but a message that reaches users is scrubbed anyway.
+    return text.replace(token, "***") if token else text
+
+
+def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optional[str] = None,
+         api: Optional[HfApi] = None, *, retries: int = 3, backoff_s: float = 2.0,
+         sleep: Callable[[float], None] = time.sleep) -> str:
+    """Push an output directory to the Hub model repository `hub_model_id`: regenerate its model card for that
+    repository, `create_repo(exist_ok=True)`, then `upload_folder` without checkpoints or optimizer states.
+
+    Token: `token`, else `HF_TOKEN` or the cached login. Transient failures (network, 429, 5xx) are retried up to
+    `retries` times with exponential backoff. Returns the commit URL. Raises HubPushError (with the retry command) on
+    any failure. Nothing in the output directory is touched before the token is found; then README.md is
+    regenerated (the same card for the same directory and repository) and nothing else is written.
+    """
+    try:
+        validate_repo_id(hub_model_id)
+    except HFValidationError as e:
+        raise HubPushError(f"invalid repository id: {e}", output_dir, hub_model_id, private) from None
+    if not os.path.isdir(output_dir):
+        raise HubPushError(f"{output_dir} is not a directory", output_dir, hub_model_id, private)
+    if token is None:
+        try:
+            token = get_token()
+        except Exception as e:  # e.g. a failed OIDC exchange in CI
+            raise HubPushError(f"no token could be obtained ({type(e).__name__})", output_dir, hub_model_id,
+                               private) from None
+    if not token:
+        raise HubPushError("no Hugging Face token: set HF_TOKEN (a write token) or run `hf auth login`",
+                           output_dir, hub_model_id, private)
+
+    try:
+        write_model_card(output_dir, hub_model_id)
+    except (CardError, OSError) as e:
+        raise HubPushError(f"the model card could not be written: {e}", output_dir, hub_model_id, private) from e
+
+    ignore = upload_ignore_patterns(output_dir)
+    files = files_to_upload(output_dir, ignore)
+    if "config.json" not in files or not any(f.endswith((".safetensors", ".bin")) for f in files):
+        raise HubPushError("no model weights and config.json to push (was the best model saved?)",
+                           output_dir, hub_model_id, private)
+
+    api = api or HfApi()
+    size_mb = sum(os.path.getsize(os.path.join(output_dir, f)) for f in files) / 2**20
+    logger.info("Pushing %d files (%.1f MB) from %s to %s", len(files), size_mb, output_dir, hub_model_id)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            api.create_repo(hub_model_id, token=token, private=private, repo_type="model", exist_ok=True)
+            commit = api.upload_folder(repo_id=hub_model_id, folder_path=output_dir, token=token, repo_type="model",
+                                       commit_message=f"Upload {os.path.basename(os.path.abspath(output_dir))} "
+                                                      "with results and model card",
+                                       ignore_patterns=list(ignore))
+            break
+        except Exception as e:
+            if _is_transient(e) and attempt <= retries:
+                wait = backoff_s * 2 ** (attempt - 1)
+                logger.warning("Push attempt %d of %d failed (%s); retrying in %.1f s",
+                               attempt, retries + 1, _scrub(_reason(e, hub_model_id), token), wait)
+                sleep(wait)
+                continue
+            tries = f" after {attempt} attempts" if attempt > 1 else ""
+            raise HubPushError(_scrub(_reason(e, hub_model_id), token) + tries,
+                               output_dir, hub_model_id, private) from e
+    url = getattr(commit, "commit_url", None) or str(commit)
+    logger.info("Pushed to %s", url)
+    return url
+
+
+# --- command line ------------------------------------------------------------------------------------------------
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainer.push", description=__doc__,
@@ -30,8 +199,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from trainer.hub import CardError, HubPushError, push
-
     args = make_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     out = args.output_dir

@@ -16,6 +16,7 @@ from trainer.checkpoints import resume_checkpoint
 from trainer.config import Config
 from trainer.finish import finish
 from trainer.metrics import validation_scores
+from trainer.outputs import TrainStats
 from trainer.prepare import Prepared, prepare
 
 logger = logging.getLogger(__name__)
@@ -113,18 +114,19 @@ def run(cfg: Config) -> dict[str, Any]:
     if not trainer.is_world_process_zero():
         return {}
     n_tokens = sum(len(ids) for ids in prep.train["input_ids"])
-    stats = {
-        "train_runtime_s": train_s,
+    stats = TrainStats(
+        train_runtime_s=train_s,
         # A resumed run timed only its last segment: a whole-run rate would be wrong, so none is given.
-        "train_tokens_per_s": None if resume_from else n_tokens * cfg.num_train_epochs / train_s,
-        "resumed_from": resume_from,
-        "train_samples": len(prep.train),
-        "train_loss": result.training_loss,
-        "epochs": cfg.num_train_epochs,
-        "global_steps": trainer.state.global_step,
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_validation_f1": trainer.state.best_metric,
-        "world_size": trainer.args.world_size,
-        "log_history": trainer.state.log_history,
-    }
+        train_tokens_per_s=None if resume_from else n_tokens * cfg.num_train_epochs / train_s,
+        resumed_from=resume_from,
+        train_samples=len(prep.train),
+        train_loss=result.training_loss,
+        epochs=cfg.num_train_epochs,
+        global_steps=trainer.state.global_step,
+        best_checkpoint=trainer.state.best_model_checkpoint,
+        best_validation_f1=trainer.state.best_metric,
+        world_size=trainer.args.world_size,
+        mixed_precision="bf16" if cfg.bf16 else "fp16" if cfg.fp16 else "no",
+        log_history=trainer.state.log_history,
+    )
     return finish(cfg, prep, trainer.model, stats)

@@ -1,4 +1,4 @@
-"""The model card, built from what a training run wrote, and the push of an output directory to the Hub.
+"""The model card, built from what a training run wrote (context, rendering, offline validation, writing README.md).
 
 Everything in the card comes from files in the output directory, never from literals: `config.json` (labels),
 `run_config.json` (base model, data, hyperparameters), `train_results.json` (time, throughput, versions, data facts),
@@ -8,9 +8,6 @@ the same directory (the retry path, `python -m trainer.push`) is the same card.
 The card is a `huggingface_hub.ModelCard` rendered from `templates/model_card.md` with `ModelCardData` metadata
 (`model-index` built from `EvalResult`s, so the Hub shows the validation and test scores). `RepoCard.validate` asks the
 Hub; `validate_card` below checks offline what can be checked offline.
-
-The token comes from the `token` argument, `HF_TOKEN` or the cached login (`huggingface_hub.get_token`). It is passed
-to `huggingface_hub` calls only: never logged, printed, put in a message or written into the output directory.
 """
 
 from __future__ import annotations
@@ -20,20 +17,18 @@ import logging
 import math
 import os
 import re
-import shlex
-import time
 from importlib import resources
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
 from huggingface_hub.repocard_data import model_index_to_eval_results
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, validate_repo_id
+from huggingface_hub.utils import validate_repo_id
 
 from trainer.config import Config
 from trainer.labels import entity_types as label_entity_types, tags_to_spans
-from trainer.metrics import read_predictions, read_results
-from trainer.outputs import EVAL_RESULTS_FILE, RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, predictions_file
+from trainer.outputs import (EVAL_RESULTS_FILE, RUN_CONFIG_FILE, TrainStats, load_json, read_predictions,
+                             read_results, read_train_stats)
 
 logger = logging.getLogger(__name__)
 
@@ -45,50 +40,15 @@ METRIC_NAMES = {"precision": "Precision", "recall": "Recall", "f1": "F1", "accur
 EVAL_SPLITS = ("validation", "test")
 SPLIT_NAMES = {"validation": "Validation", "test": "Test", "train": "Train"}
 TASK_NAMES = {"ner": "named-entity recognition", "pos": "part-of-speech tagging", "chunk": "chunking"}
-# Never uploaded: intermediate checkpoints (weights + optimizer state, GBs), optimizer/scheduler/RNG states and the
-# pickled TrainingArguments (a pickle is no use to readers of the repo and unsafe to load), temporary files.
-PUSH_IGNORE_PATTERNS = ["checkpoint-*", "**/checkpoint-*", "optimizer.pt", "scheduler.pt", "scaler.pt",
-                        "rng_state*.pth", "*.pt", "*.pth", "training_args.bin", "*.tmp", "runs/*", "logs/*"]
-# Predictions pushed with the model: the validation ones (issue 4); other splits stay local (the test sentences are
-# the benchmark's, and the train split is the data itself).
-PUSHED_PREDICTION_SPLITS = ("validation",)
-# HTTP statuses worth another try: timeout, rate limit and server-side failures; other 4xx will not change.
-TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-
-
 class CardError(ValueError):
     """The output directory lacks what the card is built from, or the card would not be valid metadata."""
 
 
-class HubPushError(RuntimeError):
-    """A push that did not complete. The message says why and gives the exact retry command; the local output
-    directory has not been touched."""
-
-    def __init__(self, reason: str, output_dir: str, hub_model_id: str, private: bool = False):
-        self.reason = reason
-        self.output_dir = output_dir
-        self.hub_model_id = hub_model_id
-        self.retry_command = retry_command(output_dir, hub_model_id, private)
-        super().__init__(f"push of {output_dir} to the Hub repository {hub_model_id} failed: {reason}\n"
-                         f"The local output in {output_dir} is intact. Retry with:\n  {self.retry_command}")
-
-
-def retry_command(output_dir: str, hub_model_id: str, private: bool = False) -> str:
-    cmd = ["python", "-m", "trainer.push", "--output-dir", output_dir, "--hub-model-id", hub_model_id]
-    return shlex.join(cmd + (["--private"] if private else []))
-
-
 # --- reading the output directory ---------------------------------------------------------------------------------
 
-def _read_json(path: str) -> Optional[Any]:
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def _labels(output_dir: str) -> list[str]:
-    config = _read_json(os.path.join(output_dir, "config.json"))
+    path = os.path.join(output_dir, "config.json")
+    config = load_json(path) if os.path.exists(path) else None
     if not config or "id2label" not in config:
         raise CardError(f"{output_dir}/config.json: missing or without id2label; is this a trained output directory?")
     return [config["id2label"][k] for k in sorted(config["id2label"], key=int)]
@@ -120,16 +80,6 @@ def _base_model_license(model: str) -> Optional[str]:
         return ModelCard.load(path, ignore_metadata_errors=True).data.get("license")
     except Exception:
         return None
-
-
-def _dataset_ids(cfg: Config) -> tuple[Optional[str], Optional[str]]:
-    """(Hub dataset id, revision) the model was trained on, resolving the project's aliases; (None, None) for
-    local files."""
-    if not cfg.dataset_name:
-        return None, None
-    from trainer.data import HUB_ALIASES  # imported here: only Hub datasets need it
-    name, alias_revision = HUB_ALIASES.get(cfg.dataset_name, (cfg.dataset_name, None))
-    return name, cfg.dataset_revision or alias_revision
 
 
 def _local_dataset_type(cfg: Config) -> str:
@@ -236,13 +186,13 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
     splits = [s for s in EVAL_SPLITS if s in results] + sorted(s for s in results if s not in EVAL_SPLITS)
     if not splits:
         raise CardError(f"{output_dir}/{EVAL_RESULTS_FILE}: no evaluation results; the card reports real scores only")
-    train = _read_json(os.path.join(output_dir, TRAIN_RESULTS_FILE)) or {}
-    data = train.get("data") or {}
+    train = read_train_stats(output_dir) or TrainStats()
+    data = train.data
 
     repo_id = hub_model_id or cfg.hub_model_id
     model_name = (repo_id or os.path.basename(os.path.abspath(output_dir))).split("/")[-1]
     base_model = cfg.model_name_or_path
-    dataset_id, dataset_revision = _dataset_ids(cfg)
+    dataset_id, dataset_revision = cfg.hub_dataset
     dataset_type = dataset_id or _local_dataset_type(cfg)
     # train_results' source names the data once; eval_results' `dataset` also names the split's file.
     dataset_pretty = data.get("source") or results[splits[0]].get("dataset") or dataset_type
@@ -262,8 +212,9 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
     widget_rows: list[dict[str, Any]] = []
     widget_split = None
     for split in ("validation", "test"):
-        if os.path.exists(os.path.join(output_dir, predictions_file(split))):
-            widget_rows, widget_split = read_predictions(output_dir, split), split
+        rows = read_predictions(output_dir, split)
+        if rows is not None:
+            widget_rows, widget_split = rows, split
             break
     widgets = widget_examples(widget_rows)
 
@@ -282,7 +233,7 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         widget=[{"text": t} for t in widgets] or None,
     )
 
-    raw_config = _read_json(run_config_path)
+    raw_config = load_json(run_config_path)
     hyper = {k: v for k, v in raw_config.items() if k not in NOT_HYPERPARAMETERS and v is not None}
     effective_bs = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     entity_types = sorted(label_entity_types(labels))
@@ -315,12 +266,12 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "effective_batch_size": effective_bs,
         "train": train,
         # A path on the training machine means nothing to readers of the card; the checkpoint's name does.
-        "best_checkpoint": os.path.basename(os.path.normpath(train["best_checkpoint"]))
-        if train.get("best_checkpoint") else None,
-        "runtime": _duration(train.get("train_runtime_s")),
-        "tokens_per_s": train.get("train_tokens_per_s"),
-        "versions": train.get("versions") or {},
-        "eval_log": _eval_log(train.get("log_history") or []),
+        "best_checkpoint": os.path.basename(os.path.normpath(train.best_checkpoint))
+        if train.best_checkpoint else None,
+        "runtime": _duration(train.train_runtime_s),
+        "tokens_per_s": train.train_tokens_per_s,
+        "versions": train.versions,
+        "eval_log": _eval_log(train.log_history),
         "widgets": widgets,
         "widget_split": widget_split,
         "example": widgets[0] if widgets else "My name is Wolfgang and I live in Berlin.",
@@ -414,126 +365,3 @@ def write_model_card(output_dir: str, hub_model_id: Optional[str] = None) -> str
     os.replace(tmp, path)  # never leave a half-written card
     logger.info("Model card written to %s", path)
     return path
-
-
-# --- push ----------------------------------------------------------------------------------------------------------
-
-def upload_ignore_patterns(output_dir: str) -> list[str]:
-    """`upload_folder` ignore patterns for an output directory: checkpoints, optimizer states and predictions of
-    splits other than the pushed ones."""
-    extra = []
-    for name in sorted(os.listdir(output_dir)):
-        m = re.fullmatch(r"predictions_(.+)\.jsonl", name)
-        if m and m.group(1) not in PUSHED_PREDICTION_SPLITS:
-            extra.append(name)
-    return PUSH_IGNORE_PATTERNS + extra
-
-
-def files_to_upload(output_dir: str, ignore_patterns: Sequence[str]) -> list[str]:
-    """The relative paths `upload_folder` will send (its own default ignores included), for the log and checks."""
-    paths = []
-    for root, _, files in os.walk(output_dir):
-        for f in files:
-            paths.append(os.path.relpath(os.path.join(root, f), output_dir).replace(os.sep, "/"))
-    return sorted(filter_repo_objects(paths, ignore_patterns=list(ignore_patterns) + DEFAULT_IGNORE_PATTERNS))
-
-
-def _is_transient(error: BaseException) -> bool:
-    if isinstance(error, OfflineModeIsEnabled):
-        return False
-    if isinstance(error, HfHubHTTPError):
-        status = getattr(getattr(error, "response", None), "status_code", None)
-        return status in TRANSIENT_STATUS
-    try:  # connection failures and timeouts: huggingface_hub's HTTP client raises httpx(2) transport errors
-        import httpx2
-        if isinstance(error, httpx2.TransportError):
-            return True
-    except ImportError:  # pragma: no cover - huggingface_hub always ships it
-        pass
-    return isinstance(error, (ConnectionError, TimeoutError))
-
-
-def _reason(error: BaseException, hub_model_id: str) -> str:
-    if isinstance(error, OfflineModeIsEnabled):
-        return "offline mode is on (HF_HUB_OFFLINE=1); unset it where the Hub can be reached"
-    status = getattr(getattr(error, "response", None), "status_code", None)
-    if status == 401:
-        return "the Hub rejected the token (401); set HF_TOKEN to a valid write token or run `hf auth login`"
-    if status == 403:
-        return f"the token may not write to {hub_model_id} (403); use a write token with access to that namespace"
-    if status == 404:
-        return f"{hub_model_id} not found and could not be created (404); check the namespace"
-    if _is_transient(error):
-        return f"the Hub could not be reached or failed ({type(error).__name__}: {error})"
-    return f"{type(error).__name__}: {error}"
-
-
-def _scrub(text: str, token: Optional[str]) -> str:
-    # Library messages do not contain the token, but a message that reaches users is scrubbed anyway.
-    return text.replace(token, "***") if token else text
-
-
-def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optional[str] = None,
-         api: Optional[HfApi] = None, *, retries: int = 3, backoff_s: float = 2.0,
-         sleep: Callable[[float], None] = time.sleep) -> str:
-    """Push an output directory to the Hub model repository `hub_model_id`: regenerate its model card for that
-    repository, `create_repo(exist_ok=True)`, then `upload_folder` without checkpoints or optimizer states.
-
-    Token: `token`, else `HF_TOKEN` or the cached login. Transient failures (network, 429, 5xx) are retried up to
-    `retries` times with exponential backoff. Returns the commit URL. Raises HubPushError (with the retry command) on
-    any failure. Nothing in the output directory is touched before the token is found; then README.md is
-    regenerated (the same card for the same directory and repository) and nothing else is written.
-    """
-    try:
-        validate_repo_id(hub_model_id)
-    except HFValidationError as e:
-        raise HubPushError(f"invalid repository id: {e}", output_dir, hub_model_id, private) from None
-    if not os.path.isdir(output_dir):
-        raise HubPushError(f"{output_dir} is not a directory", output_dir, hub_model_id, private)
-    if token is None:
-        try:
-            token = get_token()
-        except Exception as e:  # e.g. a failed OIDC exchange in CI
-            raise HubPushError(f"no token could be obtained ({type(e).__name__})", output_dir, hub_model_id,
-                               private) from None
-    if not token:
-        raise HubPushError("no Hugging Face token: set HF_TOKEN (a write token) or run `hf auth login`",
-                           output_dir, hub_model_id, private)
-
-    try:
-        write_model_card(output_dir, hub_model_id)
-    except (CardError, OSError) as e:
-        raise HubPushError(f"the model card could not be written: {e}", output_dir, hub_model_id, private) from e
-
-    ignore = upload_ignore_patterns(output_dir)
-    files = files_to_upload(output_dir, ignore)
-    if "config.json" not in files or not any(f.endswith((".safetensors", ".bin")) for f in files):
-        raise HubPushError("no model weights and config.json to push (was the best model saved?)",
-                           output_dir, hub_model_id, private)
-
-    api = api or HfApi()
-    size_mb = sum(os.path.getsize(os.path.join(output_dir, f)) for f in files) / 2**20
-    logger.info("Pushing %d files (%.1f MB) from %s to %s", len(files), size_mb, output_dir, hub_model_id)
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            api.create_repo(hub_model_id, token=token, private=private, repo_type="model", exist_ok=True)
-            commit = api.upload_folder(repo_id=hub_model_id, folder_path=output_dir, token=token, repo_type="model",
-                                       commit_message=f"Upload {os.path.basename(os.path.abspath(output_dir))} "
-                                                      "with results and model card",
-                                       ignore_patterns=list(ignore))
-            break
-        except Exception as e:
-            if _is_transient(e) and attempt <= retries:
-                wait = backoff_s * 2 ** (attempt - 1)
-                logger.warning("Push attempt %d of %d failed (%s); retrying in %.1f s",
-                               attempt, retries + 1, _scrub(_reason(e, hub_model_id), token), wait)
-                sleep(wait)
-                continue
-            tries = f" after {attempt} attempts" if attempt > 1 else ""
-            raise HubPushError(_scrub(_reason(e, hub_model_id), token) + tries,
-                               output_dir, hub_model_id, private) from e
-    url = getattr(commit, "commit_url", None) or str(commit)
-    logger.info("Pushed to %s", url)
-    return url
