@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+from machine import cpu_info
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SHARED = os.path.join(ROOT, "..", "shared")
@@ -42,7 +44,10 @@ def main() -> None:
                     "--max-train-samples", str(args.train_sentences), "--num-train-epochs", "1",
                     "--output-dir", os.path.join(tmp, "ours"), "--save-total-limit", "1"],
                    env=env, check=True, stdout=subprocess.DEVNULL)
-    ref, ours = json.load(open(ref_json)), json.load(open(ours_json))
+    with open(ref_json, encoding="utf-8") as f:
+        ref = json.load(f)
+    with open(ours_json, encoding="utf-8") as f:
+        ours = json.load(f)
     res = {
         "what": f"1 epoch on the first {args.train_sentences} training sentences, the course's hyperparameters, "
                 f"MiniLM encoder; reference first, then ours, back to back",
@@ -52,6 +57,7 @@ def main() -> None:
         "reference_val_f1_word_level": ref["validation"]["word_level"]["f1"],
         "ours_val_f1": ours["validation"]["overall"]["f1"],
         "elapsed_s": time.perf_counter() - t0,
+        "cpu": cpu_info(),
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     with open(args.result, "w", encoding="utf-8") as f:

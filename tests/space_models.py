@@ -81,6 +81,17 @@ def validation_dataset() -> Dataset:
                               "doc_id": [0] * len(VALIDATION), "sent_idx": list(range(len(VALIDATION)))})
 
 
+def write_validation_results(tagger, out_dir: str) -> None:
+    """Score the tagger's model on the validation sentences with trainer.evaluation and write the result files."""
+    from datasets import DatasetDict
+
+    from trainer.data import NerData
+    from trainer.evaluation import evaluate
+
+    data = NerData(DatasetDict({"validation": validation_dataset()}), LABELS, "IOB2", "fixture")
+    evaluate(tagger.model, tagger.tokenizer, data, "validation", 64, output_dir=out_dir)
+
+
 def write_validation_conll(path: str) -> str:
     """The validation sentences as a CoNLL column file (token and NER tag), for recomputing results from data."""
     with open(path, "w", encoding="utf-8") as f:

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from gradio_client import Client  # noqa: E402
 
 import app  # noqa: E402
-from space_models import build_lookup_model, validation_dataset, write_validation_conll  # noqa: E402
+from space_models import build_lookup_model, write_validation_conll, write_validation_results  # noqa: E402
 from trainer.inference import MAX_INPUT_CHARS, NerTagger  # noqa: E402
 
 TYPES = ["LOC", "MISC", "ORG", "PER"]
@@ -28,11 +28,9 @@ def serve(demo):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """The lookup model with validation results written by the evaluation path."""
-    from trainer.predict import evaluate_split
-
     d = build_lookup_model(str(tmp_path_factory.mktemp("app-model")))
     t = NerTagger.from_pretrained(d)
-    evaluate_split(t.model, t.tokenizer, validation_dataset(), "validation", "IOB2", "fixture", d, 64)
+    write_validation_results(t, d)
     return d
 
 

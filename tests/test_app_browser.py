@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import app  # noqa: E402
-from space_models import build_lookup_model, validation_dataset  # noqa: E402
+from space_models import build_lookup_model, write_validation_results  # noqa: E402
 from trainer.inference import NerTagger  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,11 +32,9 @@ def page_url(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    from trainer.predict import evaluate_split
-
     d = build_lookup_model(str(tmp_path_factory.mktemp("browser-model")))
     tagger = NerTagger.from_pretrained(d)
-    evaluate_split(tagger.model, tagger.tokenizer, validation_dataset(), "validation", "IOB2", "fixture", d, 64)
+    write_validation_results(tagger, d)
     demo = app.build_demo(d, tagger)
     demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     yield demo.local_url

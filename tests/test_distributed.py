@@ -14,7 +14,7 @@ from engine_runs import N_VALIDATION, eval_entries, launch_two_processes, read_j
 from trainer.config import Config
 from trainer.outputs import RUN_CONFIG_FILE
 from trainer.loop import evaluate as loop_evaluate
-from trainer.predict import evaluate_split
+from trainer.evaluation import evaluate
 from trainer.prepare import Prepared, prepare
 from trainer.train import InOrderEvalTrainer, word_level_metrics
 
@@ -61,9 +61,8 @@ def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores
 
     # And once more here, in this process, from the files on disk.
     prep = with_saved_model(out)
-    again = evaluate_split(prep.model, prep.tokenizer, prep.data.splits["validation"], "validation",
-                           prep.data.scheme, "rescored", str(tmp_path), prep.max_len)
-    assert again["overall"] == saved["overall"]
+    again = evaluate(prep.model, prep.tokenizer, prep.data, "validation", output_dir=str(tmp_path))
+    assert again.record["overall"] == saved["overall"]
 
 
 def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):

@@ -49,8 +49,8 @@ def test_word_takes_its_first_subtoken_label(tagger):
 
 
 def test_same_words_and_tags_as_evaluation(tagger):
-    """Raw text made of a sentence's words gets the spans trainer.predict gives those words in evaluation."""
-    from trainer.predict import predict_words
+    """Raw text made of a sentence's words gets the spans trainer.evaluation gives those words in evaluation."""
+    from trainer.evaluation import predict_words
 
     sentences = [tokens for tokens, _ in VALIDATION]
     tags = predict_words(tagger.model, tagger.tokenizer, sentences, max_len=64)

@@ -1,9 +1,7 @@
-import json
-
 import pytest
 
 from trainer.labels import IGNORE_INDEX
-from trainer.metrics import read_predictions, read_results, score, word_predictions, write_results
+from trainer.metrics import score, word_predictions
 
 
 def test_seqeval_overall_and_per_entity():
@@ -39,12 +37,3 @@ def test_word_predictions_use_first_subtokens_and_truncated_words_are_o():
     words = word_predictions(preds, labels, gold, id2label)
     assert words == [["B-PER", "I-PER", "O", "O"]]
     assert score(gold, words, "IOB2")["overall"]["recall"] == 0.5  # the cut entity counts as missed
-
-
-def test_result_files_merge_splits(tmp_path):
-    rec = {"overall": {"f1": 0.5}}
-    write_results(str(tmp_path), "validation", rec, [{"tokens": ["a"], "gold": ["O"], "pred": ["O"]}])
-    write_results(str(tmp_path), "test", {"overall": {"f1": 0.7}}, [])
-    assert set(read_results(str(tmp_path))) == {"validation", "test"}
-    assert read_predictions(str(tmp_path), "validation")[0]["tokens"] == ["a"]
-    json.loads((tmp_path / "eval_results.json").read_text())

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from space_models import VALIDATION, build_lookup_model, validation_dataset, write_validation_conll
+from space_models import VALIDATION, build_lookup_model, write_validation_conll, write_validation_results
 from trainer.error_analysis import (FALSE_NEGATIVE, FALSE_POSITIVE, KINDS, WRONG_BOUNDARY, WRONG_TYPE,
                                     WRONG_TYPE_AND_BOUNDARY, classify_errors, error_table)
 from trainer.inference import Entity, NerTagger
@@ -72,13 +72,11 @@ def lookup_dir(tmp_path_factory):
 
 
 def test_results_of_a_model_directory(lookup_dir, tmp_path):
-    from trainer.predict import evaluate_split
-
     model = str(tmp_path / "m")
     shutil.copytree(lookup_dir, model)
     tagger = NerTagger.from_pretrained(model)
     assert rv.ModelResults(model).results() is None
-    evaluate_split(tagger.model, tagger.tokenizer, validation_dataset(), "validation", "IOB2", "fixture", model, 64)
+    write_validation_results(tagger, model)
     res = rv.ModelResults(model)
     record = res.results()
     rows = rv.per_entity_rows(record)
@@ -106,7 +104,7 @@ def test_compute_results_from_the_run_config(lookup_dir, tmp_path):
     Config(model_name_or_path="encoder", validation_file=conll, max_eval_samples=2).save(
         os.path.join(model, "run_config.json"))
     seen = []
-    record = rv.ModelResults(model).compute(NerTagger.from_pretrained(model), lambda f, d: seen.append(f), chunk=2)
+    record = rv.ModelResults(model).compute(NerTagger.from_pretrained(model), lambda f, d: seen.append(f), batch_size=2)
     assert record["num_sentences"] == len(VALIDATION)  # the whole split, not the run's sample limit
     assert seen[0] == 0.0 and seen[-1] == 1.0 and len(seen) >= 4
     again = rv.ModelResults(model)  # cached in the (writable) model directory

@@ -8,8 +8,8 @@ from transformers import AutoConfig, AutoModelForTokenClassification, set_seed
 from trainer.config import Config
 from trainer.data import load_data
 from trainer.evaluate import main as evaluate_main
-from trainer.metrics import read_predictions, read_results, score
-from trainer.predict import predict_words
+from trainer.outputs import read_predictions, read_results, score
+from trainer.evaluation import predict_words
 from trainer.prepare import load_tokenizer
 
 from conftest import CONLL_SAMPLE

@@ -2,15 +2,14 @@
 (read from its directory or Hub repo, or computed on its validation data and cached) as tables, chart data and
 text, and the error browser's rows. app.py only wires these to components.
 
-Results are read from `eval_results.json` / `predictions_<split>.jsonl` (trainer.metrics' format). Computing them
-reuses the evaluation path (trainer.data + trainer.predict + trainer.metrics), imported only when asked for, so
-serving a model with results never loads training-side modules.
+Results are read from `eval_results.json` / `predictions_<split>.jsonl` (trainer.outputs). Computing them is
+trainer.evaluation's `evaluate`, imported only when asked for, so serving a model with results never loads the data
+readers.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import zlib
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 from trainer.error_analysis import error_table
 from trainer.inference import Entity, NerTagger
 from trainer.labels import tags_to_spans
-from trainer.outputs import EVAL_RESULTS_FILE, RUN_CONFIG_FILE, predictions_file
+from trainer.outputs import EVAL_RESULTS_FILE, RUN_CONFIG_FILE, load_json, load_jsonl, predictions_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,59 +102,29 @@ class ModelResults:
     def results(self) -> Optional[dict[str, Any]]:
         """The validation record of `eval_results.json`, or None."""
         path = self._file(EVAL_RESULTS_FILE)
-        if path is None:
-            return None
-        with open(path, encoding="utf-8") as f:
-            return json.load(f).get(SPLIT)
+        return load_json(path).get(SPLIT) if path else None
 
     def predictions(self) -> list[dict[str, Any]]:
         path = self._file(predictions_file(SPLIT))
-        if path is None:
-            return []
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        return load_jsonl(path) if path else []
 
     def compute(self, tagger: NerTagger, progress: Optional[Callable[[float, str], None]] = None,
-                chunk: int = 64) -> dict[str, Any]:
-        """Predict and score the validation split named by the model's run_config.json (trainer.config.Config),
-        or CoNLL-2003 for a model without one, and write the result files into the cache directory."""
-        from trainer.config import Config
-        from trainer.data import load_data
-        from trainer.metrics import evaluation_record, write_results
-        from trainer.predict import predict_words
+                batch_size: int = 32) -> dict[str, Any]:
+        """Score the tagger's model on the validation split named by the model's run_config.json (CoNLL-2003 for a
+        model without one) with trainer.evaluation, and write the result files into the cache directory."""
+        from trainer.evaluation import eval_config, evaluate, load_split
 
-        cfg_path = self._file(RUN_CONFIG_FILE)
-        # The whole validation split, as `python -m trainer.evaluate` scores it: a training run's sample limits
-        # were for speed, not part of the protocol.
-        limits = {"max_train_samples": None, "max_eval_samples": None}
-        cfg = (Config.load(cfg_path, model_name_or_path=self.source, **limits) if cfg_path
-               else Config(model_name_or_path=self.source, **limits))
+        cfg = eval_config(self.source, run_config=self._file(RUN_CONFIG_FILE))
         if progress:
             progress(0.0, "loading the validation data")
         try:
-            data = load_data(cfg)
+            data = load_split(cfg, SPLIT)
         except Exception as exc:  # noqa: BLE001 - DataError, missing files, Hub unreachable
             where = cfg.data_dir or cfg.validation_file or cfg.dataset_name
             raise RuntimeError(f"The validation data of this model ({where}) could not be loaded: "
                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-        if SPLIT not in data.splits:
-            raise RuntimeError(f"{data.source} has no validation split")
-        ds = data.splits[SPLIT]
-        tokens = ds["tokens"]
-        max_len = min(cfg.max_seq_length or tagger.max_length, tagger.max_length)
-        pred: list[list[str]] = []
-        for i in range(0, len(tokens), chunk):
-            if progress:
-                progress(i / len(tokens), f"predicting {i}/{len(tokens)} sentences")
-            pred += predict_words(tagger.model, tagger.tokenizer, tokens[i:i + chunk], max_len)
-        where = data.files.get(SPLIT, data.source)  # described as trainer.evaluate describes it
-        record = evaluation_record(ds["tags"], pred, data.scheme, SPLIT, f"{data.source} [{SPLIT}: {where}]")
-        rows = [{"doc_id": d, "sent_idx": s, "tokens": t, "gold": g, "pred": p}
-                for d, s, t, g, p in zip(ds["doc_id"], ds["sent_idx"], tokens, ds["tags"], pred)]
-        write_results(self.cache_dir, SPLIT, record, rows)
-        if progress:
-            progress(1.0, "done")
-        return record
+        return evaluate(tagger.model, tagger.tokenizer, data, SPLIT, cfg.max_seq_length, batch_size,
+                        output_dir=self.cache_dir, progress=progress).record
 
 
 def per_entity_rows(record: dict[str, Any]) -> list[list[Any]]:
