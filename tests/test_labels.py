@@ -1,5 +1,5 @@
-from trainer.labels import (IGNORE_INDEX, align_labels, continuation_map, detect_scheme, sort_labels, tag_error,
-                            tags_to_spans, to_iob2)
+from trainer.labels import (IGNORE_INDEX, align_labels, complete_labels, continuation_map, detect_scheme,
+                            output_scheme, sort_labels, tag_error, tags_to_spans, to_iob2)
 
 
 def test_tag_error_names_the_prefix():
@@ -53,3 +53,15 @@ def test_align_course_strategy_and_first_only():
     assert align_labels([1, 1, 0], word_ids, True, b_to_i) == [IGNORE_INDEX, 1, 1, 2, 2, 0, IGNORE_INDEX]
     assert align_labels([1, 1, 0], word_ids, False, b_to_i) == \
         [IGNORE_INDEX, 1, 1, IGNORE_INDEX, IGNORE_INDEX, 0, IGNORE_INDEX]
+
+
+def test_complete_labels_spell_every_type_in_iob2():
+    assert complete_labels(["B-PER", "I-LOC", "O"], "IOB2") == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    assert complete_labels(["I-ORG"], "IOB1") == ["O", "B-ORG", "I-ORG"]  # O is always there for chunk tags
+    assert complete_labels(["NN", "VB", "NN"], "none") == ["NN", "VB"]
+
+
+def test_output_scheme_reads_bioes_models_as_bioes_and_others_as_iob2():
+    assert output_scheme(["O", "B-PER", "I-PER", "E-PER", "S-PER"]) == "BIOES"
+    assert output_scheme(["O", "B-PER", "I-PER"]) == "IOB2"
+    assert output_scheme(["O", "I-PER"]) == "IOB2"  # IOB1-style labels: a stray I- opens a span either way

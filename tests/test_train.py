@@ -8,8 +8,9 @@ from transformers import AutoConfig, AutoModelForTokenClassification, set_seed
 from trainer.config import Config
 from trainer.data import load_data
 from trainer.evaluate import main as evaluate_main
-from trainer.outputs import read_predictions, read_results, score
 from trainer.evaluation import predict_words
+from trainer.metrics import score
+from trainer.outputs import read_predictions, read_results
 from trainer.prepare import load_tokenizer
 
 from conftest import CONLL_SAMPLE

@@ -1,4 +1,5 @@
-"""Words and IOB2 tags -> model inputs: sub-tokens with aligned label ids, shared by both engines and evaluation."""
+"""Words and IOB2 tags -> model inputs: sub-tokens with aligned label ids, for training and the engines' per-epoch
+validation (final scores tokenize in trainer.evaluation)."""
 
 from __future__ import annotations
 

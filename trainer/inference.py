@@ -2,7 +2,7 @@
 
 A text is tokenized once by the model's fast tokenizer into overlapping windows of at most the model's length
 (nothing is cut), each word's label is the label of its first sub-token (the same word-level protocol as evaluation,
-see trainer/predict.py), taken from the window where that sub-token has the most context on both sides; IOB2 word
+see trainer/evaluation.py), taken from the window where that sub-token has the most context on both sides; IOB2 word
 tags become spans through trainer.labels. An entity's offsets are those of its first and last word in the original
 text, so `text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer did (lower-casing,
 accent stripping, dropping control characters).
