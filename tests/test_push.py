@@ -19,8 +19,8 @@ import httpx2
 import pytest
 from huggingface_hub import constants
 from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
+from conftest import CONLL_SAMPLE
 from trainer.card import write_model_card
 from trainer.push import HubPushError, push
 
@@ -57,8 +57,7 @@ def all_text(folder: str) -> str:
 
 
 class FakeHfApi:
-    """Records the calls `push` makes. upload_folder computes the files it would send with huggingface_hub's own
-    filter (the given ignore patterns plus its defaults), as the real `HfApi.upload_folder` does."""
+    """Records the calls `push` makes and the files and bytes its commit would send."""
 
     def __init__(self, failures: list[BaseException] | None = None):
         self.failures = list(failures or [])
@@ -71,13 +70,13 @@ class FakeHfApi:
             raise self.failures.pop(0)
         return f"https://huggingface.co/{repo_id}"
 
-    def upload_folder(self, *, repo_id, folder_path, ignore_patterns=None, **kw):
-        self.calls.append(("upload_folder", {"repo_id": repo_id, "folder_path": folder_path,
-                                             "ignore_patterns": ignore_patterns, **kw}))
-        paths = [os.path.relpath(os.path.join(r, f), folder_path).replace(os.sep, "/")
-                 for r, _, fs in os.walk(folder_path) for f in fs]
-        self.uploaded = sorted(filter_repo_objects(paths, ignore_patterns=list(ignore_patterns or [])
-                                                   + DEFAULT_IGNORE_PATTERNS))
+    def create_commit(self, *, repo_id, operations, **kw):
+        self.calls.append(("create_commit", {"repo_id": repo_id, **kw}))
+        self.uploaded = sorted(op.path_in_repo for op in operations)
+        self.contents = {}
+        for op in operations:
+            src = op.path_or_fileobj
+            self.contents[op.path_in_repo] = src if isinstance(src, bytes) else Path(src).read_bytes()
         return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/abc123"})()
 
 
@@ -93,10 +92,10 @@ def test_push_uploads_the_model_results_and_card_but_no_checkpoints(out):
     url = push(out, HUB_ID, private=True, token=TOKEN, api=api)
     assert url == f"https://huggingface.co/{HUB_ID}/commit/abc123"
     (op1, create), (op2, upload) = api.calls
-    assert (op1, op2) == ("create_repo", "upload_folder")
+    assert (op1, op2) == ("create_repo", "create_commit")
     assert create["repo_id"] == HUB_ID and create["private"] is True and create["exist_ok"] is True
     assert create["token"] == TOKEN and upload["token"] == TOKEN
-    assert upload["folder_path"] == out and upload["repo_id"] == HUB_ID
+    assert upload["repo_id"] == HUB_ID
     for must in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
                  "eval_results.json", "predictions_validation.jsonl", "run_config.json", "train_results.json"):
         assert must in api.uploaded
@@ -107,11 +106,45 @@ def test_push_uploads_the_model_results_and_card_but_no_checkpoints(out):
     assert f'model="{HUB_ID}"' in Path(out, "README.md").read_text()
 
 
+def test_push_sends_an_allow_list_never_stray_files(out):
+    os.makedirs(os.path.join(out, "wandb", "run-1"))
+    Path(out, "wandb", "run-1", "files.txt").write_text("metrics")
+    Path(out, ".env").write_text("HF_TOKEN=" + TOKEN)
+    Path(out, "nohup.out").write_text("log")
+    Path(out, "notes.md").write_text("my notes")
+    api = FakeHfApi()
+    push(out, HUB_ID, token=TOKEN, api=api)
+    assert not {".env", "nohup.out", "notes.md"} & set(api.uploaded)
+    assert not [f for f in api.uploaded if "/" in f]  # no folder at all: wandb/, runs/, checkpoints
+    assert TOKEN.encode() not in b"".join(api.contents.values())
+
+
+def test_pushed_files_name_no_local_path(out):
+    api = FakeHfApi()
+    push(out, HUB_ID, token=TOKEN, api=api)
+    local = [str(Path(out).resolve().parent), os.path.abspath(os.path.dirname(os.path.dirname(__file__)))]
+    for name, content in api.contents.items():
+        text = content.decode("utf-8", errors="replace")
+        for path in local:
+            assert path not in text, (name, path)
+        assert not re.search(r'"/(?:root|home|tmp|work)/', text), name
+    # ... while the local files keep what they said (the scrub applies to what leaves the machine)
+    assert str(Path(CONLL_SAMPLE)) in Path(out, "run_config.json").read_text()
+
+
+def test_push_refuses_an_interrupted_run(out):
+    os.remove(os.path.join(out, "run_complete.json"))
+    before = snapshot(out)
+    with pytest.raises(HubPushError, match="did not complete"):
+        push(out, HUB_ID, token=TOKEN, api=FakeHfApi())
+    assert snapshot(out) == before
+
+
 def test_push_retries_transient_errors(out):
     sleeps = []
     api = FakeHfApi([http_error(503), httpx2.ConnectError("connection reset")])
     push(out, HUB_ID, token=TOKEN, api=api, backoff_s=1.5, sleep=sleeps.append)
-    assert [c[0] for c in api.calls] == ["create_repo", "create_repo", "create_repo", "upload_folder"]
+    assert [c[0] for c in api.calls] == ["create_repo", "create_repo", "create_repo", "create_commit"]
     assert sleeps == [1.5, 3.0]
 
 

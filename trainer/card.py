@@ -27,12 +27,11 @@ from huggingface_hub.utils import validate_repo_id
 
 from trainer.config import Config
 from trainer.labels import entity_types as label_entity_types, tags_to_spans
-from trainer.outputs import (EVAL_RESULTS_FILE, RUN_CONFIG_FILE, TrainStats, load_json, read_predictions,
+from trainer.outputs import (CARD_FILE, EVAL_RESULTS_FILE, RUN_CONFIG_FILE, TrainStats, load_json, read_predictions,
                              read_results, read_train_stats)
 
 logger = logging.getLogger(__name__)
 
-CARD_FILE = "README.md"
 TEMPLATE = "model_card.md"
 TASK_TYPE = "token-classification"
 METRICS = ("precision", "recall", "f1", "accuracy")

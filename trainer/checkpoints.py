@@ -17,6 +17,8 @@ from typing import Iterable, Optional
 logger = logging.getLogger(__name__)
 
 PREFIX = "checkpoint"
+# The file each engine writes last into a checkpoint: the Trainer's and the Accelerate loop's.
+MARKERS = ("trainer_state.json", "loop_state.json")
 _CHECKPOINT_RE = re.compile(rf"^{PREFIX}-(\d+)$")
 
 
@@ -67,7 +69,8 @@ def resume_checkpoint(output_dir: str, resume: bool, resume_from: Optional[str],
 def rotate(output_dir: str, keep_last: Optional[int], marker: str, protect: Iterable[Optional[str]] = ()) -> list[str]:
     """Delete checkpoints beyond the newest `keep_last` complete ones, never those in `protect` (the best one).
 
-    Incomplete directories older than the newest complete checkpoint are leftovers of a killed run and go too.
+    Incomplete directories older than the newest complete checkpoint are leftovers of a killed run and go too; a
+    checkpoint of the other engine (its marker, not ours) is never this engine's to delete.
     Returns the deleted paths. Call on the main process only, after the newest checkpoint is complete.
     """
     complete = complete_checkpoints(output_dir, marker)
@@ -80,6 +83,8 @@ def rotate(output_dir: str, keep_last: Optional[int], marker: str, protect: Iter
     removed = []
     for path in all_checkpoints(output_dir):
         if os.path.normpath(path) in keep or checkpoint_step(path) > newest:
+            continue
+        if any(os.path.exists(os.path.join(path, m)) for m in MARKERS if m != marker):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)

@@ -77,6 +77,9 @@ class Config:
 
     # --- training (TrainingArguments names) ------------------------------------------------------------------------
     output_dir: str = _help("Where the best model, tokenizer, results and checkpoints go.", default="model")
+    overwrite_output_dir: bool = _help(
+        "Replace the run already in --output-dir (its files and checkpoints are removed first). Without it, a "
+        "directory holding a run is refused unless --resume continues it.", default=False)
     learning_rate: float = _help("Peak AdamW learning rate.", default=2e-5)
     num_train_epochs: float = _help("Training epochs.", default=3.0)
     per_device_train_batch_size: int = _help("Training batch size per device.", default=8)

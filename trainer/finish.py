@@ -17,6 +17,7 @@ from trainer.card import CardError, write_model_card
 from trainer.config import Config
 from trainer.data import describe
 from trainer.evaluation import evaluate
+from trainer.output_dir import mark_complete
 from trainer.outputs import RUN_CONFIG_FILE, TrainStats, write_train_stats
 from trainer.prepare import Prepared
 from trainer.push import push
@@ -61,6 +62,7 @@ def finish(cfg: Config, prep: Prepared, model: torch.nn.Module, stats: TrainStat
         write_model_card(out, cfg.hub_model_id)  # also for runs that are not pushed: the card documents the run
     except CardError as e:
         logger.warning("model card not written: %s", e)
+    mark_complete(out)  # last: a directory without it holds an interrupted run
     if cfg.push_to_hub:
         push(out, cfg.hub_model_id, private=cfg.hub_private_repo)  # HubPushError keeps the local output intact
     return results

@@ -22,6 +22,22 @@ from typing import Any, Iterable, Optional
 RUN_CONFIG_FILE = "run_config.json"
 TRAIN_RESULTS_FILE = "train_results.json"
 EVAL_RESULTS_FILE = "eval_results.json"
+CARD_FILE = "README.md"
+# What a checkpoint must match to be resumed (model, data, labels, engine, processes); written when a run starts.
+RUN_IDENTITY_FILE = "run_identity.json"
+# Written last, after every other file of a run: its absence means the run was interrupted (or is still running).
+RUN_COMPLETE_FILE = "run_complete.json"
+
+# The files of a model repository: the model and its tokenizer (the names transformers writes), then the run's
+# results and card. The push uploads exactly these (an allow-list, so a stray `.env` or `wandb/` never leaves the
+# machine); --overwrite-output-dir removes them, with RUN_STATE_PATTERNS, before a new run.
+MODEL_FILE_PATTERNS = ("config.json", "model.safetensors", "model-*.safetensors", "model.safetensors.index.json",
+                       "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                       "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
+                       "chat_template.jinja")
+RESULT_FILE_PATTERNS = (RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, "predictions_*.jsonl", CARD_FILE)
+# What a run writes besides: checkpoints, the Trainer's pickled arguments and logs, markers, temporary files.
+RUN_STATE_PATTERNS = ("checkpoint-*", "training_args.bin", "runs", RUN_IDENTITY_FILE, RUN_COMPLETE_FILE, "*.tmp")
 
 
 def predictions_file(split: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from accelerate import PartialState
 from datasets import Dataset
 from transformers import (AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase,
                           set_seed)
@@ -13,6 +14,7 @@ from trainer.config import Config
 from trainer.data import NerData, load_data
 from trainer.encode import encode
 from trainer.limits import max_length
+from trainer.output_dir import check_identity, prepare_output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +39,15 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
 
 
 def prepare(cfg: Config) -> Prepared:
+    """On the main process, the output directory is checked (and cleared with --overwrite-output-dir) before anything
+    is loaded, and the run's identity is checked or recorded once the labels are known (trainer.output_dir)."""
+    state = PartialState()
+    if state.is_main_process:
+        prepare_output_dir(cfg)
     set_seed(cfg.seed)
     data = load_data(cfg)
+    if state.is_main_process:
+        check_identity(cfg, data.labels, state.num_processes)
     if "train" not in data.splits:
         raise ValueError(f"{data.source}: no training split")
     logger.info("Data: %s, scheme %s -> IOB2, %d labels, sizes %s", data.source, data.scheme, len(data.labels),

@@ -14,31 +14,34 @@ the process list.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import logging
 import os
 import re
 import shlex
 import sys
 import time
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from huggingface_hub import HfApi, get_token
+from huggingface_hub import CommitOperationAdd, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, validate_repo_id
+from huggingface_hub.utils import validate_repo_id
 
 from trainer.card import CardError, write_model_card
 from trainer.config import Config
-from trainer.outputs import RUN_CONFIG_FILE
+from trainer.output_dir import is_complete
+from trainer.outputs import (CARD_FILE, EVAL_RESULTS_FILE, MODEL_FILE_PATTERNS, RUN_COMPLETE_FILE, RUN_CONFIG_FILE,
+                             TRAIN_RESULTS_FILE, predictions_file)
 
 logger = logging.getLogger(__name__)
 
-# Never uploaded: intermediate checkpoints (weights + optimizer state, GBs), optimizer/scheduler/RNG states and the
-# pickled TrainingArguments (a pickle is no use to readers of the repo and unsafe to load), temporary files.
-PUSH_IGNORE_PATTERNS = ["checkpoint-*", "**/checkpoint-*", "optimizer.pt", "scheduler.pt", "scaler.pt",
-                        "rng_state*.pth", "*.pt", "*.pth", "training_args.bin", "*.tmp", "runs/*", "logs/*"]
 # Predictions pushed with the model: the validation ones (issue 4); other splits stay local (the test sentences are
 # the benchmark's, and the train split is the data itself).
 PUSHED_PREDICTION_SPLITS = ("validation",)
+# Pushed files whose text may name local paths (data files, the base model's directory, checkpoints): scrubbed.
+SCRUBBED_FILES = (RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, CARD_FILE)
+# An absolute POSIX or home-relative path of two or more parts, not part of a URL or a word (P/R/F1, 1/2).
+_LOCAL_PATH = re.compile(r"(?<![\w:/.~-])~?/(?:[^\s\"'\[\]()/]+/)+([^\s\"'\[\]()/,]+)")
 # HTTP statuses worth another try: timeout, rate limit and server-side failures; other 4xx will not change.
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -63,24 +66,33 @@ def retry_command(output_dir: str, hub_model_id: str, private: bool = False) -> 
 
 # --- the push ----------------------------------------------------------------------------------------------------------
 
-def upload_ignore_patterns(output_dir: str) -> list[str]:
-    """`upload_folder` ignore patterns for an output directory: checkpoints, optimizer states and predictions of
-    splits other than the pushed ones."""
-    extra = []
-    for name in sorted(os.listdir(output_dir)):
-        m = re.fullmatch(r"predictions_(.+)\.jsonl", name)
-        if m and m.group(1) not in PUSHED_PREDICTION_SPLITS:
-            extra.append(name)
-    return PUSH_IGNORE_PATTERNS + extra
+def files_to_upload(output_dir: str) -> list[str]:
+    """The files pushed: an allow-list of what a model repository needs (the model, its tokenizer, the results and
+    the card: trainer.outputs' patterns) plus the predictions of PUSHED_PREDICTION_SPLITS. Anything else in the
+    directory (checkpoints, optimizer states, a stray `.env`, `nohup.out`, `wandb/`) stays local."""
+    allowed = (MODEL_FILE_PATTERNS + (RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, CARD_FILE)
+               + tuple(predictions_file(s) for s in PUSHED_PREDICTION_SPLITS))
+    return sorted(n for n in os.listdir(output_dir) if os.path.isfile(os.path.join(output_dir, n))
+                  and any(fnmatch.fnmatch(n, p) for p in allowed))
 
 
-def files_to_upload(output_dir: str, ignore_patterns: Sequence[str]) -> list[str]:
-    """The relative paths `upload_folder` will send (its own default ignores included), for the log and checks."""
-    paths = []
-    for root, _, files in os.walk(output_dir):
-        for f in files:
-            paths.append(os.path.relpath(os.path.join(root, f), output_dir).replace(os.sep, "/"))
-    return sorted(filter_repo_objects(paths, ignore_patterns=list(ignore_patterns) + DEFAULT_IGNORE_PATTERNS))
+def scrub_local_paths(text: str) -> str:
+    """`text` with every absolute local path replaced by its last part (`/home/me/data/eng.testa` -> `eng.testa`):
+    where a file lay on the training machine means nothing on the Hub and may say more than intended."""
+    return _LOCAL_PATH.sub(lambda m: m.group(1), text)
+
+
+def commit_operations(output_dir: str, files: Sequence[str]) -> list[CommitOperationAdd]:
+    ops = []
+    for name in files:
+        path = os.path.join(output_dir, name)
+        if name in SCRUBBED_FILES:
+            with open(path, encoding="utf-8") as f:
+                content: Any = scrub_local_paths(f.read()).encode("utf-8")
+        else:
+            content = path
+        ops.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
+    return ops
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -121,8 +133,9 @@ def _scrub(text: str, token: Optional[str]) -> str:
 def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optional[str] = None,
          api: Optional[HfApi] = None, *, retries: int = 3, backoff_s: float = 2.0,
          sleep: Callable[[float], None] = time.sleep) -> str:
-    """Push an output directory to the Hub model repository `hub_model_id`: regenerate its model card for that
-    repository, `create_repo(exist_ok=True)`, then `upload_folder` without checkpoints or optimizer states.
+    """Push a completed output directory to the Hub model repository `hub_model_id`: regenerate its model card for
+    that repository, `create_repo(exist_ok=True)`, then one commit of the allow-listed files (`files_to_upload`),
+    with local paths scrubbed from the results, config and card.
 
     Token: `token`, else `HF_TOKEN` or the cached login. Transient failures (network, 429, 5xx) are retried up to
     `retries` times with exponential backoff. Returns the commit URL. Raises HubPushError (with the retry command) on
@@ -135,6 +148,10 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
         raise HubPushError(f"invalid repository id: {e}", output_dir, hub_model_id, private) from None
     if not os.path.isdir(output_dir):
         raise HubPushError(f"{output_dir} is not a directory", output_dir, hub_model_id, private)
+    if not is_complete(output_dir):
+        raise HubPushError(f"the run in {output_dir} did not complete (no {RUN_COMPLETE_FILE}: interrupted, failed or "
+                           f"still running), so its model and results may not belong together; finish it with "
+                           f"--resume first", output_dir, hub_model_id, private)
     if token is None:
         try:
             token = get_token()
@@ -150,9 +167,8 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
     except (CardError, OSError) as e:
         raise HubPushError(f"the model card could not be written: {e}", output_dir, hub_model_id, private) from e
 
-    ignore = upload_ignore_patterns(output_dir)
-    files = files_to_upload(output_dir, ignore)
-    if "config.json" not in files or not any(f.endswith((".safetensors", ".bin")) for f in files):
+    files = files_to_upload(output_dir)
+    if "config.json" not in files or not any(f.endswith(".safetensors") for f in files):
         raise HubPushError("no model weights and config.json to push (was the best model saved?)",
                            output_dir, hub_model_id, private)
 
@@ -164,10 +180,10 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
         attempt += 1
         try:
             api.create_repo(hub_model_id, token=token, private=private, repo_type="model", exist_ok=True)
-            commit = api.upload_folder(repo_id=hub_model_id, folder_path=output_dir, token=token, repo_type="model",
+            commit = api.create_commit(repo_id=hub_model_id, operations=commit_operations(output_dir, files),
+                                       token=token, repo_type="model",
                                        commit_message=f"Upload {os.path.basename(os.path.abspath(output_dir))} "
-                                                      "with results and model card",
-                                       ignore_patterns=list(ignore))
+                                                      "with results and model card")
             break
         except Exception as e:
             if _is_transient(e) and attempt <= retries:

@@ -1,6 +1,6 @@
 """What the Space shows, without Gradio: highlighted-text payloads, entity colours, a model's validation results
-(read from its directory or Hub repo, or computed on its validation data and cached) as tables, chart data and
-text, and the error browser's rows. app.py only wires these to components.
+(read from its directory or Hub repo, or computed in memory on data that belongs to the model) as tables, chart
+data and text, and the error browser's rows. app.py only wires these to components.
 
 Results are read from `eval_results.json` / `predictions_<split>.jsonl` (trainer.outputs). Computing them is
 trainer.evaluation's `evaluate`, imported only when asked for, so serving a model with results never loads the data
@@ -9,7 +9,6 @@ readers.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import zlib
@@ -18,10 +17,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 from trainer.error_analysis import error_table
 from trainer.inference import Entity, NerTagger
 from trainer.labels import tags_to_spans
-from trainer.outputs import EVAL_RESULTS_FILE, RUN_CONFIG_FILE, load_json, load_jsonl, predictions_file
+from trainer.outputs import (EVAL_RESULTS_FILE, RUN_COMPLETE_FILE, RUN_CONFIG_FILE, load_json, load_jsonl,
+                             predictions_file)
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from trainer.config import Config
+    from trainer.evaluation import Evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -68,29 +71,25 @@ def highlighted_words(tokens: Sequence[str], tags: Sequence[str]) -> dict[str, A
 
 
 class ModelResults:
-    """A model's validation results: from its local directory, its Hub repo, or a cache of computed ones."""
+    """A model's validation results, read-only: the files shipped with the model (its directory or Hub repo), or
+    computed in memory on data that belongs to the model.
 
-    def __init__(self, source: str, cache_root: Optional[str] = None) -> None:
+    Nothing here writes a file, and nothing reads a path that a model's run_config.json names outside the model: a
+    Space may serve someone else's model, whose config could name any file of the machine (a token file, say).
+    Computed results live in this object only, so a replaced model never shows the old model's scores.
+    """
+
+    def __init__(self, source: str) -> None:
         self.source = source
         self.local = os.path.isdir(source)
-        root = cache_root or os.environ.get("NER_SPACE_CACHE") or os.path.join(
-            os.path.expanduser("~"), ".cache", "ner-space")
-        # Computed results go into the model directory when it is ours to write, else into a per-model cache.
-        if self.local and os.access(source, os.W_OK):
-            self.cache_dir = source
-        else:
-            key = hashlib.sha1(os.path.abspath(source).encode() if self.local else source.encode()).hexdigest()[:12]
-            self.cache_dir = os.path.join(root, key)
-        self.note = ""  # why results could not be read, for the page
+        self.note = ""  # what is wrong with the results, for the page
+        self._computed: Optional[Evaluation] = None
 
-    def _file(self, name: str) -> Optional[str]:
-        """Path of a results file: the cache, the model directory, or a download from the Hub repo."""
-        for d in dict.fromkeys([self.cache_dir] + ([self.source] if self.local else [])):
-            path = os.path.join(d, name)
-            if os.path.exists(path):
-                return path
+    def _fetch(self, name: str) -> Optional[str]:
+        """Path of a file of the model: in its directory, or downloaded from its Hub repo; None if it has none."""
         if self.local:
-            return None
+            path = os.path.join(self.source, name)
+            return path if os.path.isfile(path) else None
         try:
             from huggingface_hub import hf_hub_download
 
@@ -99,32 +98,85 @@ class ModelResults:
             self.note = f"{name} could not be fetched from the Hub repo {self.source} ({type(exc).__name__})"
             return None
 
+    def _read(self, name: str, reader: Callable[[str], Any]) -> Any:
+        path = self._fetch(name)
+        if path is None:
+            return None
+        try:
+            return reader(path)
+        except (ValueError, OSError) as exc:  # a file cut short by an interrupted write, or not ours
+            self.note = f"{name} of this model cannot be read ({type(exc).__name__}: {str(exc)[:120]})"
+            return None
+
     def results(self) -> Optional[dict[str, Any]]:
-        """The validation record of `eval_results.json`, or None."""
-        path = self._file(EVAL_RESULTS_FILE)
-        return load_json(path).get(SPLIT) if path else None
+        """The validation record: computed here, else the model's `eval_results.json`; None if there is neither."""
+        if self._computed:
+            return self._computed.record
+        results = self._read(EVAL_RESULTS_FILE, load_json)
+        if results is not None and not isinstance(results.get(SPLIT) if isinstance(results, dict) else None, dict):
+            self.note = f"{EVAL_RESULTS_FILE} of this model holds no {SPLIT} results"
+            return None
+        if results and self.local and os.path.exists(os.path.join(self.source, RUN_CONFIG_FILE)) \
+                and not os.path.exists(os.path.join(self.source, RUN_COMPLETE_FILE)):
+            self.note = ("the training run of this model did not complete (no run_complete.json): these results may "
+                         "not belong to its weights")
+        return results[SPLIT] if results else None
 
     def predictions(self) -> list[dict[str, Any]]:
-        path = self._file(predictions_file(SPLIT))
-        return load_jsonl(path) if path else []
+        if self._computed:
+            return self._computed.rows
+        return self._read(predictions_file(SPLIT), load_jsonl) or []
+
+    def validation_config(self) -> "Config":
+        """The model's run config, with its validation data limited to what belongs to the model: a Hub dataset, or
+        a file inside the model's directory or repo. Raises ValueError for any other local path (not read)."""
+        import dataclasses
+
+        from trainer.evaluation import eval_config
+
+        cfg = eval_config(self.source, run_config=self._fetch(RUN_CONFIG_FILE))
+        local = cfg.validation_file or cfg.data_dir
+        if not local:
+            return cfg  # a Hub dataset (CoNLL-2003 for a model without a run config)
+        refusal = ValueError("this model's validation data is a path on the machine it was trained on, which the "
+                             "Space does not read; ship eval_results.json with the model (`python -m "
+                             "trainer.evaluate`), or a validation file inside the model repository")
+        if cfg.data_dir or os.path.isabs(local) or ".." in local.replace("\\", "/").split("/"):
+            raise refusal
+        if self.local:
+            root = os.path.realpath(self.source)
+            path = os.path.realpath(os.path.join(root, local))
+            if os.path.commonpath([root, path]) != root:  # e.g. a symlink out of the model directory
+                raise refusal
+        else:
+            path = self._fetch(local)
+            if path is None:
+                raise refusal
+        return dataclasses.replace(cfg, validation_file=path, train_file=None, test_file=None)
 
     def compute(self, tagger: NerTagger, progress: Optional[Callable[[float, str], None]] = None,
                 batch_size: int = 32) -> dict[str, Any]:
-        """Score the tagger's model on the validation split named by the model's run_config.json (CoNLL-2003 for a
-        model without one) with trainer.evaluation, and write the result files into the cache directory."""
-        from trainer.evaluation import eval_config, evaluate, load_split
+        """Score the tagger's model on its validation data (see `validation_config`) with trainer.evaluation, in
+        memory; computed once per process, then returned as it is."""
+        if self._computed:
+            return self._computed.record
+        from trainer.data import DataError
+        from trainer.evaluation import evaluate, load_split
 
-        cfg = eval_config(self.source, run_config=self._file(RUN_CONFIG_FILE))
         if progress:
             progress(0.0, "loading the validation data")
         try:
+            cfg = self.validation_config()
             data = load_split(cfg, SPLIT)
-        except Exception as exc:  # noqa: BLE001 - DataError, missing files, Hub unreachable
-            where = cfg.data_dir or cfg.validation_file or cfg.dataset_name
-            raise RuntimeError(f"The validation data of this model ({where}) could not be loaded: "
-                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-        return evaluate(tagger.model, tagger.tokenizer, data, SPLIT, cfg.max_seq_length, batch_size,
-                        output_dir=self.cache_dir, progress=progress).record
+        except Exception as exc:  # noqa: BLE001 - DataError, refused paths, Hub unreachable
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if isinstance(exc, DataError):  # its message quotes the offending line: never shown to visitors
+                reason = "the model's validation file is not in a format the trainer reads"
+            raise RuntimeError(f"The validation results could not be computed: {reason}") from exc
+        self._computed = evaluate(tagger.model, tagger.tokenizer, data, SPLIT, cfg.max_seq_length, batch_size,
+                                  progress=progress)
+        self.note = ""
+        return self._computed.record
 
 
 def per_entity_rows(record: dict[str, Any]) -> list[list[Any]]:
