@@ -1,3 +1,4 @@
+import json
 import logging
 
 import pytest
@@ -142,3 +143,103 @@ def test_hub_dataset_missing_column(monkeypatch):
     monkeypatch.setattr(data_mod, "load_dataset", lambda *a, **k: DatasetDict({"train": ds}))
     msg = error_of(Config(dataset_name="me/data"))
     assert "no column 'tokens'" in msg and "--tokens-column-name" in msg
+
+
+# --- line ends, byte-order marks and invisible words --------------------------------------------------------------
+
+
+def test_bom_at_the_start_of_any_line_is_removed_with_one_warning(tmp_path, caplog):
+    """Two files joined with `cat`: the second one's BOM must not hide its -DOCSTART- or stick to a word."""
+    joined = tmp_path / "joined.conll"
+    joined.write_text("\ufeff-DOCSTART- O\n\nEU B-ORG\nrejects O\n\n\ufeff-DOCSTART- O\n\nChina B-LOC\n\n"
+                      "\ufeffwins O\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        data = load_data(files(joined))
+    train = data.splits["train"]
+    assert train["tokens"] == [["EU", "rejects"], ["China"], ["wins"]]
+    assert train["doc_id"] == [0, 1, 1]
+    boms = [r.getMessage() for r in caplog.records if "byte-order mark" in r.getMessage()]
+    assert len(boms) == 1 and f"{joined}:6:" in boms[0]  # the first one after line 1, once per file
+    jsonl = tmp_path / "joined.jsonl"
+    jsonl.write_text('{"tokens": ["EU"], "tags": ["B-ORG"]}\n\ufeff{"tokens": ["China"], "tags": ["B-LOC"]}\n',
+                     encoding="utf-8")
+    assert load_data(files(jsonl)).splits["train"]["tokens"] == [["EU"], ["China"]]
+
+
+def test_bom_inside_a_line_or_word_is_refused(tmp_path):
+    conll = tmp_path / "inside.conll"
+    conll.write_text("EU B-ORG\nChi\ufeffna B-LOC\n", encoding="utf-8")
+    msg = error_of(files(conll))
+    assert f"{conll}:2:" in msg and "byte-order mark (U+FEFF) at character 4" in msg
+    escaped = tmp_path / "escaped.jsonl"
+    escaped.write_text('{"tokens": ["EU", "Chi\\ufeffna"], "tags": ["B-ORG", "B-LOC"]}\n', encoding="utf-8")
+    msg = error_of(files(escaped))
+    assert f"{escaped}:1: word 2 of the sentence" in msg and "contains a byte-order mark" in msg
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+def test_every_line_end_convention_reads_alike_with_right_line_numbers(tmp_path, end):
+    conll = tmp_path / "ends.conll"
+    conll.write_bytes(end.join(["-DOCSTART- O", "", "EU B-ORG", "rejects O", "", "China B-LOC", ""]).encode())
+    data = load_data(files(conll))
+    assert data.splits["train"]["tokens"] == [["EU", "rejects"], ["China"]]
+    assert data.splits["train"]["tags"] == [["B-ORG", "O"], ["B-LOC"]]
+    assert data.lines["train"] == [3, 6]
+    conll.write_bytes(end.join(["EU B-ORG", "", "rejects O", "German X-MISC", ""]).encode())
+    assert f"{conll}:4: unknown tag prefix 'X'" in error_of(files(conll))
+    jsonl = tmp_path / "ends.jsonl"
+    jsonl.write_bytes(end.join(['{"tokens": ["EU"], "tags": ["B-ORG"]}', "", '{"tokens": ["China"], "tags": '
+                                '["B-LOC"]}', '{"tokens": ["x"]}', ""]).encode())
+    assert f"{jsonl}:4: missing key" in error_of(files(jsonl))
+
+
+def test_mixed_line_ends_count_each_line_once(tmp_path):
+    conll = tmp_path / "mixed.conll"
+    conll.write_bytes(b"EU B-ORG\r\nrejects O\r\rChina B-LOC\n\nwins X-LOC\n")
+    assert f"{conll}:6: unknown tag prefix 'X'" in error_of(files(conll))
+
+
+@pytest.mark.parametrize("word", ["", "\u00ad", "\u200b", "\ufeff", "\t", " \u00a0"],
+                         ids=["empty", "soft-hyphen", "zero-width-space", "bom", "tab", "spaces"])
+def test_json_word_without_visible_characters_is_refused(tmp_path, word):
+    jsonl = tmp_path / "words.jsonl"
+    jsonl.write_text('{"tokens": ["EU"], "tags": ["B-ORG"]}\n'
+                     + json.dumps({"tokens": ["EU", word, "rejects"], "tags": ["B-ORG", "O", "O"]}) + "\n",
+                     encoding="utf-8")
+    msg = error_of(files(jsonl))
+    assert f"{jsonl}:2: word 2 of the sentence" in msg and "expected a non-empty word with visible characters" in msg
+
+
+def test_conll_word_without_visible_characters_is_refused(tmp_path):
+    conll = tmp_path / "words.conll"
+    conll.write_text("EU B-ORG\n\u200b O\nrejects O\n", encoding="utf-8")
+    msg = error_of(files(conll))
+    assert f"{conll}:2: word 2 of the sentence" in msg and "U+200B" in msg
+    assert "expected a non-empty word with visible characters" in msg
+    conll.write_text("EU B-ORG\ncaf\u00e9 O\n\u00adx O\n", encoding="utf-8")  # visible characters with them: kept
+    assert load_data(files(conll)).splits["train"]["tokens"] == [["EU", "caf\u00e9", "\u00adx"]]
+
+
+def test_validation_word_the_tokenizer_drops_is_an_error_not_a_shift(tmp_path, tiny_encoder_dir):
+    """A lone combining accent passes the reader (it is visible text) but MiniLM's uncased tokenizer strips accents:
+    the word would get no sub-token and every later word's prediction would be scored against the wrong gold tag."""
+    from trainer.encode import encode, word_without_subtoken
+    from trainer.prepare import load_tokenizer, prepare
+
+    val = tmp_path / "val.conll"
+    val.write_text("EU B-ORG\n\nPeter B-PER\n\u0301 O\nBlackburn B-PER\n", encoding="utf-8")
+    cfg = files(FORMATS / "sample_iob2.jsonl", val, model_name_or_path=tiny_encoder_dir)
+    with pytest.raises(DataError) as e:
+        prepare(cfg)
+    msg = str(e.value)
+    assert f"{val}:3: word 2 of the sentence ('\u0301', U+0301) gives no sub-token" in msg
+
+    tokenizer = load_tokenizer(tiny_encoder_dir)
+    data = load_data(cfg)
+    label2id = {t: i for i, t in enumerate(data.labels)}
+    encode(data.splits["validation"], tokenizer, label2id, False, 128)  # without sources: not checked
+    # Cut by the max length at the end of the sentence is truncation, not a dropped word.
+    cut = tokenizer([["Peter", "Blackburn", "\u0301"]], is_split_into_words=True, truncation=True, max_length=3)
+    assert word_without_subtoken(cut.word_ids(0), 3, 3) is None
+    whole = tokenizer([["Peter", "Blackburn", "\u0301"]], is_split_into_words=True, truncation=True, max_length=64)
+    assert word_without_subtoken(whole.word_ids(0), 3, 64) == 2  # at the end but not cut: still an error

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -43,6 +45,7 @@ class NerData:
     scheme: str                # the source's scheme before conversion: IOB1, IOB2, BIOES or none
     source: str                # human-readable description of where the data came from (cards, results)
     files: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, list[int]] = field(default_factory=dict)  # per file split: each sentence's first line
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -51,6 +54,12 @@ class NerData:
     def split_source(self, split: str) -> str:
         """Where one split came from, for result files: `source [split: file]`."""
         return f"{self.source} [{split}: {self.files.get(split, self.source)}]"
+
+    def sentence_sources(self, split: str) -> list[str]:
+        """Where each sentence of a split came from, for messages: `file:line`, or `source [split] row N`."""
+        lines = self.lines.get(split, [])
+        return [f"{self.files[split]}:{lines[row]}" if split in self.files and row < len(lines)
+                else f"{self.source} [{split}] row {row}" for row in range(len(self.splits[split]))]
 
 
 @dataclass
@@ -72,19 +81,60 @@ def _chunk_tags(cfg: Config) -> bool:
 # --- readers ----------------------------------------------------------------------------------------------------
 
 
+# A line ends with LF, CRLF or a lone CR (old Mac files), all counted alike for line numbers. Not str.splitlines():
+# that also breaks at U+2028, U+0085, form feeds etc., which CoNLL and JSON-lines tools do not treat as line ends.
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+BOM = "\ufeff"
+# Categories of characters that are not visible text: space separators, line/paragraph separators, control and
+# format characters (soft hyphen, zero-width space, BOM, ...). Tokenizers drop or split on them.
+_INVISIBLE_CATEGORIES = ("Zs", "Zl", "Zp", "Cc", "Cf")
+
+
 def _decoded_lines(path: str):
-    """(line number, text) for each line; accepts a UTF-8 BOM and CRLF; undecodable bytes are an error."""
+    """(line number, text) for each line, without its line end; undecodable bytes are an error.
+
+    A UTF-8 byte-order mark (U+FEFF) at the start of any line is removed: at the start of the file it is an encoding
+    signature, at the start of a later line it is what joining files (`cat a b > c`) leaves behind; neither is text,
+    and left in place it would hide a `-DOCSTART-` or glue itself to a word. A removal after line 1 is logged (once
+    per file). A U+FEFF anywhere else in a line is refused rather than removed: there it may be a (deprecated)
+    zero-width no-break space the author meant, it is invisible in an editor, and tokenizers disagree about it (BERT's
+    drops it, byte-level BPE keeps it), so a word containing one would silently mean different things to different
+    models; the user should decide."""
     with open(path, "rb") as f:
         raw = f.read()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    for lineno, bline in enumerate(raw.split(b"\n"), 1):
+    warned = False
+    for lineno, bline in enumerate(_LINE_END.split(raw), 1):
         try:
-            text = bline.decode("utf-8")
+            decoded = bline.decode("utf-8")
         except UnicodeDecodeError as e:
             raise DataError(f"{path}:{lineno}: undecodable bytes {bline[e.start:e.end]!r} at byte {e.start + 1} of "
                             f"the line: expected UTF-8 text") from None
-        yield lineno, text.rstrip("\r\n")
+        text = decoded.lstrip(BOM)
+        if len(text) < len(decoded) and lineno > 1 and not warned:
+            logger.warning("%s:%d: removed a byte-order mark (U+FEFF) at the start of the line (files joined "
+                           "together?); later ones at a line start in this file are removed too", path, lineno)
+            warned = True
+        if BOM in text:
+            column = len(decoded) - len(text) + text.index(BOM) + 1
+            raise DataError(f"{path}:{lineno}: byte-order mark (U+FEFF) at character {column} of the line: expected "
+                            f"one only at the start of a line (where it is removed); delete it, or use U+2060 if "
+                            f"a word joiner was meant")
+        yield lineno, text
+
+
+def _word_error(word: str) -> Optional[str]:
+    """Why a word cannot be used (None if it can): it must have a visible character, or the tokenizer may give it
+    no sub-token, and training-time word scores would then pair later words' predictions with the wrong gold tags."""
+    if not word:
+        return "empty word: expected a non-empty word with visible characters"
+    if all(unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in word):
+        codes = " ".join(f"U+{ord(c):04X}" for c in word)
+        return (f"word {word!r} ({codes}) has only whitespace, control or format characters: expected a non-empty "
+                f"word with visible characters")
+    if BOM in word:
+        return (f"word {word!r} contains a byte-order mark (U+FEFF): expected a word without one (remove it, or "
+                f"use U+2060 as a word joiner)")
+    return None
 
 
 def read_conll(path: str, label_column: int, chunk_tags: bool, what: str = "the tag column") -> list[_Sentence]:
@@ -129,6 +179,8 @@ def read_conll(path: str, label_column: int, chunk_tags: bool, what: str = "the 
         tag = parts[label_column]
         if chunk_tags and (err := tag_error(tag)):
             raise DataError(f"{path}:{lineno}: {err}")
+        if err := _word_error(parts[0]):
+            raise DataError(f"{path}:{lineno}: word {len(words) + 1} of the sentence: {err}")
         if not words:
             start_line = lineno
         words.append(parts[0])
@@ -167,6 +219,9 @@ def read_jsonl(path: str, tag_keys: tuple[str, ...], chunk_tags: bool) -> list[_
             raise DataError(f"{path}:{lineno}: {len(tokens)} tokens but {len(tags)} tags: expected one tag per token")
         if not tokens:
             continue
+        for i, word in enumerate(tokens, 1):
+            if err := _word_error(word):
+                raise DataError(f"{path}:{lineno}: word {i} of the sentence: {err}")
         if chunk_tags:
             for tag in tags:
                 if err := tag_error(tag):
@@ -267,7 +322,8 @@ def load_files(cfg: Config) -> NerData:
     splits = DatasetDict({split: _to_dataset(rows) for split, rows in raw.items()})
     source = (f"CoNLL files in {cfg.data_dir}" if cfg.data_dir
               else "local files " + ", ".join(os.path.basename(p) for p in files.values()))
-    return NerData(splits, labels, scheme, source, {k: os.path.abspath(v) for k, v in files.items()})
+    return NerData(splits, labels, scheme, source, {k: os.path.abspath(v) for k, v in files.items()},
+                   {split: [r.line for r in rows] for split, rows in raw.items()})
 
 
 def load_hub(cfg: Config) -> NerData:

@@ -61,6 +61,8 @@ def prepare(cfg: Config) -> Prepared:
         label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True)
     max_len = max_length(tokenizer, model.config, cfg.max_seq_length)
     train = encode(data.splits["train"], tokenizer, data.label2id, cfg.label_all_tokens, max_len)
-    validation = (encode(data.splits["validation"], tokenizer, data.label2id, False, max_len)
+    # Validation is scored per word from the encoded rows, so each of its words must keep a sub-token.
+    validation = (encode(data.splits["validation"], tokenizer, data.label2id, False, max_len,
+                         data.sentence_sources("validation"))
                   if "validation" in data.splits else None)
     return Prepared(data, tokenizer, model, train, validation, max_len)
