@@ -128,11 +128,12 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
             record = view["record"]
             if record is None:
                 note = f" ({results.note})" if results.note else ""
-                return (f"This model has no validation results yet{note}. Compute them on its validation set "
-                        "with the button (it uses the data named in the model's run_config.json).",
+                return (f"This model has no validation results{note}. The button computes them in memory on the "
+                        "model's own validation data (a Hub dataset, or a file shipped in the model repository).",
                         gr.update(visible=True), [], None) + browse(types, kinds)
-            return (rv.summary_markdown(record, source), gr.update(visible=False), rv.per_entity_rows(record),
-                    rv.chart_frame(record)) + browse(types, kinds)
+            warning = f"\n\n⚠️ {results.note}" if results.note else ""
+            return (rv.summary_markdown(record, source) + warning, gr.update(visible=False),
+                    rv.per_entity_rows(record), rv.chart_frame(record)) + browse(types, kinds)
 
         def browse(types: list[str], kinds: list[str], index: int = 0) -> tuple:
             records = rv.error_rows(view["predictions"], types or [], kinds or [])
@@ -151,12 +152,14 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
             except Exception as exc:  # noqa: BLE001 - shown on the page; the app keeps serving
                 return (f"⚠️ {exc}",) + results_outputs(types, kinds)
             view["predictions"] = results.predictions()
-            return ("Computed and cached.",) + results_outputs(types, kinds)
+            return ("Computed.",) + results_outputs(types, kinds)
 
         res_outputs = [summary, compute, per_entity, chart, errors, gold_view, pred_view]
         demo.load(results_outputs, [err_types, err_kinds], res_outputs, api_visibility="private")
+        # Not part of the public API (only prediction is), and not in the prediction slot: results are computed once
+        # per process, in memory, one computation at a time.
         compute.click(compute_results, [err_types, err_kinds], [compute_status] + res_outputs,
-                      api_name="compute_results", concurrency_limit=1, concurrency_id="model")
+                      api_visibility="private", concurrency_limit=1, concurrency_id="results")
         for box in (err_types, err_kinds):
             box.change(browse, [err_types, err_kinds], [errors, gold_view, pred_view], api_visibility="private")
         errors.select(select, [err_types, err_kinds], [gold_view, pred_view], api_visibility="private")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -95,42 +96,76 @@ def test_results_of_a_model_directory(lookup_dir, tmp_path):
     assert rv.example_sentences(res.predictions(), n=2) == [" ".join(VALIDATION[0][0])]
 
 
-def test_compute_results_from_the_run_config(lookup_dir, tmp_path):
+def model_with_config(lookup_dir, tmp_path, **cfg) -> str:
     from trainer.config import Config
 
     model = str(tmp_path / "m")
     shutil.copytree(lookup_dir, model)
-    conll = write_validation_conll(str(tmp_path / "validation.conll"))
-    Config(model_name_or_path="encoder", validation_file=conll, max_eval_samples=2).save(
-        os.path.join(model, "run_config.json"))
+    Config(model_name_or_path="encoder", **cfg).save(os.path.join(model, "run_config.json"))
+    return model
+
+
+def test_compute_from_a_validation_file_shipped_with_the_model_writes_nothing(lookup_dir, tmp_path):
+    model = model_with_config(lookup_dir, tmp_path, validation_file="validation.conll", max_eval_samples=2)
+    write_validation_conll(os.path.join(model, "validation.conll"))
+    before = sorted(os.listdir(model))
     seen = []
-    record = rv.ModelResults(model).compute(NerTagger.from_pretrained(model), lambda f, d: seen.append(f), batch_size=2)
+    results = rv.ModelResults(model)
+    record = results.compute(NerTagger.from_pretrained(model), lambda f, d: seen.append(f), batch_size=2)
     assert record["num_sentences"] == len(VALIDATION)  # the whole split, not the run's sample limit
     assert seen[0] == 0.0 and seen[-1] == 1.0 and len(seen) >= 4
-    again = rv.ModelResults(model)  # cached in the (writable) model directory
-    assert again.results()["overall"] == record["overall"]
-    assert len(again.predictions()) == len(VALIDATION)
+    assert results.results()["overall"] == record["overall"] and len(results.predictions()) == len(VALIDATION)
+    assert sorted(os.listdir(model)) == before  # in memory only: the model directory is never written
+    assert rv.ModelResults(model).results() is None  # and nothing is cached on disk for a later model
 
 
-def test_compute_without_data_says_why(lookup_dir, tmp_path):
-    from trainer.config import Config
+@pytest.mark.parametrize("where", ["absolute", "parent", "data_dir", "symlink"])
+def test_compute_never_reads_a_local_path_the_config_names(lookup_dir, tmp_path, where):
+    secret = tmp_path / "token"
+    secret.write_text("hf_" + "SECRETsecretSECRET\n")
+    name = {"absolute": str(secret), "parent": "../token", "symlink": "link.conll", "data_dir": None}[where]
+    model = model_with_config(lookup_dir, tmp_path, **({"data_dir": str(tmp_path)} if where == "data_dir"
+                                                       else {"validation_file": name}))
+    if where == "symlink":
+        os.symlink(secret, os.path.join(model, "link.conll"))
+    with pytest.raises(RuntimeError) as info:
+        rv.ModelResults(model).compute(NerTagger.from_pretrained(model))
+    assert "SECRET" not in str(info.value) and "Space does not read" in str(info.value)
 
+
+def test_a_damaged_validation_file_in_the_model_is_not_quoted(lookup_dir, tmp_path):
+    model = model_with_config(lookup_dir, tmp_path, validation_file="validation.conll")
+    Path(model, "validation.conll").write_text("hf_SECRET\n")  # one column: not CoNLL
+    with pytest.raises(RuntimeError) as info:
+        rv.ModelResults(model).compute(NerTagger.from_pretrained(model))
+    assert "SECRET" not in str(info.value) and "not in a format" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["eval_results.json", "predictions_validation.jsonl"])
+def test_a_result_file_cut_short_is_reported_not_raised(lookup_dir, tmp_path, name):
     model = str(tmp_path / "m")
     shutil.copytree(lookup_dir, model)
-    Config(model_name_or_path="encoder", data_dir=str(tmp_path / "gone")).save(os.path.join(model, "run_config.json"))
-    with pytest.raises(RuntimeError, match="validation data of this model .*gone.* could not be loaded"):
-        rv.ModelResults(model).compute(NerTagger.from_pretrained(model))
+    write_validation_results(NerTagger.from_pretrained(model), model)
+    path = Path(model, name)
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # an interrupted write
+    res = rv.ModelResults(model)
+    if name == "eval_results.json":
+        assert res.results() is None
+    else:
+        assert res.results() is not None and res.predictions() == []
+    assert name in res.note and "cannot be read" in res.note
 
 
-def test_read_only_model_caches_elsewhere(lookup_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(os, "access", lambda path, mode: False)
-    res = rv.ModelResults(lookup_dir, cache_root=str(tmp_path / "cache"))
-    assert res.cache_dir.startswith(str(tmp_path / "cache"))
-    assert rv.ModelResults("some-user/some-model", cache_root=str(tmp_path)).cache_dir != res.cache_dir
+def test_results_of_an_interrupted_run_carry_a_warning(tiny_output, tmp_path):
+    model = tmp_path / "m"
+    shutil.copytree(tiny_output, model)
+    os.remove(model / "run_complete.json")
+    res = rv.ModelResults(str(model))
+    assert res.results() is not None and "did not complete" in res.note
 
 
-def test_hub_model_without_results_offline(tmp_path):
-    res = rv.ModelResults("no-such-user/no-such-model", cache_root=str(tmp_path))
+def test_hub_model_without_results_offline():
+    res = rv.ModelResults("no-such-user/no-such-model")
     assert res.results() is None and res.predictions() == []
     assert "no-such-user/no-such-model" in res.note
 

@@ -1,0 +1,96 @@
+"""A run's output directory is never mixed with another run's, is checked before any work, and says when a run
+completed (trainer.output_dir), through `python -m trainer` on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import CONLL_SAMPLE
+from trainer import checkpoints
+from trainer.__main__ import main
+
+SAMPLE = ("--max-train-samples", "24", "--max-eval-samples", "8", "--num-train-epochs", "1",
+          "--per-device-train-batch-size", "8", "--learning-rate", "1e-3")
+
+
+def run(model: str, out, *extra: str, data=("--data-dir", str(CONLL_SAMPLE))) -> int:
+    return main(["--model-name-or-path", model, *data, "--output-dir", str(out), *SAMPLE, *extra])
+
+
+def listing(folder) -> dict[str, float]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in Path(folder).rglob("*")}
+
+
+@pytest.fixture
+def done(tiny_output, tmp_path) -> Path:
+    """A copy of a completed run."""
+    out = tmp_path / "done"
+    shutil.copytree(tiny_output, out)
+    return out
+
+
+def test_a_completed_run_is_marked_last(tiny_output):
+    assert os.path.exists(os.path.join(tiny_output, "run_complete.json"))
+    identity = json.loads(Path(tiny_output, "run_identity.json").read_text())
+    assert identity["engine"] == "trainer" and identity["world_size"] == 1 and "B-PER" in identity["labels"]
+
+
+def test_rerunning_into_a_run_is_refused_and_touches_nothing(done, tiny_encoder_dir, capsys):
+    before = listing(done)
+    assert run(tiny_encoder_dir, done) == 2
+    err = capsys.readouterr().err
+    assert f"--output-dir {done} already holds a run" in err and "--overwrite-output-dir" in err and "--resume" in err
+    assert listing(done) == before
+
+
+def test_overwrite_removes_the_old_run_first(done, tiny_encoder_dir):
+    (done / "notes.txt").write_text("mine")  # not a run file: kept
+    train_only = ("--train-file", str(CONLL_SAMPLE / "eng.train"), "--validation-file", str(CONLL_SAMPLE / "eng.testa"))
+    assert run(tiny_encoder_dir, done, "--overwrite-output-dir", data=train_only) == 0
+    results = json.loads((done / "eval_results.json").read_text())
+    assert set(results) == {"validation"}  # the old run's test scores are gone, not merged in
+    assert not (done / "predictions_test.jsonl").exists()
+    assert [p.name for p in done.glob("checkpoint-*")] == ["checkpoint-3"]  # this run's only (24 / 8 = 3 steps)
+    assert (done / "notes.txt").read_text() == "mine" and (done / "run_complete.json").exists()
+
+
+def test_resume_of_another_configuration_says_what_differs(done, tiny_encoder_dir, capsys):
+    os.remove(done / "run_complete.json")  # as if interrupted
+    before = listing(done)
+    assert run(tiny_encoder_dir, done, "--resume", "--task", "chunk") == 2
+    err = capsys.readouterr().err
+    assert "belong to another configuration" in err and "task: 'ner' then, 'chunk' now" in err and "labels:" in err
+    assert listing(done) == before  # nothing deleted, nothing trained
+
+
+def test_resume_of_a_completed_run_is_refused(done, tiny_encoder_dir, capsys):
+    assert run(tiny_encoder_dir, done, "--resume") == 2
+    assert "completed" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_dir_is_found_before_any_data_is_read(tiny_encoder_dir, tmp_path, capsys):
+    target = "/sys/kernel/ner-output"  # a filesystem root cannot write to in this sandbox
+    try:
+        open("/sys/kernel/.ner-probe", "w").close()
+        pytest.skip("/sys/kernel is writable here")
+    except OSError:
+        pass
+    # The data directory does not exist either: the output directory must be what is reported, at once.
+    assert run(tiny_encoder_dir, target, data=("--data-dir", str(tmp_path / "missing"))) == 2
+    err = capsys.readouterr().err
+    assert f"--output-dir {target} is not writable" in err and "missing" not in err
+
+
+def test_the_loop_never_deletes_trainer_checkpoints(tmp_path):
+    for step, marker in ((2, "trainer_state.json"), (4, "loop_state.json"), (6, "loop_state.json"),
+                         (8, "loop_state.json")):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / marker).write_text("{}")
+    removed = checkpoints.rotate(str(tmp_path), 2, "loop_state.json")
+    assert [os.path.basename(p) for p in removed] == ["checkpoint-4"]
+    assert (tmp_path / "checkpoint-2").exists()
