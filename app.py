@@ -52,22 +52,33 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
     view: dict[str, Any] = {"record": results.results(), "predictions": results.predictions()}
 
     def tag(text: list[str], threshold: list[float], types: list[list[str]]) -> list[list[Any]]:
-        """Batched by the queue: one list item per request (the parameter names are the API's), and every
-        request's windows go through the model together."""
-        ok, messages = [], []
-        for item in text:
+        """Batched by the queue: one list item per request (the parameter names are the API's). Each request is
+        checked on its own, so a bad one gets its message and never fails the others; the valid requests' windows
+        go through the model together."""
+        answers: list[Any] = []  # per request: (text, threshold, types) to predict, or an error message
+        for item, minimum, keep in zip(text, threshold, types):
             try:
-                ok.append(tagger.check_text(item))
-                messages.append("")
+                answers.append((tagger.check_text(item), *tagger.check_options(minimum, keep)))
             except InputError as exc:
-                ok.append("")
-                messages.append(f"⚠️ {exc}")
-        entities = tagger.predict_batch(ok)
+                answers.append(f"⚠️ {exc}")
+        valid = [a for a in answers if not isinstance(a, str)]
+        try:
+            found = tagger.predict_batch([a[0] for a in valid])
+        except Exception:  # noqa: BLE001 - not expected after the checks; then one by one, each on its own
+            found = [rv.predict_or_message(tagger, a[0]) for a in valid]
+        entities = iter(found)
         out: list[list[Any]] = [[], [], [], []]
-        for item, ents, minimum, keep, msg in zip(ok, entities, threshold, types, messages):
-            ents = [e for e in ents if e.score >= (minimum or 0.0) and e.type in set(keep or [])]
-            if not msg:
-                msg = "No entities found." if item.strip() and not ents else ""
+        for a in answers:
+            if isinstance(a, str):
+                item, ents, msg = "", [], a
+            else:
+                item, minimum, keep = a
+                ents = next(entities)
+                if isinstance(ents, str):
+                    ents, msg = [], ents
+                else:
+                    ents = [e for e in ents if e.score >= minimum and (keep is None or e.type in keep)]
+                    msg = "No entities found." if item.strip() and not ents else ""
             out[0].append(rv.highlighted(item, ents))
             out[1].append(rv.entity_rows(ents))
             out[2].append([e.as_dict() for e in ents])
@@ -78,7 +89,8 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
 
     with gr.Blocks(title="Named entity recognition") as demo:
         gr.Markdown(f"# Named entity recognition\nModel: `{source}` · entity types: "
-                    f"{', '.join(tagger.entity_types)} · texts up to {tagger.max_chars:,} characters")
+                    f"{', '.join(tagger.entity_types)} · texts up to {tagger.max_chars:,} characters and "
+                    f"{tagger.max_subtokens:,} sub-tokens")
         with gr.Tabs():
             with gr.Tab("Try it", id="try"):
                 with gr.Row():

@@ -39,6 +39,7 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(engine, tiny_e
 
     run_killed_at_step(KILL_AT, small_run(tiny_encoder_dir, interrupted, "--engine", engine, *ARGS))
     assert not (interrupted / "train_results.json").exists()
+    assert not (interrupted / "run_complete.json").exists()  # the push and the Space can tell it was interrupted
     assert sorted(p.name for p in interrupted.glob("checkpoint-*")) == ["checkpoint-6", "checkpoint-8"]
     state = read_json(interrupted / "checkpoint-8" / ("loop_state.json" if engine == "accelerate"
                                                       else "trainer_state.json"))
@@ -50,6 +51,7 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(engine, tiny_e
     train_cli(small_run(tiny_encoder_dir, interrupted, "--engine", engine, *ARGS, "--resume"))
 
     assert same_weights(reference, interrupted)
+    assert (interrupted / "run_complete.json").exists()
     assert read_json(interrupted / "eval_results.json") == read_json(reference / "eval_results.json")
     ref_results, resumed_results = read_json(reference / "train_results.json"), read_json(
         interrupted / "train_results.json")

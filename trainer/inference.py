@@ -29,9 +29,12 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrai
 from trainer import limits
 from trainer.labels import entity_types, output_scheme, tags_to_spans, to_iob2
 
-# Hard limit on one input. About 4-5k words: a few seconds of CPU for a MiniLM/BERT-base model, so one request
-# cannot hold the Space's queue for long. Documented in the README; longer texts get InputError's message.
+# Limits on one input, so that one request cannot hold the Space's queue for long. Characters bound the cost of
+# tokenizing; sub-tokens bound the cost of the model (20,000 characters of prose are ~3,000 sub-tokens, of `!` or CJK
+# 20,000). 2,048 sub-tokens are about 8,000 characters of English prose. Documented in the README; longer texts get
+# InputError's message.
 MAX_INPUT_CHARS = 20_000
+MAX_INPUT_SUBTOKENS = 2_048
 # Sub-tokens shared by consecutive windows; a word's label is read from the window where it has most context.
 DEFAULT_STRIDE = 128
 
@@ -77,7 +80,7 @@ class NerTagger:
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: str = "",
                  max_length: Optional[int] = None, stride: int = DEFAULT_STRIDE, batch_size: int = 16,
-                 max_chars: int = MAX_INPUT_CHARS) -> None:
+                 max_chars: int = MAX_INPUT_CHARS, max_subtokens: int = MAX_INPUT_SUBTOKENS) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"the tokenizer of {source or 'the model'} is not a fast (Rust) tokenizer: words "
                                  "and character offsets need one (save the model with its tokenizer.json)")
@@ -101,6 +104,7 @@ class NerTagger:
         self.stride = max(0, min(stride, (self.max_length - specials) // 2))
         self.batch_size = batch_size
         self.max_chars = max_chars
+        self.max_subtokens = max_subtokens
 
     @classmethod
     def from_pretrained(cls, source: str, **kwargs: Any) -> "NerTagger":
@@ -110,6 +114,7 @@ class NerTagger:
     # --- input checks -------------------------------------------------------------------------------------------
 
     def check_text(self, text: Any) -> str:
+        """The text if the tagger takes it, else InputError with a message for the person who sent it."""
         if text is None:
             return ""
         if not isinstance(text, str):
@@ -117,7 +122,31 @@ class NerTagger:
         if len(text) > self.max_chars:
             raise InputError(f"The text has {len(text):,} characters; the limit is {self.max_chars:,}. "
                              "Split it into smaller parts.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone UTF-16 surrogate, e.g. a JSON "\ud800" escape
+            raise InputError(f"The text holds an invalid character (a lone surrogate, U+{ord(text[exc.start]):04X}) "
+                             f"at position {exc.start}.") from None
+        n = len(self.tokenizer(text, add_special_tokens=False, return_attention_mask=False,
+                               return_token_type_ids=False)["input_ids"])
+        if n > self.max_subtokens:
+            raise InputError(f"The text is {n:,} sub-tokens long; the limit is {self.max_subtokens:,} (about "
+                             f"{4 * self.max_subtokens:,} characters of English prose). Split it into smaller parts.")
         return text
+
+    def check_options(self, threshold: Any = 0.0, types: Any = None) -> tuple[float, Optional[set[str]]]:
+        """`threshold` as a float in [0, 1] and `types` as a set of known entity types (None: all), else InputError."""
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+            raise InputError(f"The minimum confidence must be a number from 0 to 1, got {threshold!r}.")
+        if types is None:
+            return float(threshold), None
+        if isinstance(types, str) or not all(isinstance(t, str) for t in types):
+            raise InputError(f"The entity types must be a list of names, got {types!r}.")
+        unknown = sorted(set(types) - set(self.entity_types))
+        if unknown:
+            raise InputError(f"Unknown entity type(s) {', '.join(map(repr, unknown))}; this model has "
+                             f"{', '.join(self.entity_types)}.")
+        return float(threshold), set(types)
 
     # --- prediction ---------------------------------------------------------------------------------------------
 
@@ -128,9 +157,10 @@ class NerTagger:
     def predict_batch(self, texts: Sequence[str], threshold: float = 0.0,
                       types: Optional[Iterable[str]] = None) -> list[list[Entity]]:
         """Entities of each text, in text order. `threshold` drops entities whose score is below it; `types`
-        (None: all) keeps only those entity types. Raises InputError for any text over the size limit."""
+        (None: all) keeps only those entity types. Raises InputError for any text or option the tagger refuses
+        (check each text with `check_text` first to answer the others)."""
         texts = [self.check_text(t) for t in texts]
-        keep = None if types is None else set(types)
+        threshold, keep = self.check_options(threshold, types)
         todo = [i for i, t in enumerate(texts) if t.strip()]
         out: list[list[Entity]] = [[] for _ in texts]
         if not todo:

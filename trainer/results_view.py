@@ -56,6 +56,15 @@ def entity_rows(entities: Sequence[Entity]) -> list[list[Any]]:
     return [[e.type, e.text, round(e.score, 3), e.start, e.end] for e in entities]
 
 
+def predict_or_message(tagger: NerTagger, text: str) -> "list[Entity] | str":
+    """One text's entities, or a message saying it could not be processed (without the exception's details)."""
+    try:
+        return tagger.predict(text)
+    except Exception:  # noqa: BLE001 - whatever failed, it fails this request only
+        logger.exception("prediction failed for one request")
+        return "⚠️ This text could not be processed."
+
+
 def highlighted_words(tokens: Sequence[str], tags: Sequence[str]) -> dict[str, Any]:
     """Words joined by spaces, with their IOB2 tags' spans as character spans: gold or predicted side of a sentence."""
     starts, pos = [], 0
