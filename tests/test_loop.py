@@ -13,7 +13,7 @@ from transformers import BertConfig, BertForTokenClassification
 from engine_runs import N_VALIDATION, eval_entries, loop_reference, read_json  # noqa: F401
 from trainer import checkpoints
 from trainer.config import Config
-from trainer.loop import STATE_FILE, optimizer_groups, warmup_steps
+from trainer.loop import STATE_FILE, LoopState, optimizer_groups, warmup_steps
 
 
 def test_loop_learns_and_records_each_evaluation(loop_reference):
@@ -46,6 +46,17 @@ def test_loop_keeps_the_last_checkpoints_and_the_best(loop_reference):
     last = read_json(loop_reference / "checkpoint-12" / STATE_FILE)
     assert (last["global_step"], last["epoch"], last["batches_in_epoch"]) == (12, 2, 0)
     assert last["log_history"] == results["log_history"]
+
+
+def test_loop_state_saves_and_loads_itself(tmp_path):
+    state = LoopState(global_step=8, epoch=1, batches_in_epoch=2, best_metric=0.5, loss_sum=3.25, loss_steps=4,
+                      world_size=2, log_history=[{"step": 2, "loss": 0.8125}])
+    state.save(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STATE_FILE]  # the temporary file was renamed into place
+    assert LoopState.load(str(tmp_path)) == state
+    # A file from before best_step was dropped still loads.
+    (tmp_path / STATE_FILE).write_text(json.dumps({"global_step": 6, "best_step": 6, "log_history": []}))
+    assert LoopState.load(str(tmp_path)) == LoopState(global_step=6)
 
 
 def _fake_checkpoint(root, step, complete=True):

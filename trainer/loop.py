@@ -9,9 +9,10 @@ FSDP, as `accelerate config` says) with `accelerate launch -m trainer --engine a
 
 Resume is exact: each epoch's shuffle comes from a generator seeded with `seed + epoch` (not from the global RNG, so
 it is the same after a restart), the checkpoint holds model, optimizer, scheduler, gradient scaler and every
-process's RNG state (`accelerator.save_state`), and the batches of the interrupted epoch already trained on are
-skipped (`skip_first_batches`). A resumed run therefore performs the same floating-point operations in the same order
-as an uninterrupted one.
+process's RNG state (`accelerator.save_state`) besides the loop's own `LoopState` (where training stands, the best
+model so far, loss sums, the log), and the batches of the interrupted epoch already trained on are skipped
+(`skip_first_batches`). A resumed run therefore performs the same floating-point operations in the same order as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import logging
 import math
 import os
 import time
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional
 
 import torch
 from accelerate import Accelerator
@@ -65,7 +67,8 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
 @torch.no_grad()
 def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataLoader, gold: list[list[str]],
              id2label: dict[int, str], scheme: str) -> dict[str, float]:
-    """Word-level validation scores over every sentence exactly once, whatever the number of processes.
+    """The training-time validation pass (the final scores come from `trainer.evaluation`): word-level scores over
+    every sentence exactly once, whatever the number of processes.
 
     Each process predicts its shard; batches differ in padded length across processes, so they are padded to a
     common length before the gather, and `gather_for_metrics` drops the samples the last uneven batch repeated to
@@ -96,16 +99,91 @@ def save_best(accelerator: Accelerator, model: torch.nn.Module, output_dir: str)
                                                     save_function=accelerator.save, state_dict=state_dict)
 
 
-def save_checkpoint(accelerator: Accelerator, cfg: Config, state: dict[str, Any]) -> None:
-    path = checkpoints.checkpoint_dir(cfg.output_dir, state["global_step"])
+@dataclass
+class LoopState:
+    """Everything a resumed run needs besides what `accelerator.save_state` holds; each checkpoint holds it as JSON.
+
+    `epoch` and `batches_in_epoch` say where training stands: the next batch to train on (an epoch done is batch 0 of
+    the next). The loss sums, tokens and runtime add up over resumed segments, so a resumed run reports the whole
+    training.
+    """
+
+    global_step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    best_metric: Optional[float] = None  # validation F1 of the model saved in the output directory
+    best_checkpoint: Optional[str] = None  # the checkpoint of that step (rotation keeps it)
+    loss_sum: float = 0.0  # over logged windows: mean loss x optimizer steps
+    loss_steps: int = 0
+    tokens_seen: int = 0
+    train_runtime_s: float = 0.0
+    world_size: int = 1  # batches are counted per process, so a checkpoint resumes only on as many processes
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+    def save(self, path: str) -> None:
+        """Write `STATE_FILE` into the checkpoint directory `path`; written whole or not at all (a rename)."""
+        tmp = os.path.join(path, STATE_FILE + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(asdict(self), f, indent=2)
+        os.replace(tmp, os.path.join(path, STATE_FILE))
+
+    @classmethod
+    def load(cls, path: str) -> LoopState:
+        with open(os.path.join(path, STATE_FILE), encoding="utf-8") as f:
+            saved = json.load(f)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in known})  # older files also hold best_step, never read
+
+
+class LossWindow:
+    """Training loss and tokens since the last log line, summed on this process; `log` reduces them over processes
+    into a log_history entry and folds them into the state's totals."""
+
+    def __init__(self, device: torch.device):
+        self.loss = torch.zeros((), device=device)
+        self.tokens = torch.zeros((), dtype=torch.long, device=device)
+        self.steps = 0  # optimizer steps
+        self.t0 = time.perf_counter()
+
+    def log(self, accelerator: Accelerator, state: LoopState, lr: float, epochs: float, total_steps: int) -> None:
+        if self.steps == 0:
+            return
+        loss = accelerator.reduce(self.loss, "mean").item() / self.steps
+        tokens = accelerator.reduce(self.tokens, "sum").item()
+        self.loss.zero_()
+        self.tokens.zero_()
+        entry = {"step": state.global_step, "epoch": round(epochs, 4), "loss": loss, "learning_rate": lr,
+                 "tokens_per_s": tokens / (time.perf_counter() - self.t0)}
+        state.log_history.append(entry)
+        state.loss_sum += loss * self.steps
+        state.loss_steps += self.steps
+        state.tokens_seen += tokens
+        logger.info("step %d/%d epoch %.2f: loss %.4f, lr %.2e, %.0f tokens/s", entry["step"], total_steps,
+                    entry["epoch"], loss, entry["learning_rate"], entry["tokens_per_s"])
+        self.steps, self.t0 = 0, time.perf_counter()
+
+
+def validate(accelerator: Accelerator, model: torch.nn.Module, eval_dl: DataLoader, gold: list[list[str]],
+             id2label: dict[int, str], scheme: str, output_dir: str, state: LoopState, epochs: float) -> None:
+    """Score the model on the validation set, record the scores, and save the model if it is the best so far."""
+    scores = evaluate(accelerator, model, eval_dl, gold, id2label, scheme)
+    step = state.global_step
+    state.log_history.append({"step": step, "epoch": round(epochs, 4), **{f"eval_{k}": v for k, v in scores.items()}})
+    logger.info("step %d validation: loss %.4f precision %.4f recall %.4f F1 %.4f (%d sentences)", step,
+                scores["loss"], scores["precision"], scores["recall"], scores["f1"], scores["num_sentences"])
+    if state.best_metric is None or scores["f1"] > state.best_metric:
+        state.best_metric = scores["f1"]
+        state.best_checkpoint = checkpoints.checkpoint_dir(output_dir, step)  # the checkpoint that follows
+        save_best(accelerator, model, output_dir)
+
+
+def checkpoint(accelerator: Accelerator, cfg: Config, state: LoopState) -> None:
+    path = checkpoints.checkpoint_dir(cfg.output_dir, state.global_step)
     accelerator.save_state(path)  # model, optimizer, registered scheduler, scaler, per-process RNG states
     accelerator.wait_for_everyone()  # every process's RNG file is written before the marker says "complete"
     if accelerator.is_main_process:
-        tmp = os.path.join(path, STATE_FILE + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(state, f, indent=2)
-        os.replace(tmp, os.path.join(path, STATE_FILE))
-        checkpoints.rotate(cfg.output_dir, cfg.save_total_limit, STATE_FILE, protect=[state["best_checkpoint"]])
+        state.save(path)
+        checkpoints.rotate(cfg.output_dir, cfg.save_total_limit, STATE_FILE, protect=[state.best_checkpoint])
     accelerator.wait_for_everyone()
 
 
@@ -153,89 +231,32 @@ def run(cfg: Config) -> dict[str, Any]:
                                  num_training_steps=total_steps)
     accelerator.register_for_checkpointing(lr_scheduler)
 
-    # --- state: everything a resumed run needs besides what save_state holds --------------------------------------
-    state: dict[str, Any] = {
-        "global_step": 0, "epoch": 0, "batches_in_epoch": 0,  # where training stands: the next batch to train on
-        "best_metric": None, "best_step": None, "best_checkpoint": None,
-        "loss_sum": 0.0, "loss_steps": 0, "tokens_seen": 0, "train_runtime_s": 0.0,
-        "world_size": accelerator.num_processes, "log_history": [],
-    }
+    # --- resume: the loop state from the newest complete checkpoint, or a fresh one ------------------------------
     resume_from = checkpoints.resume_checkpoint(cfg.output_dir, cfg.resume, cfg.resume_from_checkpoint, STATE_FILE)
     if resume_from:
-        with open(os.path.join(resume_from, STATE_FILE), encoding="utf-8") as f:
-            state = json.load(f)
-        if state["world_size"] != accelerator.num_processes:
+        state = LoopState.load(resume_from)
+        if state.world_size != accelerator.num_processes:
             # Batches already trained on are counted per process; another process count would skip the wrong ones.
-            raise ValueError(f"{resume_from} was written by {state['world_size']} processes; resume it with the "
+            raise ValueError(f"{resume_from} was written by {state.world_size} processes; resume it with the "
                              f"same number (now {accelerator.num_processes})")
         accelerator.load_state(resume_from)
-        logger.info("Resuming from %s: step %d, epoch %d, %d batches into it", resume_from, state["global_step"],
-                    state["epoch"], state["batches_in_epoch"])
+        logger.info("Resuming from %s: step %d, epoch %d, %d batches into it", resume_from, state.global_step,
+                    state.epoch, state.batches_in_epoch)
+    else:
+        state = LoopState(world_size=accelerator.num_processes)
     logger.info("Training: %d examples, %d processes, %d optimizer steps (%d per epoch), mixed precision %s",
                 len(prep.train), accelerator.num_processes, total_steps, steps_per_epoch, accelerator.mixed_precision)
 
     # --- the loop --------------------------------------------------------------------------------------------------
-    # Runtime and tokens add up over resumed segments, so a resumed run reports the whole training.
-    runtime_before, segment_t0 = state["train_runtime_s"], time.perf_counter()
-    window_loss = torch.zeros((), device=accelerator.device)  # since the last log line, this process only
-    window_tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
-    window_steps, window_t0 = 0, time.perf_counter()
-    last_saved = state["global_step"] if resume_from else None
-
-    def log_window() -> None:
-        nonlocal window_steps, window_t0
-        if window_steps == 0:
-            return
-        loss = accelerator.reduce(window_loss, "mean").item() / window_steps
-        tokens = accelerator.reduce(window_tokens, "sum").item()
-        window_loss.zero_()
-        window_tokens.zero_()
-        entry = {"step": state["global_step"], "epoch": round(epoch + batches_done / len(train_dl), 4),
-                 "loss": loss, "learning_rate": lr_scheduler.get_last_lr()[0],
-                 "tokens_per_s": tokens / (time.perf_counter() - window_t0)}
-        state["log_history"].append(entry)
-        state["loss_sum"] += loss * window_steps
-        state["loss_steps"] += window_steps
-        state["tokens_seen"] += tokens
-        logger.info("step %d/%d epoch %.2f: loss %.4f, lr %.2e, %.0f tokens/s", entry["step"], total_steps,
-                    entry["epoch"], loss, entry["learning_rate"], entry["tokens_per_s"])
-        window_steps, window_t0 = 0, time.perf_counter()
-
-    def checkpoint() -> None:
-        nonlocal last_saved, window_t0
-        if last_saved == state["global_step"]:
-            return
-        log_window()  # the open loss window goes into the state, so a resumed run reports the same loss
-        state["epoch"], state["batches_in_epoch"] = ((epoch + 1, 0) if batches_done == len(train_dl)
-                                                     else (epoch, batches_done))
-        state["train_runtime_s"] = runtime_before + time.perf_counter() - segment_t0
-        save_checkpoint(accelerator, cfg, state)
-        last_saved = state["global_step"]
-        window_t0 = time.perf_counter()
-
-    def validate() -> None:
-        nonlocal window_t0
-        log_window()
-        scores = evaluate(accelerator, model, eval_dl, gold, id2label, prep.data.scheme)
-        step = state["global_step"]
-        state["log_history"].append({"step": step, "epoch": round(epoch + batches_done / len(train_dl), 4),
-                                     **{f"eval_{k}": v for k, v in scores.items()}})
-        logger.info("step %d validation: loss %.4f precision %.4f recall %.4f F1 %.4f (%d sentences)", step,
-                    scores["loss"], scores["precision"], scores["recall"], scores["f1"], scores["num_sentences"])
-        if state["best_metric"] is None or scores["f1"] > state["best_metric"]:
-            state["best_metric"], state["best_step"] = scores["f1"], step
-            state["best_checkpoint"] = checkpoints.checkpoint_dir(cfg.output_dir, step)
-            save_best(accelerator, model, cfg.output_dir)
-        checkpoint()  # every evaluation is followed by a checkpoint holding its outcome
-        window_t0 = time.perf_counter()
-
+    runtime_before, segment_t0 = state.train_runtime_s, time.perf_counter()  # runtime adds up over resumed segments
+    window = LossWindow(accelerator.device)  # since the last log line, this process only
+    last_saved = state.global_step if resume_from else None
     model.train()
-    epoch, batches_done = state["epoch"], state["batches_in_epoch"]
-    for epoch in range(state["epoch"], num_epochs):
-        if state["global_step"] >= total_steps:
+    for epoch in range(state.epoch, num_epochs):
+        if state.global_step >= total_steps:
             break
         shuffle.manual_seed(cfg.seed + epoch)
-        skip = state["batches_in_epoch"] if epoch == state["epoch"] else 0
+        skip = state.batches_in_epoch if epoch == state.epoch else 0
         batches = accelerator.skip_first_batches(train_dl, skip) if skip else train_dl
         batches_done = skip
         for batch in batches:
@@ -247,54 +268,75 @@ def run(cfg: Config) -> dict[str, Any]:
                 optimizer.step()
                 optimizer.zero_grad()
             batches_done += 1
-            window_loss += loss.detach() / cfg.gradient_accumulation_steps
-            window_tokens += batch["attention_mask"].sum()
+            # Where training stands, as a checkpoint records it: the next batch to train on.
+            state.epoch, state.batches_in_epoch = ((epoch + 1, 0) if batches_done == len(train_dl)
+                                                   else (epoch, batches_done))
+            window.loss += loss.detach() / cfg.gradient_accumulation_steps
+            window.tokens += batch["attention_mask"].sum()
             if not accelerator.sync_gradients:
                 continue
             # One optimizer step done (or skipped by the fp16 scaler, which the schedule must not count).
             if not accelerator.optimizer_step_was_skipped:
                 lr_scheduler.step()
-            state["global_step"] += 1
-            window_steps += 1
-            step = state["global_step"]
-            if step % cfg.logging_steps == 0:
-                log_window()
-            if evaluating and cfg.eval_strategy == "steps" and (step % cfg.eval_steps == 0 or step == total_steps):
-                validate()
-            elif cfg.save_steps and step % cfg.save_steps == 0 and batches_done < len(train_dl):
-                checkpoint()  # (at an epoch's last batch the end-of-epoch checkpoint below follows)
+            state.global_step += 1
+            window.steps += 1
+            step, epochs = state.global_step, state.epoch + state.batches_in_epoch / len(train_dl)
+            validating = evaluating and cfg.eval_strategy == "steps" and (step % cfg.eval_steps == 0
+                                                                          or step == total_steps)
+            # Every evaluation is followed by a checkpoint holding its outcome. (At an epoch's last batch the
+            # end-of-epoch checkpoint below follows.)
+            saving = validating or (cfg.save_steps and step % cfg.save_steps == 0 and batches_done < len(train_dl))
+            # Before a checkpoint the open loss window goes into the state, so a resumed run reports the same loss.
+            if step % cfg.logging_steps == 0 or saving:
+                window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
+            if validating:
+                validate(accelerator, model, eval_dl, gold, id2label, prep.data.scheme, cfg.output_dir, state, epochs)
+            if saving:
+                state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
+                checkpoint(accelerator, cfg, state)
+                last_saved, window.t0 = step, time.perf_counter()  # validating and saving are not training time
             if step >= total_steps:
                 break
-        # End of an epoch (or of a fractional last one): evaluate with --eval-strategy epoch, checkpoint anyway.
-        if evaluating and cfg.eval_strategy == "epoch":
-            validate()
-        else:
-            checkpoint()
-    log_window()
+        # End of an epoch (or of a fractional last one): evaluate with --eval-strategy epoch, checkpoint anyway
+        # (unless its last step was just checkpointed above).
+        validating = evaluating and cfg.eval_strategy == "epoch"
+        saving = state.global_step != last_saved
+        if validating or saving:
+            epochs = state.epoch + state.batches_in_epoch / len(train_dl)
+            window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
+            if validating:
+                validate(accelerator, model, eval_dl, gold, id2label, prep.data.scheme, cfg.output_dir, state, epochs)
+            if saving:
+                state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
+                checkpoint(accelerator, cfg, state)
+                last_saved = state.global_step
+            window.t0 = time.perf_counter()
+    window.log(accelerator, state, lr_scheduler.get_last_lr()[0],
+               state.epoch + state.batches_in_epoch / len(train_dl), total_steps)
 
     # --- the best model, saved; results from the main process ------------------------------------------------------
     if not evaluating:
         save_best(accelerator, model, cfg.output_dir)  # nothing to choose by: the final model is the result
-    state["train_runtime_s"] = runtime_before + time.perf_counter() - segment_t0
+    state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
     accelerator.wait_for_everyone()
     results: dict[str, Any] = {}
     if accelerator.is_main_process:
         # Scored from disk, so the numbers are those of the saved model that users load.
         best = AutoModelForTokenClassification.from_pretrained(cfg.output_dir).to(accelerator.device)
-        runtime = state["train_runtime_s"]
+        runtime = state.train_runtime_s
         stats = TrainStats(
             train_runtime_s=runtime,
-            train_tokens_per_s=state["tokens_seen"] / runtime if runtime else None,
+            train_tokens_per_s=state.tokens_seen / runtime if runtime else None,
             train_samples=len(prep.train),
-            train_loss=state["loss_sum"] / state["loss_steps"] if state["loss_steps"] else None,
+            train_loss=state.loss_sum / state.loss_steps if state.loss_steps else None,
             epochs=cfg.num_train_epochs,
-            global_steps=state["global_step"],
-            best_checkpoint=state["best_checkpoint"],
-            best_validation_f1=state["best_metric"],
+            global_steps=state.global_step,
+            best_checkpoint=state.best_checkpoint,
+            best_validation_f1=state.best_metric,
             world_size=accelerator.num_processes,
             mixed_precision=accelerator.mixed_precision,
             resumed_from=resume_from,
-            log_history=state["log_history"],
+            log_history=state.log_history,
         )
         results = finish(cfg, prep, best, stats)
     accelerator.wait_for_everyone()
