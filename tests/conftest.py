@@ -65,7 +65,7 @@ def minilm_output(tmp_path_factory, minilm_dir) -> str:
     out = tmp_path_factory.mktemp("minilm-out") / "model"
     train_cli(["--model-name-or-path", minilm_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out),
                "--num-train-epochs", "3", "--learning-rate", "3e-4", "--per-device-train-batch-size", "16",
-               "--max-seq-length", "96", "--logging-steps", "5", "--bf16", "--group-by-length",
+               "--max-seq-length", "96", "--logging-steps", "5", "--group-by-length",
                "--save-total-limit", "1"])
     return str(out)
 

@@ -91,7 +91,10 @@ class Config:
     lr_scheduler_type: str = _help("Learning-rate schedule (transformers SchedulerType).", default="linear")
     max_grad_norm: float = _help("Gradient clipping norm.", default=1.0)
     seed: int = _help("Random seed (model head init, shuffling, dropout).", default=42)
-    bf16: bool = _help("bfloat16 mixed precision (CPU or GPU).", default=False)
+    bf16: bool = _help(
+        "bfloat16 mixed precision where the hardware computes it natively (CUDA GPUs with bf16, CPUs with "
+        "AVX512-BF16 or AMX). Elsewhere it is ignored with a warning: emulated bf16 trains many times slower.",
+        default=False)
     fp16: bool = _help("float16 mixed precision (GPU).", default=False)
     group_by_length: bool = _help(
         "Batch sentences of similar length together in training (less padding, faster).", default=False)

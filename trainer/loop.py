@@ -38,16 +38,13 @@ from trainer.finish import finish
 from trainer.labels import IGNORE_INDEX
 from trainer.metrics import validation_scores
 from trainer.outputs import TrainStats
+from trainer.precision import mixed_precision
 from trainer.prepare import prepare
 
 logger = logging.getLogger(__name__)
 logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)  # a line per file; we log one per checkpoint
 
 STATE_FILE = "loop_state.json"  # written last into each checkpoint: its presence marks the checkpoint complete
-
-
-def mixed_precision(cfg: Config) -> str:
-    return "bf16" if cfg.bf16 else "fp16" if cfg.fp16 else "no"
 
 
 def warmup_steps(cfg: Config, total_steps: int) -> int:

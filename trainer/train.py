@@ -17,6 +17,7 @@ from trainer.config import Config
 from trainer.finish import finish
 from trainer.metrics import validation_scores
 from trainer.outputs import TrainStats
+from trainer.precision import mixed_precision
 from trainer.prepare import Prepared, prepare
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class SaveEveryNSteps(TrainerCallback):
 
 def training_arguments(cfg: Config, has_validation: bool) -> TrainingArguments:
     evaluate = has_validation and cfg.eval_strategy != "no"
+    precision = mixed_precision(cfg)
     strategy = cfg.eval_strategy if evaluate else "epoch"
     return TrainingArguments(
         output_dir=cfg.output_dir,
@@ -62,8 +64,8 @@ def training_arguments(cfg: Config, has_validation: bool) -> TrainingArguments:
         lr_scheduler_type=cfg.lr_scheduler_type,
         max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed,
-        bf16=cfg.bf16,
-        fp16=cfg.fp16,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         use_cpu=not torch.cuda.is_available(),  # bf16 on a CPU needs use_cpu=True
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         eval_strategy=strategy if evaluate else "no",
@@ -126,7 +128,7 @@ def run(cfg: Config) -> dict[str, Any]:
         best_checkpoint=trainer.state.best_model_checkpoint,
         best_validation_f1=trainer.state.best_metric,
         world_size=trainer.args.world_size,
-        mixed_precision="bf16" if cfg.bf16 else "fp16" if cfg.fp16 else "no",
+        mixed_precision="bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "no",
         log_history=trainer.state.log_history,
     )
     return finish(cfg, prep, trainer.model, stats)
