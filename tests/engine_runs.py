@@ -87,7 +87,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_two_processes(argv: list[str]) -> subprocess.CompletedProcess:
+def launch_two_processes(argv: list[str], module: str = "trainer") -> subprocess.CompletedProcess:
     """`accelerate launch` with 2 processes on CPU (gloo).
 
     `accelerate launch --cpu --num_processes 2` starts a single process unless an MPI hostfile is configured
@@ -96,7 +96,7 @@ def launch_two_processes(argv: list[str]) -> subprocess.CompletedProcess:
     """
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(free_port()), "-m", "trainer", *argv]
+           "--main_process_port", str(free_port()), "-m", module, *argv]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-5000:]

@@ -228,7 +228,8 @@ def test_validation_word_the_tokenizer_drops_is_an_error_not_a_shift(tmp_path, t
 
     val = tmp_path / "val.conll"
     val.write_text("EU B-ORG\n\nPeter B-PER\n\u0301 O\nBlackburn B-PER\n", encoding="utf-8")
-    cfg = files(FORMATS / "sample_iob2.jsonl", val, model_name_or_path=tiny_encoder_dir)
+    cfg = files(FORMATS / "sample_iob2.jsonl", val, model_name_or_path=tiny_encoder_dir,
+                output_dir=str(tmp_path / "out"))
     with pytest.raises(DataError) as e:
         prepare(cfg)
     msg = str(e.value)

@@ -38,9 +38,11 @@ def two_process_output(request, tiny_encoder_dir, tmp_path_factory):
     return engine, out
 
 
-def with_saved_model(out) -> Prepared:
-    """The run's data and encoded validation split, with the saved (best) model as the model."""
-    return prepare(Config.load(str(out / RUN_CONFIG_FILE), model_name_or_path=str(out)))
+def with_saved_model(out, scratch) -> Prepared:
+    """The run's data and encoded validation split, with the saved (best) model as the model (its output directory,
+    unused, is `scratch`: prepare() refuses the run's own, which holds a run)."""
+    return prepare(Config.load(str(out / RUN_CONFIG_FILE), model_name_or_path=str(out),
+                               output_dir=str(scratch / "unused")))
 
 
 def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores(two_process_output, tmp_path):
@@ -60,7 +62,7 @@ def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores
     assert {k: best[f"eval_{k}"] for k in SCORES} == {k: saved["overall"][k] for k in SCORES}
 
     # And once more here, in this process, from the files on disk.
-    prep = with_saved_model(out)
+    prep = with_saved_model(out, tmp_path)
     again = evaluate(prep.model, prep.tokenizer, prep.data, "validation", output_dir=str(tmp_path))
     assert again.record["overall"] == saved["overall"]
 
@@ -68,7 +70,7 @@ def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores
 def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
     _, out = two_process_output
     expected = read_json(out / "eval_results.json")["validation"]["overall"]
-    prep = with_saved_model(out)
+    prep = with_saved_model(out, tmp_path)
     collator = DataCollatorForTokenClassification(prep.tokenizer)
 
     # The Trainer engine's evaluator: Trainer.evaluate + word_level_metrics.

@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from space_models import VALIDATION, build_lookup_model, encoder_path
-from trainer.inference import MAX_INPUT_CHARS, InputError, ModelLoadError, NerTagger, load_model
+from trainer.inference import (MAX_INPUT_CHARS, MAX_INPUT_SUBTOKENS, InputError, ModelLoadError, NerTagger,
+                               load_model)
 from trainer.labels import tags_to_spans
 
 
@@ -81,12 +82,19 @@ def test_nothing_is_cut_past_the_model_length(tagger):
     assert_offsets(text, ents)
 
 
-def test_size_limit(tagger):
-    assert tagger.max_chars == MAX_INPUT_CHARS
+def test_size_limits(tagger, model_dir):
+    assert tagger.max_chars == MAX_INPUT_CHARS and tagger.max_subtokens == MAX_INPUT_SUBTOKENS
     at_limit = ("Paris " * (MAX_INPUT_CHARS // 6 + 1))[:MAX_INPUT_CHARS]
-    assert len(tagger.predict(at_limit)) == MAX_INPUT_CHARS // 6  # the last piece is cut to "Pa"
+    roomy = NerTagger.from_pretrained(model_dir, max_subtokens=10**6)
+    assert len(roomy.predict(at_limit)) == MAX_INPUT_CHARS // 6  # the last piece is cut to "Pa"
     with pytest.raises(InputError, match=r"21,000 characters; the limit is 20,000"):
         tagger.predict("x" * 21_000)
+    # The cost is bounded in sub-tokens: 3,000 characters of "!" are 3,000 sub-tokens.
+    with pytest.raises(InputError, match=r"3,000 sub-tokens long; the limit is 2,048"):
+        tagger.check_text("!" * 3_000)
+    assert tagger.check_text("Paris " * 2_048) == "Paris " * 2_048  # 2,048 sub-tokens: at the limit
+    with pytest.raises(InputError, match="lone surrogate, U\\+D800\\) at position 6"):
+        tagger.check_text("Paris \ud800")
     with pytest.raises(InputError, match="expected text"):
         tagger.predict(123)  # type: ignore[arg-type]
 

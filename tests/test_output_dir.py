@@ -48,6 +48,18 @@ def test_rerunning_into_a_run_is_refused_and_touches_nothing(done, tiny_encoder_
     assert listing(done) == before
 
 
+def test_a_run_that_failed_on_its_data_can_simply_be_run_again(tiny_encoder_dir, tmp_path, capsys):
+    val = tmp_path / "val.conll"
+    val.write_text("Peter B-PER\n\u0301 O\n", encoding="utf-8")  # a word the tokenizer drops: found after the labels
+    data = ("--train-file", str(CONLL_SAMPLE / "eng.train"), "--validation-file", str(val))
+    out = tmp_path / "out"
+    assert run(tiny_encoder_dir, out, data=data) == 2
+    assert "val.conll:2" in capsys.readouterr().err and (out / "run_identity.json").exists()
+    # Nothing was trained: after fixing the data the same command needs no --overwrite-output-dir.
+    val.write_text("Peter B-PER\nBlackburn I-PER\n", encoding="utf-8")
+    assert run(tiny_encoder_dir, out, data=data) == 0
+
+
 def test_overwrite_removes_the_old_run_first(done, tiny_encoder_dir):
     (done / "notes.txt").write_text("mine")  # not a run file: kept
     train_only = ("--train-file", str(CONLL_SAMPLE / "eng.train"), "--validation-file", str(CONLL_SAMPLE / "eng.testa"))

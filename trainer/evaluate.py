@@ -46,7 +46,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = vars(ap.parse_args(argv))
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
-        rec = evaluate_saved(args.pop("model"), args.pop("split"), args.pop("output_dir"), args.pop("batch_size"), **args)
+        rec = evaluate_saved(args.pop("model"), args.pop("split"), args.pop("output_dir"), args.pop("batch_size"),
+                             **args)
     except (DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

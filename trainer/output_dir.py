@@ -46,6 +46,12 @@ def run_files(output_dir: str) -> list[str]:
     return sorted(n for n in os.listdir(output_dir) if any(fnmatch.fnmatch(n, p) for p in RUN_PATTERNS))
 
 
+def holds_a_run(found: list[str]) -> bool:
+    """Whether a run left something worth keeping: an identity file alone is a run that failed before training (bad
+    data, say), and re-running after the fix must not need --overwrite-output-dir."""
+    return bool(set(found) - {RUN_IDENTITY_FILE, RUN_COMPLETE_FILE})
+
+
 def is_complete(output_dir: str) -> bool:
     return os.path.exists(os.path.join(output_dir, RUN_COMPLETE_FILE))
 
@@ -78,7 +84,7 @@ def prepare_output_dir(cfg: Config) -> None:
         for name in found:
             path = os.path.join(out, name)
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    elif found and not _resuming(cfg):
+    elif holds_a_run(found) and not _resuming(cfg):
         shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
         raise OutputDirError(f"--output-dir {out} already holds a run ({shown}). Pass --overwrite-output-dir to "
                              f"replace it (its files and checkpoints are removed first), --resume to continue it, or "

@@ -64,7 +64,7 @@ def retry_command(output_dir: str, hub_model_id: str, private: bool = False) -> 
     return shlex.join(cmd + (["--private"] if private else []))
 
 
-# --- the push ----------------------------------------------------------------------------------------------------------
+# --- the push ---------------------------------------------------------------------------------------------------------
 
 def files_to_upload(output_dir: str) -> list[str]:
     """The files pushed: an allow-list of what a model repository needs (the model, its tokenizer, the results and
@@ -200,7 +200,7 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
     return url
 
 
-# --- command line ------------------------------------------------------------------------------------------------
+# --- command line -----------------------------------------------------------------------------------------------------
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainer.push", description=__doc__,

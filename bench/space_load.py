@@ -1,0 +1,201 @@
+"""The Space under load, side by side in one run: our app.py, the app a course reader would write (pipeline +
+HighlightedText, default queue: ../shared/reference/space_load_anchor.py's), and an app that only echoes (the cost of
+the queue alone). Each app runs in its own process on 127.0.0.1 and is driven by C concurrent gradio_client clients
+for S seconds, with one sentence and then one paragraph per request. Hostile requests (a lone surrogate, a threshold of
+5 or null, types null, a text of 20,000 `!`) are mixed into ours: every valid request must still get its entities.
+
+  python bench/space_load.py --model models/minilm-conll --result bench/results/space_load.json [--clients 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from machine import cpu_info  # noqa: E402
+
+SENTENCE = ("Germany's representative to the European Union's veterinary committee Werner Zwingmann said on "
+            "Wednesday consumers should buy sheepmeat from countries other than Britain.")
+# About 1,500 characters: a news paragraph with entities of every type.
+PARAGRAPH = " ".join([
+    "The European Commission said on Thursday it disagreed with German advice to consumers to shun British lamb",
+    "until scientists determine whether mad cow disease can be transmitted to sheep.",
+    "Germany's representative to the European Union's veterinary committee Werner Zwingmann said on Wednesday",
+    "consumers should buy sheepmeat from countries other than Britain until the scientific advice was clearer.",
+    "We do n't support any such recommendation because we do n't see any grounds for it, the Commission's chief",
+    "spokesman Nikolaus van der Pas told a news briefing in Brussels.",
+    "He said further scientific study was required and if it was found that action was needed it should be taken",
+    "by the European Union.",
+    "He said a proposal last month by EU Farm Commissioner Franz Fischler to ban sheep brains, spleens and spinal",
+    "cords from the human and animal food chains was a highly specific and precautionary move to protect human",
+    "health.",
+    "Fischler proposed EU-wide measures after reports from Britain and France that under laboratory conditions",
+    "sheep could contract Bovine Spongiform Encephalopathy (BSE) -- mad cow disease.",
+    "But Fischler agreed to review his proposal after the EU's standing veterinary committee, national animal",
+    "health officials, questioned if such action was justified as there was only a slight risk to human health.",
+    "Spanish Farm Minister Loyola de Palacio had earlier accused Fischler at an EU farm ministers' meeting of",
+    "causing unjustified alarm through dangerous generalisation.",
+])
+HOSTILE = [("Paris \ud800", 0.0, "all"), ("Paris", 5, "all"), ("Paris", None, "all"), ("Paris", 0.0, None),
+           ("!" * 20_000, 0.0, "all")]
+
+
+# --- the servers (run as `space_load.py --serve KIND --model M --port P`) ------------------------------------------
+
+def serve(kind: str, model: str, port: int) -> None:
+    import gradio as gr
+
+    if kind == "ours":
+        import app
+        demo = app.build_demo(model)
+    elif kind == "course":
+        from transformers import pipeline
+        ner = pipeline("token-classification", model=model, aggregation_strategy="simple", device=-1)
+        demo = gr.Interface(lambda text: {"text": text, "entities": ner(text)}, gr.Textbox(), gr.HighlightedText(),
+                            api_name="predict")
+    else:
+        demo = gr.Interface(lambda text: {"text": text, "entities": []}, gr.Textbox(), gr.HighlightedText(),
+                            api_name="predict")
+    demo.launch(server_name="127.0.0.1", server_port=port, quiet=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(kind: str, model: str) -> tuple[subprocess.Popen, str]:
+    from gradio_client import Client
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--model", model, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        if proc.poll() is not None:
+            raise RuntimeError(f"the {kind} app exited with {proc.returncode}")
+        try:
+            Client(url, verbose=False)
+            return proc, url
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"the {kind} app did not start")
+
+
+# --- the load --------------------------------------------------------------------------------------------------------
+
+def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: list[str]) -> dict:
+    from gradio_client import Client
+
+    def call(c, payload):
+        if kind == "ours":
+            t, threshold, keep = payload
+            return c.predict(t, threshold, types if keep == "all" else keep, api_name="/predict")
+        return c.predict(payload[0], api_name="/predict")
+
+    lat: list[float] = []
+    errors, hostile_answered, hostile_failed = [0], [0], [0]
+    wrong = [0]
+    stop = time.time() + seconds
+
+    def worker(hostile: bool) -> None:
+        c = Client(url, verbose=False)
+        i = 0
+        while time.time() < stop:
+            payload = HOSTILE[i % len(HOSTILE)] if hostile else (text, 0.0, "all")
+            i += 1
+            t0 = time.perf_counter()
+            try:
+                out = call(c, payload)
+            except Exception:  # noqa: BLE001 - an error answer counts as an error
+                (hostile_failed if hostile else errors)[0] += 1
+                continue
+            if hostile:
+                hostile_answered[0] += 1
+                continue
+            lat.append(time.perf_counter() - t0)
+            if kind == "ours" and not out[2]:  # every valid text here has entities
+                wrong[0] += 1
+
+    n_hostile = 2 if kind == "ours" else 0
+    threads = [threading.Thread(target=worker, args=(i < n_hostile,)) for i in range(clients + n_hostile)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.time() - t0
+    lat.sort()
+    res = {"clients": clients, "seconds": round(wall, 1), "requests": len(lat), "req_per_s": len(lat) / wall,
+           "p50_ms": 1e3 * lat[len(lat) // 2] if lat else None,
+           "p95_ms": 1e3 * lat[int(len(lat) * 0.95)] if lat else None, "errors": errors[0]}
+    if kind == "ours":
+        res.update(hostile_clients=n_hostile, hostile_answered_with_a_message=hostile_answered[0],
+                   hostile_errors=hostile_failed[0], valid_without_entities=wrong[0])
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="a trained output directory")
+    ap.add_argument("--result", help="JSON file to write")
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--serve", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve, args.model, args.port)
+        return
+
+    from transformers import AutoConfig
+    types = sorted({label.split("-", 1)[1] for label in AutoConfig.from_pretrained(args.model).id2label.values()
+                    if "-" in label})
+    runs: dict = {}
+    for kind in ("echo", "course", "ours"):
+        proc, url = start(kind, args.model)
+        try:
+            for name, text in (("sentence", SENTENCE), ("paragraph", PARAGRAPH)):
+                if kind == "echo" and name == "paragraph":
+                    continue
+                runs[f"{kind}/{name}"] = r = drive(kind, url, text, args.clients, args.seconds, types)
+                print(f"{kind:6s} {name:9s} {r['req_per_s']:6.1f} req/s  p50 {r['p50_ms']:7.0f} ms  "
+                      f"p95 {r['p95_ms']:7.0f} ms  errors {r['errors']}", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    def ratio(a: str, b: str, key: str = "req_per_s") -> float:
+        return runs[a][key] / runs[b][key]
+
+    ratios = {"paragraph_req_per_s_ours_over_course": ratio("ours/paragraph", "course/paragraph"),
+              "paragraph_p95_ours_over_course": ratio("ours/paragraph", "course/paragraph", "p95_ms"),
+              "sentence_req_per_s_ours_over_echo": ratio("ours/sentence", "echo/sentence"),
+              "sentence_req_per_s_ours_over_course": ratio("ours/sentence", "course/sentence")}
+    res = {"what": "each app in its own process on 127.0.0.1, gradio_client clients in this process, one after the "
+                   "other in one run; hostile requests mixed into ours from extra clients",
+           "model": os.path.basename(os.path.normpath(args.model)), "paragraph_chars": len(PARAGRAPH),
+           "runs": runs, "ratios": ratios, "cpu": cpu_info(),
+           "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    print(json.dumps(ratios, indent=2))
+    if args.result:
+        with open(args.result, "w", encoding="utf-8") as f:
+            json.dump(res, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
