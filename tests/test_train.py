@@ -63,7 +63,8 @@ def test_first_subtoken_only_strategy_trains(tiny_encoder_dir, tmp_path):
 
 
 def test_minilm_learns_conll_entities(minilm_output, minilm_dir):
-    """A minute or two of CPU on ~400 sentences: the loss falls and validation F1 ends far above the untrained model's."""
+    """A minute or two of CPU on ~400 sentences: the loss falls and validation F1 ends far above the untrained
+    model's."""
     train = json.load(open(os.path.join(minilm_output, "train_results.json")))
     losses = [h["loss"] for h in train["log_history"] if "loss" in h]
     assert losses[-1] < 0.5 * losses[0]
