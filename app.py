@@ -112,8 +112,12 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
                                              elem_id="entity-table")
                         with gr.Accordion("JSON", open=False):
                             as_json = gr.JSON(label="Entities (character offsets, end exclusive)")
+                # preprocess=False: the components' own checks (a slider's bounds, a checkbox group's choices) raise
+                # for the whole batch, so one bad request would fail every request queued with it; `tag` checks each
+                # request's raw values itself.
                 run.click(tag, [text, threshold, types], [highlight, table, as_json, status], api_name="predict",
-                          batch=True, max_batch_size=MAX_BATCH, concurrency_limit=1, concurrency_id="model")
+                          batch=True, max_batch_size=MAX_BATCH, concurrency_limit=1, concurrency_id="model",
+                          preprocess=False)
 
             with gr.Tab("Validation results", id="results"):
                 summary = gr.Markdown(label="summary", elem_id="summary")

@@ -49,7 +49,9 @@ PARAGRAPH = " ".join([
     "Spanish Farm Minister Loyola de Palacio had earlier accused Fischler at an EU farm ministers' meeting of",
     "causing unjustified alarm through dangerous generalisation.",
 ])
-HOSTILE = [("Paris \ud800", 0.0, "all"), ("Paris", 5, "all"), ("Paris", None, "all"), ("Paris", 0.0, None),
+# A lone surrogate goes as a raw JSON escape (gradio_client cannot encode it); the others through the client.
+SURROGATE = "surrogate"
+HOSTILE = [(SURROGATE, 0.0, "all"), ("Paris", 5, "all"), ("Paris", None, "all"), ("Paris", 0.0, ["NOPE"]),
            ("!" * 20_000, 0.0, "all")]
 
 
@@ -99,12 +101,25 @@ def start(kind: str, model: str) -> tuple[subprocess.Popen, str]:
 
 # --- the load --------------------------------------------------------------------------------------------------------
 
+def raw_predict(url: str, body: str) -> list:
+    import httpx
+
+    event = httpx.post(url + "gradio_api/call/predict", content=body,
+                       headers={"Content-Type": "application/json"}, timeout=120).json()["event_id"]
+    stream = httpx.get(url + f"gradio_api/call/predict/{event}", timeout=120).text
+    if "event: complete" not in stream:
+        raise RuntimeError(stream[-200:])
+    return json.loads(stream.split("data: ", 1)[1].splitlines()[0])
+
+
 def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: list[str]) -> dict:
     from gradio_client import Client
 
     def call(c, payload):
         if kind == "ours":
             t, threshold, keep = payload
+            if t == SURROGATE:
+                return raw_predict(url, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(types) + ']}')
             return c.predict(t, threshold, types if keep == "all" else keep, api_name="/predict")
         return c.predict(payload[0], api_name="/predict")
 
@@ -126,7 +141,10 @@ def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: l
                 (hostile_failed if hostile else errors)[0] += 1
                 continue
             if hostile:
-                hostile_answered[0] += 1
+                if out[3].startswith("⚠️") and not out[2]:
+                    hostile_answered[0] += 1
+                else:
+                    hostile_failed[0] += 1
                 continue
             lat.append(time.perf_counter() - t0)
             if kind == "ours" and not out[2]:  # every valid text here has entities

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -106,6 +107,52 @@ def test_concurrent_requests_are_batched_and_answered_in_order(served):
     for i, (name, (_, _, ents, _)) in enumerate(zip(names, results)):
         assert [(e["text"], e["start"]) for e in ents] == [(name, len(str(i)) + 1)]
     assert sum(sizes) == len(names) and max(sizes) > 1
+
+
+def raw_predict(url: str, body: str) -> list:
+    """/predict over plain HTTP with a JSON body as given (gradio_client cannot send a lone surrogate escape)."""
+    import httpx
+
+    event = httpx.post(url + "gradio_api/call/predict", content=body,
+                       headers={"Content-Type": "application/json"}).json()["event_id"]
+    stream = httpx.get(url + f"gradio_api/call/predict/{event}", timeout=60).text
+    return json.loads(stream.split("data: ", 1)[1].splitlines()[0])
+
+
+def test_a_hostile_request_never_fails_the_requests_batched_with_it(served):
+    tagger, client = served
+    sizes = []
+    original = tagger.predict_batch
+
+    def slow_first(texts, *a, **kw):  # hold the first batch so that the others queue up behind it
+        sizes.append(len(texts))
+        if len(sizes) == 1:
+            time.sleep(1.0)
+        return original(texts, *a, **kw)
+
+    hostile = [("Paris", 5, TYPES), ("Paris", None, TYPES), ("Paris", 0.0, ["NOPE"]), (42, 0.0, TYPES),
+               ("!" * 3000, 0.0, TYPES), ("Paris", "high", TYPES)]
+    tagger.predict_batch = slow_first
+    try:
+        first = client.submit("Berlin", 0.0, TYPES, api_name="/predict")
+        time.sleep(0.3)
+        jobs = []
+        for i, bad in enumerate(hostile):
+            jobs.append(("bad", client.submit(*bad, api_name="/predict")))
+            jobs.append(("ok", client.submit(f"{i} John", 0.0, TYPES, api_name="/predict")))
+        # A JSON "\\ud800" escape decodes to a lone surrogate, which the tokenizer cannot encode.
+        surrogate = raw_predict(client.src, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(TYPES) + ']}')
+        answers = [(kind, job.result(timeout=60)) for kind, job in jobs]
+        assert [e["text"] for e in first.result(timeout=60)[2]] == ["Berlin"]
+    finally:
+        del tagger.predict_batch
+    assert max(sizes) > 1  # hostile and valid requests did share batches
+    for kind, (_, _, ents, message) in answers:
+        if kind == "ok":
+            assert [e["text"] for e in ents] == ["John"] and message == ""
+        else:
+            assert ents == [] and message.startswith("⚠️")
+    assert surrogate[2] == [] and "lone surrogate" in surrogate[3]
 
 
 def test_the_public_api_offers_prediction_only(served):
