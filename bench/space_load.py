@@ -2,7 +2,8 @@
 HighlightedText, default queue: ../shared/reference/space_load_anchor.py's), and an app that only echoes (the cost of
 the queue alone). Each app runs in its own process on 127.0.0.1 and is driven by C concurrent gradio_client clients
 for S seconds, with one sentence and then one paragraph per request. Hostile requests (a lone surrogate, a threshold of
-5 or null, types null, a text of 20,000 `!`) are mixed into ours: every valid request must still get its entities.
+5 or null, an unknown type, a text of 20,000 `!`) from extra clients are mixed into a third run of ours: every
+valid request must still get its entities.
 
   python bench/space_load.py --model models/minilm-conll --result bench/results/space_load.json [--clients 16]
 """
@@ -112,7 +113,8 @@ def raw_predict(url: str, body: str) -> list:
     return json.loads(stream.split("data: ", 1)[1].splitlines()[0])
 
 
-def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: list[str]) -> dict:
+def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: list[str],
+          n_hostile: int = 0) -> dict:
     from gradio_client import Client
 
     def call(c, payload):
@@ -150,7 +152,6 @@ def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: l
             if kind == "ours" and not out[2]:  # every valid text here has entities
                 wrong[0] += 1
 
-    n_hostile = 2 if kind == "ours" else 0
     threads = [threading.Thread(target=worker, args=(i < n_hostile,)) for i in range(clients + n_hostile)]
     t0 = time.time()
     for t in threads:
@@ -162,7 +163,7 @@ def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: l
     res = {"clients": clients, "seconds": round(wall, 1), "requests": len(lat), "req_per_s": len(lat) / wall,
            "p50_ms": 1e3 * lat[len(lat) // 2] if lat else None,
            "p95_ms": 1e3 * lat[int(len(lat) * 0.95)] if lat else None, "errors": errors[0]}
-    if kind == "ours":
+    if n_hostile:
         res.update(hostile_clients=n_hostile, hostile_answered_with_a_message=hostile_answered[0],
                    hostile_errors=hostile_failed[0], valid_without_entities=wrong[0])
     return res
@@ -174,6 +175,7 @@ def main() -> None:
     ap.add_argument("--result", help="JSON file to write")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--hostile-clients", type=int, default=4, help="extra clients sending only hostile requests")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -188,12 +190,17 @@ def main() -> None:
     for kind in ("echo", "course", "ours"):
         proc, url = start(kind, args.model)
         try:
-            for name, text in (("sentence", SENTENCE), ("paragraph", PARAGRAPH)):
+            plan = [("sentence", SENTENCE, 0), ("paragraph", PARAGRAPH, 0)]
+            if kind == "ours":  # the same load again with hostile clients on top: valid requests must not fail
+                plan.append(("sentence+hostile", SENTENCE, args.hostile_clients))
+            for name, text, hostile in plan:
                 if kind == "echo" and name == "paragraph":
                     continue
-                runs[f"{kind}/{name}"] = r = drive(kind, url, text, args.clients, args.seconds, types)
-                print(f"{kind:6s} {name:9s} {r['req_per_s']:6.1f} req/s  p50 {r['p50_ms']:7.0f} ms  "
-                      f"p95 {r['p95_ms']:7.0f} ms  errors {r['errors']}", flush=True)
+                runs[f"{kind}/{name}"] = r = drive(kind, url, text, args.clients, args.seconds, types, hostile)
+                print(f"{kind:6s} {name:16s} {r['req_per_s']:6.1f} req/s  p50 {r['p50_ms']:7.0f} ms  "
+                      f"p95 {r['p95_ms']:7.0f} ms  errors {r['errors']}"
+                      + (f"  hostile answered {r['hostile_answered_with_a_message']}, failed {r['hostile_errors']}"
+                         if hostile else ""), flush=True)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
