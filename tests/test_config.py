@@ -38,6 +38,7 @@ def test_help_documents_every_option():
 @pytest.mark.parametrize("argv, message", [
     (["--learning-rate", "0"], "--learning-rate must be > 0"),
     (["--bf16", "--fp16"], "exclude each other"),
+    (["--overwrite-output-dir", "--resume"], "exclude each other"),
     (["--data-dir", "a", "--dataset-name", "b"], "not both"),
 ])
 def test_invalid_config_is_a_clear_error(argv, message, capsys):

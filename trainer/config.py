@@ -133,6 +133,8 @@ class Config:
             raise ValueError("--bf16 and --fp16 exclude each other")
         if self.max_seq_length is not None and self.max_seq_length < 4:
             raise ValueError(f"--max-seq-length must be >= 4, got {self.max_seq_length}")
+        if self.overwrite_output_dir and (self.resume or self.resume_from_checkpoint):
+            raise ValueError("--overwrite-output-dir and --resume exclude each other: overwriting starts afresh")
         if self.eval_strategy == "steps" and not self.eval_steps:
             raise ValueError("--eval-strategy steps needs --eval-steps N")
         has_files = bool(self.data_dir or self.train_file or self.validation_file or self.test_file)

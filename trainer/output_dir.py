@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import time
-from typing import Any, Optional
+from typing import Any
 
 from trainer.config import Config
 from trainer.outputs import (MODEL_FILE_PATTERNS, RESULT_FILE_PATTERNS, RUN_COMPLETE_FILE, RUN_IDENTITY_FILE,
@@ -78,12 +78,13 @@ def prepare_output_dir(cfg: Config) -> None:
     out = cfg.output_dir
     found = run_files(out)
     if found and cfg.overwrite_output_dir:
-        if _resuming(cfg):
-            raise OutputDirError("--overwrite-output-dir and --resume exclude each other: overwrite starts afresh")
         logger.info("--overwrite-output-dir: removing the previous run's files from %s: %s", out, ", ".join(found))
         for name in found:
             path = os.path.join(out, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
     elif holds_a_run(found) and not _resuming(cfg):
         shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
         raise OutputDirError(f"--output-dir {out} already holds a run ({shown}). Pass --overwrite-output-dir to "
@@ -118,6 +119,6 @@ def check_identity(cfg: Config, labels: list[str], world_size: int) -> None:
     write_json(path, now)
 
 
-def mark_complete(output_dir: str, extra: Optional[dict[str, Any]] = None) -> None:
+def mark_complete(output_dir: str) -> None:
     write_json(os.path.join(output_dir, RUN_COMPLETE_FILE),
-               {"completed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(extra or {})})
+               {"completed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
