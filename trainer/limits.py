@@ -73,9 +73,10 @@ def window(tokenizer: Any, model_config: Any, context: str, requested_length: Op
 
 
 def recorded_window(model_config: Any) -> Optional[dict[str, Any]]:
-    """The window a model was trained with, as its config records it (None for models trained before windows were
-    recorded, or elsewhere)."""
-    saved = getattr(model_config, CONFIG_ATTRIBUTE, None)
+    """The window a model was trained with, as its config (a PretrainedConfig or config.json's dict) records it; None
+    for models trained before windows were recorded, or elsewhere."""
+    saved = (model_config.get(CONFIG_ATTRIBUTE) if isinstance(model_config, dict)
+             else getattr(model_config, CONFIG_ATTRIBUTE, None))
     return saved if isinstance(saved, dict) and saved.get("context") in CONTEXTS else None
 
 
