@@ -149,7 +149,8 @@ class Config:
         window = self.max_seq_length or (DOCUMENT_MAX_LENGTH if self.context == "document" else None)
         if self.stride < 0 or (window and 2 * self.stride >= window):
             raise ValueError(f"--stride must be >= 0 and less than half the window"
-                             f"{f' ({window} sub-tokens)' if window else ''}, got {self.stride}")
+                             f"{f' ({window} sub-tokens; e.g. --stride {window // 4})' if window else ''}, "
+                             f"got {self.stride}")
         if self.eval_strategy == "steps" and not self.eval_steps:
             raise ValueError("--eval-strategy steps needs --eval-steps N")
         has_files = bool(self.data_dir or self.train_file or self.validation_file or self.test_file)
