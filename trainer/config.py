@@ -95,7 +95,9 @@ class Config:
         "directory holding a run is refused unless --resume continues it.", default=False)
     learning_rate: float = _help("Peak AdamW learning rate.", default=2e-5)
     num_train_epochs: float = _help("Training epochs.", default=3.0)
-    per_device_train_batch_size: int = _help("Training batch size per device.", default=8)
+    per_device_train_batch_size: int = _help(
+        "Training examples per device and step: windows (several sentences each with --context document) or "
+        "sentences.", default=8)
     per_device_eval_batch_size: int = _help("Evaluation batch size per device.", default=32)
     gradient_accumulation_steps: int = _help("Batches accumulated per optimizer step.", default=1)
     weight_decay: float = _help("AdamW weight decay.", default=0.01)
