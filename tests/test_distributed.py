@@ -29,9 +29,9 @@ LAUNCH_ARGS = ("--max-train-samples", "48", "--num-train-epochs", "2", "--learni
 SCORES = ("precision", "recall", "f1", "accuracy")
 
 
-# Document windows of 32 sub-tokens sharing 8: the 21 validation sentences become a couple of dozen windows, the rows
-# that are gathered, so their last round is uneven too, and a word is read from the row the rule picks.
-DOCUMENT_ARGS = ("--max-seq-length", "32", "--stride", "8")
+# Document windows of 32 sub-tokens sharing 6: the 21 validation sentences become 22 windows, the rows that are
+# gathered (rounds of 8, the last one uneven too), and each word is read from the row the rule picks.
+DOCUMENT_ARGS = ("--max-seq-length", "32", "--stride", "6")
 
 
 @pytest.fixture(scope="module", params=[("accelerate", "sentence"), ("trainer", "sentence"), ("accelerate", "document")],
@@ -62,6 +62,7 @@ def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores
     prep = with_saved_model(out, tmp_path)
     windows = len(prep.validation_windows)
     assert [e["eval_num_windows"] for e in evals] == [windows, windows]
+    assert windows == (22 if prep.window.context == "document" else N_VALIDATION)
     # The saved model is the best evaluation's (the first with the highest F1: both engines need a strict gain).
     best = next(e for e in evals if e["eval_f1"] == max(x["eval_f1"] for x in evals))
     assert results["best_validation_f1"] == best["eval_f1"]

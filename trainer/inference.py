@@ -4,9 +4,9 @@ A text is tokenized once by the model's fast tokenizer into overlapping windows 
 stride the model was trained with, as its config records them (trainer.limits); each word's label is the label of its
 first sub-token, taken from the window where that sub-token has the most context on both sides (trainer.windows: the
 same rule and word-level protocol as evaluation, see trainer/evaluation.py); IOB2 word tags become spans through
-trainer.labels. An entity's offsets are those of its first and last word in the original
-text, so `text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer did (lower-casing,
-accent stripping, dropping control characters).
+trainer.labels. An entity's offsets are those of its first and last word in the original text, so
+`text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer did (lower-casing, accent
+stripping, dropping control characters).
 
 Why not `pipeline("token-classification", aggregation_strategy=..., stride=...)`: the pipeline decides which
 sub-tokens form a word by comparing token strings with the text (and, for tokenizers without a `##`-style prefix,
@@ -163,8 +163,7 @@ class NerTagger:
             return out
         enc = self.tokenizer([texts[i] for i in todo], truncation=True, max_length=self.max_length,
                              stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
-        names = [n for n in self.tokenizer.model_input_names if n in enc]
-        labels, scores = predict_windows(self.model, self.tokenizer, {n: enc[n] for n in names}, self.batch_size)
+        labels, scores = predict_windows(self.model, self.tokenizer, enc, self.batch_size)
         readings: list[dict[int, Reading]] = [{} for _ in todo]
         spans: list[dict[int, _Span]] = [{} for _ in todo]
         for w, k in enumerate(enc["overflow_to_sample_mapping"]):

@@ -13,9 +13,9 @@ from transformers import (AutoModelForTokenClassification, AutoTokenizer, PreTra
 from trainer.config import Config
 from trainer.data import NerData, load_data
 from trainer.encode import encode
-from trainer.windows import DocumentWindows
 from trainer.limits import CONFIG_ATTRIBUTE, Window, window
 from trainer.output_dir import check_identity, prepare_output_dir
+from trainer.windows import DocumentWindows
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +65,13 @@ def prepare(cfg: Config) -> Prepared:
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
     # read texts in the windows the model was trained on (trainer.limits.model_window).
     setattr(model.config, CONFIG_ATTRIBUTE, win.as_dict())
-    logger.info("Context: %s, windows of %d sub-tokens, stride %d", win.context, win.max_length, win.stride)
     train, _ = encode(data.splits["train"], tokenizer, data.label2id, cfg.label_all_tokens, win, what="train")
     # Validation is scored per word from the encoded windows, so each of its words must keep a sub-token.
     validation, validation_windows = (
         encode(data.splits["validation"], tokenizer, data.label2id, False, win, data.sentence_sources("validation"),
                what="validation")
         if "validation" in data.splits else (None, None))
+    logger.info("Context %s: windows of %d sub-tokens sharing %d; %d training sentences in %d windows%s", win.context,
+                win.max_length, win.stride, len(data.splits["train"]), len(train),
+                f", {len(validation)} validation windows" if validation is not None else "")
     return Prepared(data, tokenizer, model, train, validation, validation_windows, win)

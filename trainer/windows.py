@@ -158,10 +158,11 @@ class DocumentWindows:
         return out
 
 
-def predict_windows(model: Any, tokenizer: Any, inputs: dict[str, list[list[int]]], batch_size: int,
+def predict_windows(model: Any, tokenizer: Any, inputs: Any, batch_size: int,
                     progress: Optional[Progress] = None) -> tuple[list[list[int]], list[list[float]]]:
-    """Predicted label id and its probability for every position of every window, in window order. Windows are run
-    longest first in batches of `batch_size`, so a batch pads little (and its memory is known from the start)."""
+    """Predicted label id and its probability for every position of every window, in window order (`inputs`: the
+    tokenizer's windows; only the model's input names are read). Windows are run longest first in batches of
+    `batch_size`, so a batch pads little (and the largest batch comes first)."""
     import torch
 
     model.eval()
