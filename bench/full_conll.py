@@ -41,6 +41,7 @@ def matching_reference(cfg) -> dict | None:
         same = (ref["epochs"] == cfg.num_train_epochs and ref["lr"] == cfg.learning_rate
                 and ref["batch_size"] == cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
                 and ref["group_by_length"] == cfg.group_by_length and cfg.label_all_tokens
+                and cfg.context == "sentence"  # the course script reads isolated sentences
                 and cfg.max_train_samples is None)
         if same:
             return {"file": os.path.relpath(path, ROOT), "bf16": ref["bf16"],

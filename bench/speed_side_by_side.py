@@ -42,6 +42,7 @@ def main() -> None:
                     str(args.train_sentences)], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([sys.executable, os.path.join(HERE, "full_conll.py"), "--result", ours_json,
                     "--max-train-samples", str(args.train_sentences), "--num-train-epochs", "1",
+                    "--context", "sentence",  # the same examples as the course script: isolated sentences
                     "--output-dir", os.path.join(tmp, "ours"), "--save-total-limit", "1"],
                    env=env, check=True, stdout=subprocess.DEVNULL)
     with open(ref_json, encoding="utf-8") as f:

@@ -21,10 +21,12 @@ REPO = Path(__file__).resolve().parent.parent
 N_VALIDATION = 21  # odd, and not a multiple of 2 processes x eval batch 4: the last evaluation batch is uneven
 
 
-def small_run(model_dir: str, output_dir: str, *extra: str) -> list[str]:
-    """`python -m trainer` arguments for a run of seconds on the checked-in CoNLL-2003 sample."""
+def small_run(model_dir: str, output_dir: str, *extra: str, context: str = "sentence") -> list[str]:
+    """`python -m trainer` arguments for a run of seconds on the checked-in CoNLL-2003 sample. One sentence per
+    example (`--context sentence`) by default, so that the step and checkpoint arithmetic below counts sentences;
+    document windows have their own runs."""
     return ["--model-name-or-path", model_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(output_dir),
-            "--max-eval-samples", str(N_VALIDATION), "--per-device-eval-batch-size", "4", *extra]
+            "--max-eval-samples", str(N_VALIDATION), "--per-device-eval-batch-size", "4", "--context", context, *extra]
 
 
 # 48 sentences / batch 8 = 6 optimizer steps per epoch, 12 in all. Checkpoints: steps 4 and 8 (--save-steps 4) and

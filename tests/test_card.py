@@ -13,6 +13,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from trainer import card as card_mod
 from trainer.card import CardError, build_model_card, validate_card, write_model_card
+from trainer.data import NO_DOCUMENTS
 from trainer.outputs import read_predictions, read_results
 
 HUB_ID = "someone/tiny-ner"
@@ -141,6 +142,31 @@ def test_card_for_plain_tags_uses_tag_wording_and_first_aggregation(out):
     assert "### Per tag (validation)" in text and "Plain tags (no chunk scheme)" in text
     assert 'aggregation_strategy="first"' in text and "part-of-speech tagging" in text
     assert "IOB2 scheme" not in text
+
+
+def test_card_states_how_the_model_reads_text(out):
+    """The context mode, window and stride come from the model's config.json (what the Space reads it with); data
+    without document boundaries is said to be read in order; a sentence-mode model says so."""
+    body = build_model_card(out, HUB_ID).text
+    assert ("- Context: **documents**. Consecutive sentences of a document are read together in windows of up to 256 "
+            "sub-tokens, consecutive windows sharing 64;") in body
+    assert "no document boundaries" not in body and "training windows" in body
+    assert "| `context` | document |" in body and "| `stride` | 64 |" in body
+
+    train_path = Path(out, "train_results.json")
+    train = json.loads(train_path.read_text())
+    train["data"]["documents"] = NO_DOCUMENTS
+    train_path.write_text(json.dumps(train))
+    assert (f"- The data has no document boundaries ({NO_DOCUMENTS}): each split was read as one stream of "
+            f"sentences, in order.") in build_model_card(out, HUB_ID).text
+
+    config_path = Path(out, "config.json")
+    config = json.loads(config_path.read_text())
+    config["ner_window"] = {"context": "sentence", "max_length": 512, "stride": 64}
+    config_path.write_text(json.dumps(config))
+    body = build_model_card(out, HUB_ID).text
+    assert "- Context: **sentences**. Each sentence is read on its own, in windows of up to 512 sub-tokens" in body
+    assert "no document boundaries" not in body
 
 
 def test_license_falls_back_to_the_local_base_models_card(minilm_dir):

@@ -40,6 +40,9 @@ def test_help_documents_every_option():
     (["--bf16", "--fp16"], "exclude each other"),
     (["--overwrite-output-dir", "--resume"], "exclude each other"),
     (["--data-dir", "a", "--dataset-name", "b"], "not both"),
+    (["--stride", "-1"], "--stride must be >= 0"),
+    (["--stride", "128"], "less than half the window (256 sub-tokens"),  # the default window over documents
+    (["--max-seq-length", "96"], "less than half the window (96 sub-tokens; e.g. --stride 24), got 64"),
 ])
 def test_invalid_config_is_a_clear_error(argv, message, capsys):
     assert main(argv) == 2
@@ -51,3 +54,15 @@ def test_bad_data_file_exits_with_message(capsys, tmp_path):
     bad.write_text("a O\nb X-PER\n")
     assert main(["--train-file", str(bad), "--output-dir", str(tmp_path / "o")]) == 2
     assert f"{bad}:2: unknown tag prefix" in capsys.readouterr().err
+
+
+def test_window_defaults_and_run_configs_from_before_windows(tmp_path):
+    cfg = Config()
+    assert (cfg.context, cfg.max_seq_length, cfg.stride) == ("document", None, 64)
+    assert Config(context="sentence", max_seq_length=96, stride=16).stride == 16
+    Config(context="sentence", stride=200)  # the sentence window is the tokenizer's: checked when it is known
+    # A run_config.json written before windows: that run read sentences; its stride is made to fit its window.
+    old = tmp_path / "run_config.json"
+    old.write_text(json.dumps({"data_dir": "x", "max_seq_length": 96}))
+    loaded = Config.load(str(old))
+    assert (loaded.context, loaded.max_seq_length, loaded.stride) == ("sentence", 96, 47)

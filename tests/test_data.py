@@ -223,7 +223,8 @@ def test_conll_word_without_visible_characters_is_refused(tmp_path):
 def test_validation_word_the_tokenizer_drops_is_an_error_not_a_shift(tmp_path, tiny_encoder_dir):
     """A lone combining accent passes the reader (it is visible text) but MiniLM's uncased tokenizer strips accents:
     the word would get no sub-token and every later word's prediction would be scored against the wrong gold tag."""
-    from trainer.encode import encode, word_without_subtoken
+    from trainer.encode import encode
+    from trainer.limits import Window
     from trainer.prepare import load_tokenizer, prepare
 
     val = tmp_path / "val.conll"
@@ -238,9 +239,27 @@ def test_validation_word_the_tokenizer_drops_is_an_error_not_a_shift(tmp_path, t
     tokenizer = load_tokenizer(tiny_encoder_dir)
     data = load_data(cfg)
     label2id = {t: i for i, t in enumerate(data.labels)}
-    encode(data.splits["validation"], tokenizer, label2id, False, 128)  # without sources: not checked
-    # Cut by the max length at the end of the sentence is truncation, not a dropped word.
-    cut = tokenizer([["Peter", "Blackburn", "\u0301"]], is_split_into_words=True, truncation=True, max_length=3)
-    assert word_without_subtoken(cut.word_ids(0), 3, 3) is None
-    whole = tokenizer([["Peter", "Blackburn", "\u0301"]], is_split_into_words=True, truncation=True, max_length=64)
-    assert word_without_subtoken(whole.word_ids(0), 3, 64) == 2  # at the end but not cut: still an error
+    _, windows = encode(data.splits["validation"], tokenizer, label2id, False, Window("document", 128, 32))
+    assert windows.missing_word() == (1, 1)  # without sources it is not checked, but known: sentence 2, word 2
+    # Windows never cut: in windows far shorter than the sentence, every word the tokenizer keeps has a sub-token.
+    kept = Dataset.from_dict({"tokens": [["Peter", "Blackburn", "rejects"] * 5], "tags": [["O"] * 15],
+                              "doc_id": [-1], "sent_idx": [0]})
+    _, windows = encode(kept, tokenizer, label2id, False, Window("sentence", 4, 1), ["kept.conll:1"])
+    assert len(windows) > 5 and windows.missing_word() is None
+
+
+def test_document_ids_from_json_lines_and_files_without_documents(tmp_path):
+    from trainer.data import NO_DOCUMENTS, describe
+
+    jsonl = tmp_path / "docs.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"tokens": [w], "tags": ["O"], **({"doc_id": d} if d is not None else {})})
+                               for w, d in [("a", 7), ("b", 7), ("c", 3), ("d", 3), ("e", None), ("f", 7)]) + "\n")
+    train = load_data(files(jsonl)).splits["train"]
+    assert train["doc_id"] == [7, 7, 3, 3, -1, 7] and train["sent_idx"] == [0, 1, 0, 1, 4, 0]
+    assert describe(load_data(files(jsonl)))["documents"] == "-DOCSTART- / doc_id"
+    # A column file without -DOCSTART- has no document boundaries: -1, the split is read in order.
+    plain = load_data(files(FORMATS / "sample_iob1.conll"))
+    assert set(plain.splits["train"]["doc_id"]) == {-1}
+    assert plain.splits["train"]["sent_idx"][:3] == [0, 1, 2]
+    assert describe(plain)["documents"] == NO_DOCUMENTS
+    assert describe(load_data(Config(data_dir=str(CONLL_SAMPLE))))["documents"] == "-DOCSTART- / doc_id"

@@ -1,6 +1,7 @@
-"""Real two-process runs under `accelerate launch` on CPU (gloo), for both engines: evaluation during training covers
-every validation sentence exactly once although the last batch is uneven, its scores equal a one-process evaluation
-of the saved model, and both engines' evaluators give the same scores on the same saved model."""
+"""Real two-process runs under `accelerate launch` on CPU (gloo), for both engines (and the loop over document
+windows): evaluation during training covers every validation window and sentence exactly once although the last batch
+is uneven, its scores equal a one-process evaluation of the saved model, and both engines' evaluators give the same
+scores on the same saved model."""
 
 from __future__ import annotations
 
@@ -28,13 +29,20 @@ LAUNCH_ARGS = ("--max-train-samples", "48", "--num-train-epochs", "2", "--learni
 SCORES = ("precision", "recall", "f1", "accuracy")
 
 
-@pytest.fixture(scope="module", params=["accelerate", "trainer"])
+# Document windows of 32 sub-tokens sharing 6: the 21 validation sentences become 22 windows, the rows that are
+# gathered (rounds of 8, the last one uneven too), and each word is read from the row the rule picks.
+DOCUMENT_ARGS = ("--max-seq-length", "32", "--stride", "6")
+
+
+@pytest.fixture(scope="module", params=[("accelerate", "sentence"), ("trainer", "sentence"), ("accelerate", "document")],
+                ids=lambda p: "-".join(p))
 def two_process_output(request, tiny_encoder_dir, tmp_path_factory):
-    engine = request.param
-    out = tmp_path_factory.mktemp(f"two-processes-{engine}") / "model"
+    engine, context = request.param
+    out = tmp_path_factory.mktemp(f"two-processes-{engine}-{context}") / "model"
     # The loop also length-groups its batches here, so the distributed LengthGroupedSampler path runs too.
     extra = ("--group-by-length",) if engine == "accelerate" else ()
-    launch_two_processes(small_run(tiny_encoder_dir, out, "--engine", engine, *LAUNCH_ARGS, *extra))
+    extra += DOCUMENT_ARGS if context == "document" else ()
+    launch_two_processes(small_run(tiny_encoder_dir, out, "--engine", engine, *LAUNCH_ARGS, *extra, context=context))
     return engine, out
 
 
@@ -51,6 +59,10 @@ def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores
     assert results["engine"] == engine and results["world_size"] == 2
     evals = eval_entries(results)
     assert len(evals) == 2 and [e["eval_num_sentences"] for e in evals] == [N_VALIDATION, N_VALIDATION]
+    prep = with_saved_model(out, tmp_path)
+    windows = len(prep.validation_windows)
+    assert [e["eval_num_windows"] for e in evals] == [windows, windows]
+    assert windows == (22 if prep.window.context == "document" else N_VALIDATION)
     # The saved model is the best evaluation's (the first with the highest F1: both engines need a strict gain).
     best = next(e for e in evals if e["eval_f1"] == max(x["eval_f1"] for x in evals))
     assert results["best_validation_f1"] == best["eval_f1"]
@@ -62,7 +74,6 @@ def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores
     assert {k: best[f"eval_{k}"] for k in SCORES} == {k: saved["overall"][k] for k in SCORES}
 
     # And once more here, in this process, from the files on disk.
-    prep = with_saved_model(out, tmp_path)
     again = evaluate(prep.model, prep.tokenizer, prep.data, "validation", output_dir=str(tmp_path))
     assert again.record["overall"] == saved["overall"]
 
@@ -86,8 +97,8 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
     # The loop's evaluator (one process here).
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model, dataloader = accelerator.prepare(prep.model, DataLoader(prep.validation, batch_size=4, collate_fn=collator))
-    by_loop = loop_evaluate(accelerator, model, dataloader, prep.data.splits["validation"]["tags"],
-                            prep.model.config.id2label, prep.data.scheme)
+    by_loop = loop_evaluate(accelerator, model, dataloader, prep.validation_windows,
+                            list(prep.data.splits["validation"]["tags"]), prep.model.config.id2label, prep.data.scheme)
     assert by_loop["num_sentences"] == N_VALIDATION
     # Same batch-size-weighted mean of batch losses; summed in another order, hence float32 rounding apart.
     assert by_loop["loss"] == pytest.approx(by_trainer["eval_loss"], rel=1e-6)

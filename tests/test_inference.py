@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from space_models import VALIDATION, build_lookup_model, encoder_path
-from trainer.inference import (MAX_INPUT_CHARS, MAX_INPUT_SUBTOKENS, InputError, ModelLoadError, NerTagger,
-                               load_model)
+from trainer.inference import (DEFAULT_STRIDE, MAX_INPUT_CHARS, MAX_INPUT_SUBTOKENS, InputError, ModelLoadError,
+                               NerTagger, load_model)
 from trainer.labels import tags_to_spans
 
 
@@ -52,9 +52,10 @@ def test_word_takes_its_first_subtoken_label(tagger):
 def test_same_words_and_tags_as_evaluation(tagger):
     """Raw text made of a sentence's words gets the spans trainer.evaluation gives those words in evaluation."""
     from trainer.evaluation import predict_words
+    from trainer.limits import Window
 
     sentences = [tokens for tokens, _ in VALIDATION]
-    tags = predict_words(tagger.model, tagger.tokenizer, sentences, max_len=64)
+    tags = predict_words(tagger.model, tagger.tokenizer, sentences, Window("sentence", 64, 16))
     for tokens, word_tags in zip(sentences, tags):
         text = " ".join(tokens)
         starts = [sum(len(t) + 1 for t in tokens[:i]) for i in range(len(tokens))]
@@ -72,6 +73,40 @@ def test_long_text_windows_merge_to_the_unwindowed_result(model_dir, tagger):
         assert len(expected) == 12 * 4
         assert small.predict(text) == expected
         assert_offsets(text, expected)
+
+
+def test_long_document_in_evaluation_reads_words_as_the_tagger_does(model_dir, tagger):
+    """Evaluation of pre-split documents and the tagger on raw text share the window rule: in small windows over a
+    long document, every word gets the tag the tagger gives it."""
+    from trainer.evaluation import predict_words
+    from trainer.limits import Window
+
+    sentences = [tokens for tokens, _ in VALIDATION] * 6
+    for window in (Window("document", 12, 3), Window("document", 9, 2)):
+        tags = predict_words(tagger.model, tagger.tokenizer, sentences, window, doc_ids=[0] * len(sentences))
+        words = [w for s in sentences for w in s]
+        text = " ".join(words)
+        starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
+        flat = [t for s in tags for t in s]
+        expected = [(typ, starts[a], starts[b - 1] + len(words[b - 1])) for typ, a, b in tags_to_spans(flat)]
+        small = NerTagger.from_pretrained(model_dir, max_length=window.max_length, stride=window.stride)
+        assert [(e.type, e.start, e.end) for e in small.predict(text)] == expected
+
+
+def test_the_window_comes_from_the_model_config(model_dir, tmp_path):
+    """A model trained here records its window in config.json; the tagger reads texts in it, unless told otherwise."""
+    recorded = tmp_path / "recorded"
+    shutil.copytree(model_dir, recorded)
+    config = json.loads((recorded / "config.json").read_text())
+    config["ner_window"] = {"context": "document", "max_length": 40, "stride": 10}
+    (recorded / "config.json").write_text(json.dumps(config))
+    tagger = NerTagger.from_pretrained(str(recorded))
+    assert (tagger.max_length, tagger.stride) == (40, 10)
+    explicit = NerTagger.from_pretrained(str(recorded), max_length=20, stride=4)
+    assert (explicit.max_length, explicit.stride) == (20, 4)
+    assert NerTagger.from_pretrained(str(recorded), stride=4).max_length == 40
+    plain = NerTagger.from_pretrained(model_dir)  # no record: the model's whole length, the default stride
+    assert (plain.max_length, plain.stride) == (512, DEFAULT_STRIDE)
 
 
 def test_nothing_is_cut_past_the_model_length(tagger):

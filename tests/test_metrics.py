@@ -1,7 +1,7 @@
 import pytest
 
-from trainer.labels import IGNORE_INDEX
-from trainer.metrics import score, word_predictions
+from trainer.metrics import score, validation_scores
+from trainer.windows import DocumentWindows
 
 
 def test_seqeval_overall_and_per_entity():
@@ -29,11 +29,19 @@ def test_plain_tags_scored_per_tag():
     assert res["per_entity"]["VB"]["recall"] == 0.0
 
 
-def test_word_predictions_use_first_subtokens_and_truncated_words_are_o():
+def test_validation_scores_read_words_from_their_windows_and_refuse_other_row_counts():
+    """Per-epoch validation maps window rows back to words with the reading rule of the final evaluation, and a row
+    count other than the windows' (a distributed gather that dropped or repeated rows) is an error."""
+    # One document of two sentences (3 + 2 words) in two windows; word 2 is in both, with more context in window 1.
+    windows = DocumentWindows({"input_ids": [[0] * 5, [0] * 5]}, [0, 0],
+                              [[None, 0, 1, 2, None], [None, 1, 2, 3, 4]], [[(0, 0), (0, 3), (0, 3), (0, 3), (0, 0)],
+                                                                             [(0, 0), (0, 3), (0, 3), (0, 3), (0, 3)]],
+                              [(0, 0, 3), (0, 3, 2)])
     id2label = {0: "O", 1: "B-PER", 2: "I-PER"}
-    gold = [["B-PER", "I-PER", "O", "B-PER"]]  # the last word was cut by truncation
-    labels = [[IGNORE_INDEX, 1, 2, IGNORE_INDEX, 0, IGNORE_INDEX]]
-    preds = [[0, 1, 2, 1, 0, 0]]
-    words = word_predictions(preds, labels, gold, id2label)
-    assert words == [["B-PER", "I-PER", "O", "O"]]
-    assert score(gold, words, "IOB2")["overall"]["recall"] == 0.5  # the cut entity counts as missed
+    gold = [["B-PER", "O", "B-PER"], ["I-PER", "O"]]
+    preds = [[0, 1, 0, 0, 0], [0, 0, 1, 2, 0]]  # word 2 is O in window 0 but B-PER in window 1, where it is read
+    assert windows.word_tags(preds, id2label) == [["B-PER", "O", "B-PER"], ["I-PER", "O"]]
+    scores = validation_scores(preds, windows, gold, id2label, "IOB2")
+    assert scores["f1"] == 1.0 and scores["num_sentences"] == 2 and scores["num_windows"] == 2
+    with pytest.raises(ValueError, match="covered 3 predicted rows for a split of 2 windows"):
+        validation_scores(preds + [preds[0]], windows, gold, id2label, "IOB2")

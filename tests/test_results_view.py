@@ -175,6 +175,7 @@ def test_real_trainer_output_is_read(tiny_output):
     res = rv.ModelResults(tiny_output)
     record = res.results()
     assert {row[0] for row in rv.per_entity_rows(record)} <= {"PER", "ORG", "LOC", "MISC"}
-    assert "F1" in rv.summary_markdown(record, tiny_output)
+    summary = rv.summary_markdown(record, tiny_output)
+    assert "F1" in summary and "Context: whole documents, read in windows of 256 sub-tokens sharing 64" in summary
     for e in rv.error_rows(res.predictions()):
         assert e["kind"] in KINDS and e["sentence"]

@@ -3,12 +3,16 @@
 import json
 import os
 
+import pytest
+import torch
+
 from transformers import AutoConfig, AutoModelForTokenClassification, set_seed
 
 from trainer.config import Config
 from trainer.data import load_data
 from trainer.evaluate import main as evaluate_main
 from trainer.evaluation import predict_words
+from trainer.limits import Window
 from trainer.metrics import score
 from trainer.outputs import read_predictions, read_results
 from trainer.prepare import load_tokenizer
@@ -76,8 +80,57 @@ def test_minilm_learns_conll_entities(minilm_output, minilm_dir):
     untrained = AutoModelForTokenClassification.from_pretrained(minilm_dir, id2label=labels,
                                                                 label2id={v: k for k, v in labels.items()})
     val = data.splits["validation"]
-    pred = predict_words(untrained, load_tokenizer(minilm_dir), val["tokens"], max_len=96)
+    pred = predict_words(untrained, load_tokenizer(minilm_dir), list(val["tokens"]), Window("document", 128, 32),
+                         list(val["doc_id"]))
     untrained_f1 = score(val["tags"], pred, "IOB2")["overall"]["f1"]
     # 400 sentences take an uncased 22M encoder to about 0.45 (full data: 0.88); the untrained head scores ~0.
     assert trained_f1 > 0.35, trained_f1
     assert trained_f1 > untrained_f1 + 0.3, (trained_f1, untrained_f1)
+
+
+def test_document_windows_score_every_sentence_once_as_seqeval_does(tiny_output):
+    """The default run reads documents in windows (recorded in the model config); its validation and test files still
+    hold one row per sentence, in dataset order, and the scores are seqeval's on them; the per-epoch validation of the
+    saved model gave the same numbers."""
+    from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    config = AutoConfig.from_pretrained(tiny_output)
+    assert config.ner_window == {"context": "document", "max_length": 256, "stride": 64}
+    data = load_data(Config.load(os.path.join(tiny_output, "run_config.json")))
+    results = read_results(tiny_output)
+    for split in ("validation", "test"):
+        rows = read_predictions(tiny_output, split)
+        d = data.splits[split].select(range(20))
+        assert [(r["doc_id"], r["sent_idx"], r["tokens"], r["gold"]) for r in rows] == \
+            list(zip(d["doc_id"], d["sent_idx"], d["tokens"], d["tags"]))
+        gold, pred = [r["gold"] for r in rows], [r["pred"] for r in rows]
+        assert results[split]["overall"] == pytest.approx({
+            "precision": precision_score(gold, pred), "recall": recall_score(gold, pred), "f1": f1_score(gold, pred),
+            "accuracy": accuracy_score(gold, pred)})
+        assert results[split]["protocol"]["window"] == config.ner_window
+    train = json.load(open(os.path.join(tiny_output, "train_results.json")))
+    evals = [e for e in train["log_history"] if "eval_f1" in e]
+    best = next(e for e in evals if e["eval_f1"] == max(x["eval_f1"] for x in evals))
+    assert best["eval_num_sentences"] == 20 and best["eval_num_windows"] < 20  # several sentences per window
+    assert best["eval_accuracy"] == results["validation"]["overall"]["accuracy"]
+    assert train["data"]["documents"] == "-DOCSTART- / doc_id"
+
+
+def test_sentence_context_predicts_as_before(tiny_output):
+    """--context sentence reads each short sentence alone, in one window: the former per-sentence prediction."""
+    from transformers import AutoModelForTokenClassification
+
+    from trainer.labels import first_subtoken_positions
+
+    model = AutoModelForTokenClassification.from_pretrained(tiny_output).eval()
+    tokenizer = load_tokenizer(tiny_output)
+    val = load_data(Config(data_dir=str(CONLL_SAMPLE))).splits["validation"]
+    sentences = list(val["tokens"])
+    pred = predict_words(model, tokenizer, sentences, Window("sentence", 512, 64), list(val["doc_id"]))
+    enc = tokenizer(sentences, is_split_into_words=True, truncation=True, max_length=512, padding=True,
+                    return_tensors="pt")
+    with torch.inference_mode():
+        ids = model(**enc).logits.argmax(-1).tolist()
+    before = [[model.config.id2label[ids[i][first_subtoken_positions(enc.word_ids(i))[w]]] for w in range(len(s))]
+              for i, s in enumerate(sentences)]
+    assert pred == before

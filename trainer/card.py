@@ -1,9 +1,9 @@
 """The model card, built from what a training run wrote (context, rendering, offline validation, writing README.md).
 
-Everything in the card comes from files in the output directory, never from literals: `config.json` (labels),
-`run_config.json` (base model, data, hyperparameters), `train_results.json` (time, throughput, versions, data facts),
-`eval_results.json` (scores, protocol) and `predictions_<split>.jsonl` (widget examples). So a card regenerated from
-the same directory (the retry path, `python -m trainer.push`) is the same card.
+Everything in the card comes from files in the output directory, never from literals: `config.json` (labels, the
+windows the model reads text in), `run_config.json` (base model, data, hyperparameters), `train_results.json` (time,
+throughput, versions, data facts), `eval_results.json` (scores, protocol) and `predictions_<split>.jsonl` (widget
+examples). So a card regenerated from the same directory (the retry path, `python -m trainer.push`) is the same card.
 
 The card is a `huggingface_hub.ModelCard` rendered from `templates/model_card.md` with `ModelCardData` metadata
 (`model-index` built from `EvalResult`s, so the Hub shows the validation and test scores). `RepoCard.validate` asks the
@@ -26,7 +26,9 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from huggingface_hub.utils import validate_repo_id
 
 from trainer.config import Config
+from trainer.data import NO_DOCUMENTS
 from trainer.labels import entity_types as label_entity_types, tags_to_spans
+from trainer.limits import recorded_window
 from trainer.outputs import (CARD_FILE, EVAL_RESULTS_FILE, RUN_CONFIG_FILE, TrainStats, load_json, read_predictions,
                              read_results, read_train_stats)
 
@@ -45,11 +47,15 @@ class CardError(ValueError):
 
 # --- reading the output directory ---------------------------------------------------------------------------------
 
-def _labels(output_dir: str) -> list[str]:
+def _model_config(output_dir: str) -> dict[str, Any]:
     path = os.path.join(output_dir, "config.json")
     config = load_json(path) if os.path.exists(path) else None
     if not config or "id2label" not in config:
         raise CardError(f"{output_dir}/config.json: missing or without id2label; is this a trained output directory?")
+    return config
+
+
+def _labels(config: dict[str, Any]) -> list[str]:
     return [config["id2label"][k] for k in sorted(config["id2label"], key=int)]
 
 
@@ -180,7 +186,8 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
     if not os.path.exists(run_config_path):
         raise CardError(f"{run_config_path} not found; is {output_dir} a trained output directory?")
     cfg = Config.load(run_config_path)
-    labels = _labels(output_dir)
+    model_config = _model_config(output_dir)
+    labels = _labels(model_config)
     results = read_results(output_dir) or {}
     splits = [s for s in EVAL_SPLITS if s in results] + sorted(s for s in results if s not in EVAL_SPLITS)
     if not splits:
@@ -260,6 +267,11 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "split_names": SPLIT_NAMES,
         "results": results,
         "protocol": results[splits[0]].get("protocol", {}),
+        # How the model reads text (trainer.limits), as its config records it; models trained before it was
+        # recorded read sentences.
+        "window": recorded_window(model_config) or results[splits[0]].get("protocol", {}).get("window"),
+        "documents": data.get("documents"),
+        "no_documents": data.get("documents") == NO_DOCUMENTS,
         "headline_split": "test" if "test" in results else splits[0],
         "hyperparameters": hyper,
         "effective_batch_size": effective_bs,

@@ -2,7 +2,8 @@
 and tests, written to `<output_dir>/run_config.json` and read back by the model card.
 
 Hyperparameters keep the `TrainingArguments` names so users of `run_ner.py` feel at home; both engines (the HF
-Trainer and the Accelerate loop) read the same fields. This module imports nothing from the package.
+Trainer and the Accelerate loop) read the same fields. This module imports nothing from the package but the window
+defaults of trainer.limits (which imports nothing).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
+
+from trainer.limits import DEFAULT_STRIDE, DOCUMENT_MAX_LENGTH
 
 TASK_TAG_COLUMNS = {"ner": "ner_tags", "pos": "pos_tags", "chunk": "chunk_tags"}
 # Column of each task in a CoNLL column file, counted from 0 (the token). CoNLL-2003 is `token POS chunk NER` and
@@ -67,9 +70,19 @@ class Config:
         "Keep only the first N validation and test sentences (quick runs).", default=None)
 
     # --- tokenization ----------------------------------------------------------------------------------------------
+    context: Literal["document", "sentence"] = _help(
+        "What the model reads at once, in training, evaluation and the Space alike. `document`: consecutive "
+        "sentences of one document (CoNLL -DOCSTART-, JSON lines' doc_id) packed into windows of --max-seq-length "
+        "sub-tokens; data without document boundaries (e.g. the Hub's conll2003) is read as one stream, in order. "
+        "`sentence`: each sentence on its own (the course's setting). Either way a text longer than a window is read "
+        "in windows sharing --stride sub-tokens, never cut, and each word is scored where it has the most context.",
+        default="document")
     max_seq_length: Optional[int] = _help(
-        "Sub-token limit per sentence (default: the tokenizer's). Words cut off are scored as predicted O.",
-        default=None)
+        f"Sub-tokens per window, special tokens included (default: {DOCUMENT_MAX_LENGTH} with --context document, "
+        "the tokenizer's limit with --context sentence), capped by the model's limit.", default=None)
+    stride: int = _help(
+        "Sub-tokens shared by consecutive windows of a long document or sentence (0 <= stride < half a window).",
+        default=DEFAULT_STRIDE)
     label_all_tokens: bool = _help(
         "Label every sub-token of a word (the course's strategy: B- becomes I- on continuations). "
         "--no-label-all-tokens labels only the first sub-token. Evaluation is at word level either way.",
@@ -82,7 +95,9 @@ class Config:
         "directory holding a run is refused unless --resume continues it.", default=False)
     learning_rate: float = _help("Peak AdamW learning rate.", default=2e-5)
     num_train_epochs: float = _help("Training epochs.", default=3.0)
-    per_device_train_batch_size: int = _help("Training batch size per device.", default=8)
+    per_device_train_batch_size: int = _help(
+        "Training examples per device and step: windows (several sentences each with --context document) or "
+        "sentences.", default=8)
     per_device_eval_batch_size: int = _help("Evaluation batch size per device.", default=32)
     gradient_accumulation_steps: int = _help("Batches accumulated per optimizer step.", default=1)
     weight_decay: float = _help("AdamW weight decay.", default=0.01)
@@ -135,6 +150,11 @@ class Config:
             raise ValueError(f"--max-seq-length must be >= 4, got {self.max_seq_length}")
         if self.overwrite_output_dir and (self.resume or self.resume_from_checkpoint):
             raise ValueError("--overwrite-output-dir and --resume exclude each other: overwriting starts afresh")
+        window = self.max_seq_length or (DOCUMENT_MAX_LENGTH if self.context == "document" else None)
+        if self.stride < 0 or (window and 2 * self.stride >= window):
+            raise ValueError(f"--stride must be >= 0 and less than half the window"
+                             f"{f' ({window} sub-tokens; e.g. --stride {window // 4})' if window else ''}, "
+                             f"got {self.stride}")
         if self.eval_strategy == "steps" and not self.eval_steps:
             raise ValueError("--eval-strategy steps needs --eval-steps N")
         has_files = bool(self.data_dir or self.train_file or self.validation_file or self.test_file)
@@ -176,6 +196,10 @@ class Config:
             values = json.load(f)
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in values.items() if k in known}
+        if "context" not in values:  # written before windows existed: the run trained on sentences, with no stride
+            values["context"] = "sentence"
+            if values.get("max_seq_length"):
+                values["stride"] = min(DEFAULT_STRIDE, (values["max_seq_length"] - 1) // 2)
         values.update(overrides)
         return cls(**values)
 

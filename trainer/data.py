@@ -1,6 +1,7 @@
 """Hub datasets, CoNLL column files and JSON lines -> one `DatasetDict` with the same columns whatever the source:
 `tokens` (words), `tags` (IOB2 strings, or plain tags for POS), `doc_id` and `sent_idx` (the sentence's document, from
-`-DOCSTART-` markers, and its place in it; -1 / the row index where the source has no documents).
+`-DOCSTART-` markers or a JSON line's `doc_id`, and its place in it; -1 / the row index where the source has no
+documents).
 
 Why our own column-file reader and not `datasets`' `conll` builder: that builder pads or cuts rows with a wrong
 column count silently, drops `-DOCSTART-` boundaries and cannot say on which line a file is broken. Bad input here
@@ -144,6 +145,7 @@ def read_conll(path: str, label_column: int, chunk_tags: bool, what: str = "the 
     words: list[str] = []
     tags: list[str] = []
     doc_id, sent_idx, start_line = 0, 0, 0
+    has_docstart = False
     ncols: Optional[int] = None
     ncols_line = 0
 
@@ -160,6 +162,7 @@ def read_conll(path: str, label_column: int, chunk_tags: bool, what: str = "the 
             flush()
             continue
         if parts[0] == "-DOCSTART-":
+            has_docstart = True
             flush()
             if sentences and sentences[-1].doc_id == doc_id:
                 doc_id += 1
@@ -189,6 +192,9 @@ def read_conll(path: str, label_column: int, chunk_tags: bool, what: str = "the 
     if not sentences:
         raise DataError(f"{path}: no sentences found: expected lines of whitespace-separated columns "
                         f"(word ... tag) with blank lines between sentences")
+    if not has_docstart:  # no document boundaries: sentences belong to no document (sent_idx is then the row)
+        for s in sentences:
+            s.doc_id = -1
     return sentences
 
 
@@ -226,9 +232,13 @@ def read_jsonl(path: str, tag_keys: tuple[str, ...], chunk_tags: bool) -> list[_
             for tag in tags:
                 if err := tag_error(tag):
                     raise DataError(f"{path}:{lineno}: {err}")
-        doc_id = obj.get("doc_id", 0)
-        sentences.append(_Sentence(tokens, tags, int(doc_id) if isinstance(doc_id, int) else 0,
-                                   len(sentences), lineno))
+        # Without a doc_id a line belongs to no document (-1); consecutive lines with one doc_id are a document,
+        # and sent_idx counts within it, as for CoNLL files.
+        doc_id = obj.get("doc_id")
+        doc_id = doc_id if isinstance(doc_id, int) and not isinstance(doc_id, bool) and doc_id >= 0 else -1
+        same_doc = doc_id >= 0 and sentences and sentences[-1].doc_id == doc_id
+        sent_idx = sentences[-1].sent_idx + 1 if same_doc else 0 if doc_id >= 0 else len(sentences)
+        sentences.append(_Sentence(tokens, tags, doc_id, sent_idx, lineno))
     if not sentences:
         raise DataError(f"{path}: no sentences found: expected JSON lines like {{\"tokens\": [...], \"tags\": [...]}}")
     return sentences
@@ -376,7 +386,13 @@ def load_data(cfg: Config) -> NerData:
     return data
 
 
+NO_DOCUMENTS = "none: the split read in order"
+
+
 def describe(data: NerData) -> dict[str, Any]:
-    """Facts about the data for results files and the model card."""
+    """Facts about the data for results files and the model card; `documents` says where document boundaries came
+    from (trainer.windows reads data without them as one stream per split, in order)."""
+    bounded = any(doc_id != -1 for d in data.splits.values() for doc_id in d["doc_id"])
     return {"source": data.source, "files": data.files, "scheme": data.scheme, "labels": data.labels,
-            "sizes": {s: len(d) for s, d in data.splits.items()}}
+            "sizes": {s: len(d) for s, d in data.splits.items()},
+            "documents": "-DOCSTART- / doc_id" if bounded else NO_DOCUMENTS}

@@ -3,7 +3,8 @@
 
   python -m trainer.evaluate --model model --data-dir ../shared/data/conll2003 --split test --output-dir eval-test
 
-The data source defaults to the one the model was trained on (its `run_config.json`); flags override it.
+The data source defaults to the one the model was trained on (its `run_config.json`), and the text is read in the
+windows the model was trained with (documents or sentences, recorded in its `config.json`); flags override both.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from transformers import AutoModelForTokenClassification
 
 from trainer.data import DataError
 from trainer.evaluation import DATA_FIELDS, eval_config, evaluate, load_split
+from trainer.limits import model_window
 from trainer.prepare import load_tokenizer
 
 
@@ -26,8 +28,11 @@ def evaluate_saved(model: str, split: str, output_dir: Optional[str] = None, bat
     cfg = eval_config(model, overrides)
     data = load_split(cfg, split)
     net = AutoModelForTokenClassification.from_pretrained(model)
-    return evaluate(net, load_tokenizer(model), data, split, cfg.max_seq_length, batch_size,
-                    output_dir=output_dir or model).record
+    tokenizer = load_tokenizer(model)
+    # The model's recorded window unless --context / --stride / --max-seq-length say otherwise.
+    window = model_window(tokenizer, net.config, cfg.max_seq_length, overrides.get("stride"), overrides.get("context"))
+    return evaluate(net, tokenizer, data, split, batch_size=batch_size, output_dir=output_dir or model,
+                    window=window).record
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -37,7 +42,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--split", default="validation", help="split to score: train, validation or test")
     ap.add_argument("--output-dir", help="where the result files go (default: the model directory)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-seq-length", type=int)
+    ap.add_argument("--max-seq-length", type=int, help="sub-tokens per window (default: the model's, as trained)")
+    ap.add_argument("--context", choices=("document", "sentence"),
+                    help="read documents or single sentences (default: as the model was trained)")
+    ap.add_argument("--stride", type=int, help="sub-tokens shared by consecutive windows (default: the model's)")
     ap.add_argument("--task", choices=("ner", "pos", "chunk"))
     for flag in DATA_FIELDS:
         ap.add_argument("--" + flag.replace("_", "-"), dest=flag)

@@ -1,11 +1,12 @@
 """Raw text -> entity spans with character offsets: the one prediction path for the Space, tests and batch prediction.
 
-A text is tokenized once by the model's fast tokenizer into overlapping windows of at most the model's length
-(nothing is cut), each word's label is the label of its first sub-token (the same word-level protocol as evaluation,
-see trainer/evaluation.py), taken from the window where that sub-token has the most context on both sides; IOB2 word
-tags become spans through trainer.labels. An entity's offsets are those of its first and last word in the original
-text, so `text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer did (lower-casing,
-accent stripping, dropping control characters).
+A text is tokenized once by the model's fast tokenizer into overlapping windows (nothing is cut) of the length and
+stride the model was trained with, as its config records them (trainer.limits); each word's label is the label of its
+first sub-token, taken from the window where that sub-token has the most context on both sides (trainer.windows: the
+same rule and word-level protocol as evaluation, see trainer/evaluation.py); IOB2 word tags become spans through
+trainer.labels. An entity's offsets are those of its first and last word in the original text, so
+`text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer did (lower-casing, accent
+stripping, dropping control characters).
 
 Why not `pipeline("token-classification", aggregation_strategy=..., stride=...)`: the pipeline decides which
 sub-tokens form a word by comparing token strings with the text (and, for tokenizers without a `##`-style prefix,
@@ -14,7 +15,8 @@ words the model was trained and evaluated on; its long-text merge keeps the long
 than choosing per word; and it cannot put the windows of several requests into one forward pass, which the Space's
 batched queue does. Here words come from `word_ids()` and offsets only.
 
-Imports nothing from the package but trainer.labels and trainer.limits: serving never depends on training code.
+Imports nothing from the package but trainer.labels, trainer.limits and trainer.windows: serving never depends on
+training code.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Optional, Sequence
 
-import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from trainer import limits
 from trainer.labels import entity_types, output_scheme, tags_to_spans, to_iob2
+from trainer.windows import Reading, predict_windows, read_window
 
 # Limits on one input, so that one request cannot hold the Space's queue for long. Characters bound the cost of
 # tokenizing; sub-tokens bound the cost of the model (20,000 characters of prose are ~3,000 sub-tokens, of `!` or CJK
@@ -35,8 +37,9 @@ from trainer.labels import entity_types, output_scheme, tags_to_spans, to_iob2
 # InputError's message.
 MAX_INPUT_CHARS = 20_000
 MAX_INPUT_SUBTOKENS = 2_048
-# Sub-tokens shared by consecutive windows; a word's label is read from the window where it has most context.
-DEFAULT_STRIDE = 128
+# Sub-tokens shared by consecutive windows for a model whose config records none (trainer.limits); a word's label is
+# read from the window where it has most context.
+DEFAULT_STRIDE = limits.DEFAULT_STRIDE
 
 
 class InputError(ValueError):
@@ -60,13 +63,9 @@ class Entity:
 
 
 @dataclass
-class _Word:
-    start: int
+class _Span:
+    start: int  # character offsets of the word in the text, widened by each of its sub-tokens seen
     end: int
-    first_start: int  # start offset of the word's first sub-token seen so far (to spot it in every window)
-    label: int = -1
-    score: float = 0.0
-    context: int = -1  # sub-tokens of context on the shorter side of the first sub-token in the chosen window
 
 
 def _plain_error(exc: BaseException) -> str:
@@ -79,7 +78,7 @@ class NerTagger:
     """A token-classification model and its fast tokenizer, turned into `text -> list[Entity]`."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: str = "",
-                 max_length: Optional[int] = None, stride: int = DEFAULT_STRIDE, batch_size: int = 16,
+                 max_length: Optional[int] = None, stride: Optional[int] = None, batch_size: int = 16,
                  max_chars: int = MAX_INPUT_CHARS, max_subtokens: int = MAX_INPUT_SUBTOKENS) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"the tokenizer of {source or 'the model'} is not a fast (Rust) tokenizer: words "
@@ -96,12 +95,10 @@ class NerTagger:
                 "not a fine-tuned NER model (a bare encoder gets LABEL_0, LABEL_1, ...); train one with "
                 "`python -m trainer` and point at its output directory")
         self.scheme = output_scheme(labels)
-        self.max_length = limits.max_length(tokenizer, model.config, max_length)
-        specials = tokenizer.num_special_tokens_to_add(pair=False)
-        if self.max_length - specials < 2:
-            raise ValueError(f"max_length {self.max_length} leaves no room for text")
-        # The stride must leave each window room to move forward.
-        self.stride = max(0, min(stride, (self.max_length - specials) // 2))
+        # A text is read in the windows the model was trained with (its config's record, trainer.limits); `max_length`
+        # and `stride` given here win. Windows always run over the whole text, whatever the training context.
+        window = limits.model_window(tokenizer, model.config, max_length, stride)
+        self.max_length, self.stride = window.max_length, window.stride
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.max_subtokens = max_subtokens
@@ -153,7 +150,6 @@ class NerTagger:
     def predict(self, text: str, threshold: float = 0.0, types: Optional[Iterable[str]] = None) -> list[Entity]:
         return self.predict_batch([text], threshold, types)[0]
 
-    @torch.inference_mode()
     def predict_batch(self, texts: Sequence[str], threshold: float = 0.0,
                       types: Optional[Iterable[str]] = None) -> list[list[Entity]]:
         """Entities of each text, in text order. `threshold` drops entities whose score is below it; `types`
@@ -167,75 +163,36 @@ class NerTagger:
             return out
         enc = self.tokenizer([texts[i] for i in todo], truncation=True, max_length=self.max_length,
                              stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
-        n_windows = len(enc["input_ids"])
-        labels, scores = self._forward(enc, n_windows)
-        words: list[dict[int, _Word]] = [{} for _ in todo]
-        for w in range(n_windows):
-            self._collect(words[enc["overflow_to_sample_mapping"][w]], enc.word_ids(w), enc["offset_mapping"][w],
-                          labels[w], scores[w])
+        labels, scores = predict_windows(self.model, self.tokenizer, enc, self.batch_size)
+        readings: list[dict[int, Reading]] = [{} for _ in todo]
+        spans: list[dict[int, _Span]] = [{} for _ in todo]
+        for w, k in enumerate(enc["overflow_to_sample_mapping"]):
+            read_window(readings[k], w, enc.word_ids(w), enc["offset_mapping"][w])
+            self._widen(spans[k], enc.word_ids(w), enc["offset_mapping"][w])
         for k, i in enumerate(todo):
-            ents = self._spans(texts[i], words[k])
+            ents = self._spans(texts[i], readings[k], spans[k], labels, scores)
             out[i] = [e for e in ents if e.score >= threshold and (keep is None or e.type in keep)]
         return out
 
-    def _forward(self, enc: Any, n_windows: int) -> tuple[list[list[int]], list[list[float]]]:
-        """Predicted label id and its probability for every sub-token of every window, in window order.
-        Windows are run shortest first in batches of `batch_size`, so a batch pads little."""
-        names = [n for n in self.tokenizer.model_input_names if n in enc]
-        order = sorted(range(n_windows), key=lambda w: len(enc["input_ids"][w]))
-        labels: list[list[int]] = [[] for _ in range(n_windows)]
-        scores: list[list[float]] = [[] for _ in range(n_windows)]
-        device = next(self.model.parameters()).device
-        for b in range(0, n_windows, self.batch_size):
-            idx = order[b:b + self.batch_size]
-            batch = self.tokenizer.pad({n: [enc[n][w] for w in idx] for n in names}, return_tensors="pt")
-            logits = self.model(**{n: batch[n].to(device) for n in names}).logits.float()
-            prob, label = logits.softmax(-1).max(-1)
-            for row, w in enumerate(idx):
-                n = len(enc["input_ids"][w])
-                labels[w] = label[row, :n].tolist()
-                scores[w] = prob[row, :n].tolist()
-        return labels, scores
-
     @staticmethod
-    def _collect(words: dict[int, _Word], word_ids: Sequence[Optional[int]], offsets: Sequence[Sequence[int]],
-                 labels: Sequence[int], scores: Sequence[float]) -> None:
-        """Fold one window into the text's words: widen each word's character span by its sub-tokens here, and take
-        the label of its first sub-token from this window when the sub-token has more context here than before."""
-        content = [p for p, wid in enumerate(word_ids) if wid is not None]
-        if not content:
-            return
-        lo, hi = content[0], content[-1]
-        seen: set[int] = set()
-        for pos in content:
-            wid = word_ids[pos]
-            s, e = offsets[pos]
-            if e <= s:  # a sub-token that covers no character (some tokenizers' bare word markers)
+    def _widen(spans: dict[int, _Span], word_ids: Sequence[Optional[int]], offsets: Sequence[Sequence[int]]) -> None:
+        """Widen each word's character span by its sub-tokens in one window (which may hold only part of a word)."""
+        for wid, (s, e) in zip(word_ids, offsets):
+            if wid is None or e <= s:  # special tokens; sub-tokens covering no character (bare word markers)
                 continue
-            word = words.get(wid)
-            if word is None:
-                word = words[wid] = _Word(start=s, end=e, first_start=s)
-            word.start, word.end = min(word.start, s), max(word.end, e)
-            if wid in seen:
-                continue
-            seen.add(wid)
-            # The first sub-token of this word inside this window; it is the word's first sub-token overall only if
-            # it starts where the word starts (a window may open in the middle of a word).
-            if s > word.first_start:
-                continue
-            if s < word.first_start:  # an earlier piece of the word than any seen: what was taken is not first
-                word.first_start, word.context = s, -1
-            context = min(pos - lo, hi - pos)
-            if context > word.context:
-                word.label, word.score, word.context = labels[pos], scores[pos], context
+            span = spans.setdefault(wid, _Span(s, e))
+            span.start, span.end = min(span.start, s), max(span.end, e)
 
-    def _spans(self, text: str, words: dict[int, _Word]) -> list[Entity]:
-        ordered = [words[w] for w in sorted(words) if words[w].label >= 0]
-        tags = to_iob2([self.id2label[w.label] for w in ordered], self.scheme)
+    def _spans(self, text: str, readings: dict[int, Reading], spans: dict[int, _Span], labels: list[list[int]],
+               scores: list[list[float]]) -> list[Entity]:
+        """Entities from each word's label and score, read where trainer.windows chose; words covering no character
+        of the text have no span and are left out."""
+        words = [w for w in sorted(readings) if w in spans]
+        tags = to_iob2([self.id2label[labels[readings[w].window][readings[w].position]] for w in words], self.scheme)
         ents = []
         for typ, a, b in tags_to_spans(tags):
-            start, end = ordered[a].start, ordered[b - 1].end
-            score = sum(w.score for w in ordered[a:b]) / (b - a)
+            start, end = spans[words[a]].start, spans[words[b - 1]].end
+            score = sum(scores[readings[w].window][readings[w].position] for w in words[a:b]) / (b - a)
             ents.append(Entity(type=typ, text=text[start:end], start=start, end=end, score=round(score, 4)))
         return ents
 

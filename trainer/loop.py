@@ -40,6 +40,7 @@ from trainer.metrics import validation_scores
 from trainer.outputs import TrainStats
 from trainer.precision import mixed_precision
 from trainer.prepare import prepare
+from trainer.windows import DocumentWindows
 
 logger = logging.getLogger(__name__)
 logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)  # a line per file; we log one per checkpoint
@@ -62,10 +63,11 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
 
 
 @torch.no_grad()
-def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataLoader, gold: list[list[str]],
-             id2label: dict[int, str], scheme: str) -> dict[str, float]:
+def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataLoader, windows: DocumentWindows,
+             gold: list[list[str]], id2label: dict[int, str], scheme: str) -> dict[str, float]:
     """The training-time validation pass (the final scores come from `trainer.evaluation`): word-level scores over
-    every sentence exactly once, whatever the number of processes.
+    every window exactly once, whatever the number of processes, each word read from its window as the final
+    evaluation reads it (`windows`, trainer.windows).
 
     Each process predicts its shard; batches differ in padded length across processes, so they are padded to a
     common length before the gather, and `gather_for_metrics` drops the samples the last uneven batch repeated to
@@ -74,19 +76,16 @@ def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataL
     """
     model.eval()
     preds: list[list[int]] = []
-    labels: list[list[int]] = []
     losses: list[float] = []
     for batch in dataloader:
         out = model(**batch)
         pred = accelerator.pad_across_processes(out.logits.argmax(-1), dim=1, pad_index=IGNORE_INDEX)
-        lab = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=IGNORE_INDEX)
         loss = out.loss.detach().float().repeat(len(batch["labels"]))
-        pred, lab, loss = accelerator.gather_for_metrics((pred, lab, loss))
+        pred, loss = accelerator.gather_for_metrics((pred, loss))
         preds += pred.tolist()
-        labels += lab.tolist()
         losses += loss.tolist()
     model.train()
-    return {"loss": sum(losses) / len(losses), **validation_scores(preds, labels, gold, id2label, scheme)}
+    return {"loss": sum(losses) / len(losses), **validation_scores(preds, windows, gold, id2label, scheme)}
 
 
 def save_best(accelerator: Accelerator, model: torch.nn.Module, output_dir: str) -> None:
@@ -160,10 +159,11 @@ class LossWindow:
         self.steps, self.t0 = 0, time.perf_counter()
 
 
-def validate(accelerator: Accelerator, model: torch.nn.Module, eval_dl: DataLoader, gold: list[list[str]],
-             id2label: dict[int, str], scheme: str, output_dir: str, state: LoopState, epochs: float) -> None:
+def validate(accelerator: Accelerator, model: torch.nn.Module, eval_dl: DataLoader, windows: DocumentWindows,
+             gold: list[list[str]], id2label: dict[int, str], scheme: str, output_dir: str, state: LoopState,
+             epochs: float) -> None:
     """Score the model on the validation set, record the scores, and save the model if it is the best so far."""
-    scores = evaluate(accelerator, model, eval_dl, gold, id2label, scheme)
+    scores = evaluate(accelerator, model, eval_dl, windows, gold, id2label, scheme)
     step = state.global_step
     state.log_history.append({"step": step, "epoch": round(epochs, 4), **{f"eval_{k}": v for k, v in scores.items()}})
     logger.info("step %d validation: loss %.4f precision %.4f recall %.4f F1 %.4f (%d sentences)", step,
@@ -193,7 +193,7 @@ def run(cfg: Config) -> dict[str, Any]:
     with accelerator.main_process_first():  # downloads and caches once
         prep = prepare(cfg)
     model, tokenizer = prep.model, prep.tokenizer
-    gold = prep.data.splits["validation"]["tags"] if prep.validation is not None else None
+    gold = list(prep.data.splits["validation"]["tags"]) if prep.validation is not None else None
     evaluating = gold is not None and cfg.eval_strategy != "no"
     id2label = model.config.id2label
 
@@ -208,7 +208,7 @@ def run(cfg: Config) -> dict[str, Any]:
     else:
         train_dl = DataLoader(prep.train, batch_size=cfg.per_device_train_batch_size, shuffle=True,
                               collate_fn=collator, num_workers=cfg.dataloader_num_workers, generator=shuffle)
-    # In order (word_predictions maps rows back to sentences by index); its own generator keeps evaluation from
+    # In order (validation_scores maps window rows back to words by index); its own generator keeps evaluation from
     # drawing on the global RNG, so how often we evaluate does not change dropout in training.
     eval_dl = (DataLoader(prep.validation, batch_size=cfg.per_device_eval_batch_size, collate_fn=collator,
                           generator=torch.Generator()) if evaluating else None)
@@ -287,7 +287,8 @@ def run(cfg: Config) -> dict[str, Any]:
             if step % cfg.logging_steps == 0 or saving:
                 window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
             if validating:
-                validate(accelerator, model, eval_dl, gold, id2label, prep.data.scheme, cfg.output_dir, state, epochs)
+                validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
+                         cfg.output_dir, state, epochs)
             if saving:
                 state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
                 checkpoint(accelerator, cfg, state)
@@ -302,7 +303,8 @@ def run(cfg: Config) -> dict[str, Any]:
             epochs = state.epoch + state.batches_in_epoch / len(train_dl)
             window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
             if validating:
-                validate(accelerator, model, eval_dl, gold, id2label, prep.data.scheme, cfg.output_dir, state, epochs)
+                validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
+                         cfg.output_dir, state, epochs)
             if saving:
                 state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
                 checkpoint(accelerator, cfg, state)

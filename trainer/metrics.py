@@ -2,7 +2,8 @@
 
 Scores are always computed per word (the prediction of each word's first sub-token), whatever sub-tokens were
 labelled in training, so they are comparable across alignment strategies and `label_all_tokens` cannot inflate them
-(transformers issue 14043). Words cut by the max length are predicted `O`; the gold side keeps every word.
+(transformers issue 14043). Texts are read in overlapping windows (trainer.windows), so no word is cut: each word is
+read once, from the window where its first sub-token has the most context, and every sentence is scored once.
 
 Chunk tags (NER, chunking) are scored with seqeval in its default, conlleval-compatible mode. Plain tags (POS) are
 scored per tag with our own counts: seqeval would split `NN` into a prefix `N` and a type `N`.
@@ -15,29 +16,15 @@ trainer.outputs writes and reads the files, trainer.evaluation produces the reco
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from seqeval.metrics import accuracy_score, classification_report
 
-from trainer.labels import IGNORE_INDEX, OUTSIDE
+from trainer.windows import DocumentWindows
 
 SEQEVAL_MODE = "default (conlleval-compatible)"
-WORD_LEVEL = "word (first sub-token of each word; words cut by the max length count as predicted O)"
-
-
-def word_predictions(pred_ids: Sequence[Sequence[int]], label_ids: Sequence[Sequence[int]],
-                     gold: Sequence[Sequence[str]], id2label: dict[int, str]) -> list[list[str]]:
-    """Per-position predicted ids -> word tags, for encoded examples whose labels mark only first sub-tokens.
-
-    Positions whose label is not IGNORE_INDEX are, in order, the first sub-tokens of the sentence's words; words
-    beyond them were cut by truncation and are predicted O so that no gold word is dropped. Rows must be in the
-    order of `gold`.
-    """
-    out = []
-    for pred_row, label_row, gold_row in zip(pred_ids, label_ids, gold):
-        words = [id2label[int(p)] for p, lab in zip(pred_row, label_row) if lab != IGNORE_INDEX]
-        out.append(words + [OUTSIDE] * (len(gold_row) - len(words)))
-    return out
+WORD_LEVEL = ("word (first sub-token of each word, read from the window where it has the most context; a text longer "
+              "than a window is read in overlapping windows, never cut)")
 
 
 def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str) -> dict[str, Any]:
@@ -56,19 +43,20 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: 
     return {"overall": overall, "per_entity": per_entity}
 
 
-def validation_scores(pred_ids: Sequence[Sequence[int]], label_ids: Sequence[Sequence[int]],
-                      gold: Sequence[Sequence[str]], id2label: dict[int, str], scheme: str) -> dict[str, float]:
-    """Overall word-level scores of the encoded validation split during training (either engine), plus how many
-    sentences the (possibly gathered across processes) predictions covered.
+def validation_scores(pred_ids: Sequence[Sequence[int]], windows: DocumentWindows, gold: Sequence[Sequence[str]],
+                      id2label: dict[int, str], scheme: str) -> dict[str, float]:
+    """Overall word-level scores of the encoded validation windows during training (either engine), plus how many
+    sentences and windows the (possibly gathered across processes) predictions covered.
 
-    Rows must be the whole split in dataset order. A count that differs from the split means a distributed gather
-    dropped or duplicated sentences; `zip` would silently score a subset, so it is an error.
+    Rows must be the split's windows in order; each word is read from its window as `windows.word_tags` says, the
+    rule of the final evaluation. A row count that differs from the windows means a distributed gather dropped or
+    duplicated rows; words would silently be read from the wrong rows, so it is an error.
     """
-    if len(pred_ids) != len(gold) or len(label_ids) != len(gold):
-        raise ValueError(f"evaluation covered {len(pred_ids)} predicted / {len(label_ids)} label rows for a split of "
-                         f"{len(gold)} sentences: every sentence must be evaluated exactly once")
-    pred = word_predictions(pred_ids, label_ids, gold, id2label)
-    return {**score(gold, pred, scheme)["overall"], "num_sentences": len(pred_ids)}
+    if len(pred_ids) != len(windows):
+        raise ValueError(f"evaluation covered {len(pred_ids)} predicted rows for a split of {len(windows)} windows "
+                         f"({len(gold)} sentences): every window must be evaluated exactly once")
+    pred = windows.word_tags(pred_ids, id2label)
+    return {**score(gold, pred, scheme)["overall"], "num_sentences": len(pred), "num_windows": len(pred_ids)}
 
 
 def _score_plain(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Any]:
@@ -91,8 +79,8 @@ def _score_plain(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -
 
 
 def evaluation_record(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str, split: str,
-                      dataset: str) -> dict[str, Any]:
-    """Everything `eval_results.json` keeps for one split."""
+                      dataset: str, window: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Everything `eval_results.json` keeps for one split; `window` is how the text was read (trainer.limits)."""
     rec = score(gold, pred, scheme)
     rec.update({
         "split": split,
@@ -101,6 +89,7 @@ def evaluation_record(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str
         "num_words": sum(len(g) for g in gold),
         "protocol": {"metric": "seqeval" if scheme != "none" else "per-tag accuracy",
                      "mode": SEQEVAL_MODE if scheme != "none" else "plain tags",
-                     "level": WORD_LEVEL, "scheme": "IOB2" if scheme != "none" else "none"},
+                     "level": WORD_LEVEL, "scheme": "IOB2" if scheme != "none" else "none",
+                     **({"window": window} if window else {})},
     })
     return rec

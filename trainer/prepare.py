@@ -13,8 +13,9 @@ from transformers import (AutoModelForTokenClassification, AutoTokenizer, PreTra
 from trainer.config import Config
 from trainer.data import NerData, load_data
 from trainer.encode import encode
-from trainer.limits import max_length
+from trainer.limits import CONFIG_ATTRIBUTE, Window, window
 from trainer.output_dir import check_identity, prepare_output_dir
+from trainer.windows import DocumentWindows
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ class Prepared:
     model: PreTrainedModel
     train: Dataset
     validation: Dataset | None  # first sub-tokens labelled only: word-level evaluation during training
-    max_len: int  # sub-tokens per training example (trainer.limits)
+    validation_windows: DocumentWindows | None  # how validation's windows map back to its words
+    window: Window  # what one training example is (trainer.limits), recorded in the model's config
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
@@ -59,10 +61,17 @@ def prepare(cfg: Config) -> Prepared:
     model = AutoModelForTokenClassification.from_pretrained(
         cfg.model_name_or_path, num_labels=len(id2label), id2label=id2label,
         label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True)
-    max_len = max_length(tokenizer, model.config, cfg.max_seq_length)
-    train = encode(data.splits["train"], tokenizer, data.label2id, cfg.label_all_tokens, max_len)
-    # Validation is scored per word from the encoded rows, so each of its words must keep a sub-token.
-    validation = (encode(data.splits["validation"], tokenizer, data.label2id, False, max_len,
-                         data.sentence_sources("validation"))
-                  if "validation" in data.splits else None)
-    return Prepared(data, tokenizer, model, train, validation, max_len)
+    win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride)
+    # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
+    # read texts in the windows the model was trained on (trainer.limits.model_window).
+    setattr(model.config, CONFIG_ATTRIBUTE, win.as_dict())
+    train, _ = encode(data.splits["train"], tokenizer, data.label2id, cfg.label_all_tokens, win, what="train")
+    # Validation is scored per word from the encoded windows, so each of its words must keep a sub-token.
+    validation, validation_windows = (
+        encode(data.splits["validation"], tokenizer, data.label2id, False, win, data.sentence_sources("validation"),
+               what="validation")
+        if "validation" in data.splits else (None, None))
+    logger.info("Context %s: windows of %d sub-tokens sharing %d; %d training sentences in %d windows%s", win.context,
+                win.max_length, win.stride, len(data.splits["train"]), len(train),
+                f", {len(validation)} validation windows" if validation is not None else "")
+    return Prepared(data, tokenizer, model, train, validation, validation_windows, win)

@@ -214,6 +214,9 @@ def chart_frame(record: dict[str, Any]) -> "pd.DataFrame":
 
 def summary_markdown(record: dict[str, Any], source: str) -> str:
     o, p = record["overall"], record.get("protocol", {})
+    w = p.get("window")
+    context = ([f"- Context: {'whole documents' if w['context'] == 'document' else 'single sentences'}, read in "
+                f"windows of {w['max_length']} sub-tokens sharing {w['stride']}"] if w else [])
     return "\n".join([
         f"**Overall** (micro average over entities): precision **{o['precision']:.4f}**, recall "
         f"**{o['recall']:.4f}**, F1 **{o['f1']:.4f}**, word accuracy {o['accuracy']:.4f}",
@@ -223,6 +226,7 @@ def summary_markdown(record: dict[str, Any], source: str) -> str:
         f"({record.get('num_sentences', '?')} sentences, {record.get('num_words', '?')} words)",
         f"- Metric: {p.get('metric', 'seqeval')}, mode {p.get('mode', '?')}, scheme {p.get('scheme', '?')}",
         f"- Level: {p.get('level', '?')}",
+        *context,
     ])
 
 

@@ -27,7 +27,7 @@ class InOrderEvalTrainer(Trainer):
     """A Trainer whose evaluation batches stay in dataset order.
 
     transformers 5 length-groups the evaluation sampler too when `train_sampling_strategy="group_by_length"`;
-    word-level metrics map predictions back to sentences by index, so evaluation must be sequential. This is the
+    word-level metrics map predicted windows back to words by index, so evaluation must be sequential. This is the
     one override; everything else is configuration and callbacks.
     """
 
@@ -85,12 +85,12 @@ def training_arguments(cfg: Config, has_validation: bool) -> TrainingArguments:
 
 
 def word_level_metrics(prep: Prepared):
-    """compute_metrics for the Trainer: word-level seqeval on the validation split (rows arrive in dataset order)."""
-    gold = prep.data.splits["validation"]["tags"]
+    """compute_metrics for the Trainer: word-level seqeval on the validation split (window rows arrive in order)."""
+    gold = list(prep.data.splits["validation"]["tags"])
     id2label = prep.model.config.id2label
 
     def compute(p) -> dict[str, float]:
-        return validation_scores(p.predictions, p.label_ids, gold, id2label, prep.data.scheme)
+        return validation_scores(p.predictions, prep.validation_windows, gold, id2label, prep.data.scheme)
     return compute
 
 

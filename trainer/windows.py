@@ -1,0 +1,187 @@
+"""Windows over words: how training, evaluation and the Space read texts longer than one model input.
+
+A text is tokenized once into windows of at most `max_length` sub-tokens, consecutive windows sharing `stride`
+sub-tokens (the fast tokenizer's `return_overflowing_tokens`), so that nothing is cut. A word near a window's edge
+appears again in the next window, with more context there; its prediction is read from the window where its first
+sub-token has the most context on both sides (`read_window`), the one rule for raw texts (trainer.inference) and for
+pre-split documents (evaluation and per-epoch validation, through `DocumentWindows.word_tags`).
+
+Pre-split documents (`DocumentWindows.build`) are the consecutive sentences of one document, their words joined into
+one sequence; each window keeps its document and, per position, the word's index in that document, so predictions
+map back to (sentence, word). In "sentence" context every sentence is its own document.
+
+Imports nothing from the package but trainer.labels and trainer.limits, and torch only to run a model: the Space uses
+it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable, Optional, Sequence
+
+from trainer.labels import OUTSIDE, first_subtoken_positions
+from trainer.limits import Window
+
+logger = logging.getLogger(__name__)
+
+Offset = tuple[int, int]
+Progress = Callable[[float, str], None]  # (fraction done, what is happening)
+
+
+@dataclass
+class Reading:
+    """Where one word's prediction is read from: the window and position of its first sub-token, chosen so far."""
+    first: Offset        # character offsets of the word's earliest sub-token seen in any window
+    window: int = -1
+    position: int = -1
+    context: int = -1    # sub-tokens of context on the shorter side of the first sub-token in the chosen window
+
+
+def read_window(readings: dict[int, Reading], window: int, word_ids: Sequence[Optional[int]],
+                offsets: Sequence[Sequence[int]]) -> None:
+    """Fold one window of a text into `readings` (word -> Reading): each word whose first sub-token is in this window
+    is read here if its first sub-token has more context here than in the windows folded in before.
+
+    A window may open in the middle of a word; the word's first piece in the window is then not its first sub-token.
+    Offsets tell which piece comes first: a word's sub-tokens start in order through it, and a piece covering no
+    character (some tokenizers' bare word markers) sorts before the piece starting at the same place. Raw texts give
+    offsets into the text, pre-split words offsets into the word (the first sub-token starts at 0); either works.
+    """
+    content = [p for p, wid in enumerate(word_ids) if wid is not None]
+    if not content:
+        return
+    lo, hi = content[0], content[-1]
+    for wid, pos in first_subtoken_positions(word_ids).items():
+        key = (offsets[pos][0], offsets[pos][1])
+        reading = readings.get(wid)
+        if reading is None:
+            reading = readings[wid] = Reading(first=key)
+        elif key > reading.first:  # the window opens inside the word: its first sub-token lies elsewhere
+            continue
+        elif key < reading.first:  # an earlier piece of the word than any seen: what was chosen is not first
+            reading.first, reading.context = key, -1
+        context = min(pos - lo, hi - pos)
+        if context > reading.context:
+            reading.window, reading.position, reading.context = window, pos, context
+
+
+def group_documents(doc_ids: Sequence[int], context: str, what: str = "data") -> list[int]:
+    """Each sentence's document number (0, 1, ...): a run of consecutive sentences with the same `doc_id` (from CoNLL
+    `-DOCSTART-` lines or JSON lines' `doc_id`) is one document; in "sentence" context every sentence is its own.
+    Sentences without a document (doc_id -1, e.g. the Hub's conll2003, which drops `-DOCSTART-`) are read as one
+    stream in order, which the log says."""
+    out: list[int] = []
+    prev: Optional[int] = None
+    for doc_id in doc_ids:
+        if context == "sentence" or doc_id != prev or not out:
+            out.append(out[-1] + 1 if out else 0)
+        else:
+            out.append(out[-1])
+        prev = doc_id
+    if context == "document" and -1 in doc_ids:
+        logger.info("%s: %d of %d sentences have no document boundaries (doc_id -1): read as one stream, in order",
+                    what, sum(d == -1 for d in doc_ids), len(doc_ids))
+    return out
+
+
+@dataclass
+class DocumentWindows:
+    """Windows over pre-split documents, and the way back from window positions to the words of each sentence."""
+    inputs: dict[str, list[list[int]]]   # model inputs per window (input_ids, attention_mask, ...)
+    doc: list[int]                       # per window: its document
+    word_ids: list[list[Optional[int]]]  # per window position: the word's index in its document (None: special)
+    offsets: list[list[Offset]]          # per window position: the sub-token's offsets in its word
+    sentences: list[tuple[int, int, int]]  # per sentence, in order: (document, index of its first word, words)
+
+    def __len__(self) -> int:
+        return len(self.doc)
+
+    @classmethod
+    def build(cls, tokenizer: Any, sentences: Sequence[Sequence[str]], doc_ids: Optional[Sequence[int]],
+              window: Window, what: str = "data") -> "DocumentWindows":
+        """Windows of `window.max_length` sub-tokens sharing `window.stride`, over the words of each document: the
+        sentences grouped by their `doc_ids` (None: no boundaries) as `window.context` says (`group_documents`)."""
+        ids = list(doc_ids) if doc_ids is not None else [-1] * len(sentences)
+        doc_words: list[list[str]] = []
+        placed: list[tuple[int, int, int]] = []
+        for words, doc in zip(sentences, group_documents(ids, window.context, what)):
+            if doc == len(doc_words):
+                doc_words.append([])
+            placed.append((doc, len(doc_words[doc]), len(words)))
+            doc_words[doc].extend(words)
+        if not doc_words:
+            return cls({}, [], [], [], placed)
+        enc = tokenizer(doc_words, is_split_into_words=True, truncation=True, max_length=window.max_length,
+                        stride=window.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+        n = len(enc["input_ids"])
+        inputs = {name: enc[name] for name in tokenizer.model_input_names if name in enc}
+        return cls(inputs, list(enc["overflow_to_sample_mapping"]), [enc.word_ids(k) for k in range(n)],
+                   [[(s, e) for s, e in enc["offset_mapping"][k]] for k in range(n)], placed)
+
+    @cached_property
+    def readings(self) -> list[dict[int, Reading]]:
+        """Per document: word -> where its prediction is read (`read_window` over the document's windows, in order).
+        A word the tokenizer gave no sub-token has none."""
+        out: list[dict[int, Reading]] = [{} for _ in range(max(self.doc, default=-1) + 1)]
+        for k, doc in enumerate(self.doc):
+            read_window(out[doc], k, self.word_ids[k], self.offsets[k])
+        return out
+
+    def first_subtokens(self, k: int) -> set[int]:
+        """The words whose first sub-token window `k` holds (it may open inside a word whose first is elsewhere)."""
+        readings = self.readings[self.doc[k]]
+        return {wid for wid, pos in first_subtoken_positions(self.word_ids[k]).items()
+                if self.offsets[k][pos] == readings[wid].first}
+
+    def missing_word(self) -> Optional[tuple[int, int]]:
+        """(sentence, word in it) of the first word the tokenizer gave no sub-token, or None."""
+        for i, (doc, first, n) in enumerate(self.sentences):
+            for w in range(n):
+                if first + w not in self.readings[doc]:
+                    return i, w
+        return None
+
+    def word_tags(self, predicted: Sequence[Sequence[int]], id2label: dict[int, str]) -> list[list[str]]:
+        """Per sentence, in order, each word's predicted tag: the label `predicted[window][position]` of the position
+        its reading chose. A word without a sub-token is predicted O (it stays in the gold data, so it counts as
+        missed rather than shifting the words after it)."""
+        out = []
+        for doc, first, n in self.sentences:
+            readings = self.readings[doc]
+            tags = []
+            for w in range(first, first + n):
+                r = readings.get(w)
+                tags.append(id2label[int(predicted[r.window][r.position])] if r else OUTSIDE)
+            out.append(tags)
+        return out
+
+
+def predict_windows(model: Any, tokenizer: Any, inputs: Any, batch_size: int,
+                    progress: Optional[Progress] = None) -> tuple[list[list[int]], list[list[float]]]:
+    """Predicted label id and its probability for every position of every window, in window order (`inputs`: the
+    tokenizer's windows; only the model's input names are read). Windows are run longest first in batches of
+    `batch_size`, so a batch pads little (and the largest batch comes first)."""
+    import torch
+
+    model.eval()
+    names = [n for n in tokenizer.model_input_names if n in inputs]
+    n_windows = len(inputs["input_ids"])
+    order = sorted(range(n_windows), key=lambda w: -len(inputs["input_ids"][w]))
+    labels: list[list[int]] = [[] for _ in range(n_windows)]
+    scores: list[list[float]] = [[] for _ in range(n_windows)]
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for b in range(0, n_windows, batch_size):
+            if progress:
+                progress(b / n_windows, f"predicting {b}/{n_windows} windows")
+            idx = order[b:b + batch_size]
+            batch = tokenizer.pad({n: [inputs[n][w] for w in idx] for n in names}, return_tensors="pt")
+            logits = model(**{n: batch[n].to(device) for n in names}).logits.float()
+            prob, label = logits.softmax(-1).max(-1)
+            for row, w in enumerate(idx):
+                n = len(inputs["input_ids"][w])
+                labels[w] = label[row, :n].tolist()
+                scores[w] = prob[row, :n].tolist()
+    return labels, scores
