@@ -31,8 +31,8 @@ RUN_PATTERNS = MODEL_FILE_PATTERNS + RESULT_FILE_PATTERNS + RUN_STATE_PATTERNS
 # Config fields that decide what a checkpoint holds: resuming with any of them changed would train another run.
 IDENTITY_FIELDS = ("model_name_or_path", "engine", "task", "dataset_name", "dataset_config_name", "dataset_revision",
                    "data_dir", "train_file", "label_column", "label_column_name", "label_scheme", "max_train_samples",
-                   "context", "max_seq_length", "stride", "label_all_tokens", "per_device_train_batch_size", "gradient_accumulation_steps",
-                   "num_train_epochs", "seed", "group_by_length")
+                   "context", "max_seq_length", "stride", "label_all_tokens", "per_device_train_batch_size",
+                   "gradient_accumulation_steps", "num_train_epochs", "seed", "group_by_length")
 
 
 class OutputDirError(ValueError):
