@@ -34,7 +34,8 @@ SCORES = ("precision", "recall", "f1", "accuracy")
 DOCUMENT_ARGS = ("--max-seq-length", "32", "--stride", "6")
 
 
-@pytest.fixture(scope="module", params=[("accelerate", "sentence"), ("trainer", "sentence"), ("accelerate", "document")],
+@pytest.fixture(scope="module",
+                params=[("accelerate", "sentence"), ("trainer", "sentence"), ("accelerate", "document")],
                 ids=lambda p: "-".join(p))
 def two_process_output(request, tiny_encoder_dir, tmp_path_factory):
     engine, context = request.param

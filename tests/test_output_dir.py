@@ -55,11 +55,7 @@ def test_a_run_that_failed_on_its_data_can_simply_be_run_again(tiny_encoder_dir,
     data = ("--train-file", str(CONLL_SAMPLE / "eng.train"), "--validation-file", str(val))
     out = tmp_path / "out"
     assert run(tiny_encoder_dir, out, data=data) == 2
-<<<<<<< HEAD
-    assert "val.conll:1: word 2 of the sentence" in capsys.readouterr().err and (out / "run_identity.json").exists()
-=======
     assert "val.conll:1: word 2" in capsys.readouterr().err and (out / "run_identity.json").exists()
->>>>>>> doc-windows
     # Nothing was trained: after fixing the data the same command needs no --overwrite-output-dir.
     val.write_text("Peter B-PER\nBlackburn I-PER\n", encoding="utf-8")
     assert run(tiny_encoder_dir, out, data=data) == 0
