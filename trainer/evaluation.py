@@ -26,6 +26,7 @@ from trainer.data import DataError, NerData, load_data
 from trainer.limits import Window, model_window
 from trainer.metrics import evaluation_record
 from trainer.outputs import RUN_CONFIG_FILE, write_evaluation
+from trainer.backends import TorchBackend, model_input_names
 from trainer.windows import DocumentWindows, Progress, predict_windows
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,9 @@ def predict_words(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, se
     the window where that has the most context (trainer.windows, the Space's rule). Words the tokenizer gives no
     sub-token are predicted O."""
     windows = DocumentWindows.build(tokenizer, sentences, doc_ids, window, what)
-    labels, _ = predict_windows(model, tokenizer, windows.inputs, batch_size, progress) if len(windows) else ([], [])
+    forward = TorchBackend(model, model_input_names(model, tokenizer.model_input_names))
+    labels, _ = (predict_windows(forward, windows.inputs, tokenizer.pad_token_id or 0, batch_size, progress)
+                 if len(windows) else ([], []))
     return windows.word_tags(labels, model.config.id2label)
 
 

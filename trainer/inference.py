@@ -27,7 +27,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from trainer import limits
+from trainer import backends, limits
 from trainer.labels import entity_types, output_scheme, tags_to_spans, to_iob2
 from trainer.windows import Reading, predict_windows, read_window
 
@@ -79,7 +79,8 @@ class NerTagger:
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: str = "",
                  max_length: Optional[int] = None, stride: Optional[int] = None, batch_size: int = 16,
-                 max_chars: int = MAX_INPUT_CHARS, max_subtokens: int = MAX_INPUT_SUBTOKENS) -> None:
+                 max_chars: int = MAX_INPUT_CHARS, max_subtokens: int = MAX_INPUT_SUBTOKENS, backend: str = "torch",
+                 onnx_cache_dir: Optional[str] = None) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"the tokenizer of {source or 'the model'} is not a fast (Rust) tokenizer: words "
                                  "and character offsets need one (save the model with its tokenizer.json)")
@@ -102,6 +103,11 @@ class NerTagger:
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.max_subtokens = max_subtokens
+        # The forward pass (trainer.backends: torch, torch-int8, onnx, onnx-int8, auto). ONNX files are cached outside
+        # the model directory; a local `source` only names the cache entry.
+        model_dir = source if source and os.path.isdir(source) else None
+        self.backend = backends.make_backend(backend, self.model, tokenizer.model_input_names, model_dir,
+                                             onnx_cache_dir)
 
     @classmethod
     def from_pretrained(cls, source: str, **kwargs: Any) -> "NerTagger":
@@ -163,7 +169,7 @@ class NerTagger:
             return out
         enc = self.tokenizer([texts[i] for i in todo], truncation=True, max_length=self.max_length,
                              stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
-        labels, scores = predict_windows(self.model, self.tokenizer, enc, self.batch_size)
+        labels, scores = predict_windows(self.backend, enc, self.tokenizer.pad_token_id or 0, self.batch_size)
         readings: list[dict[int, Reading]] = [{} for _ in todo]
         spans: list[dict[int, _Span]] = [{} for _ in todo]
         for w, k in enumerate(enc["overflow_to_sample_mapping"]):

@@ -139,7 +139,7 @@ def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: i
     """Tag every text of `inputs` into `output`; returns the number of texts. Distributed under accelerate launch."""
     from accelerate import PartialState
 
-    from trainer.inference import NerTagger
+    from trainer.inference import NerTagger, load_model
 
     state = PartialState()
     records = list(read_records(inputs, text_field, id_field))
@@ -150,12 +150,12 @@ def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: i
             return len(records)
         raise InputFileError(f"{output} exists but does not hold one line per input text; remove it or choose "
                              f"another --output")
-    kwargs: dict[str, Any] = {"max_chars": 10**9, "max_subtokens": 10**9}  # a corpus: no per-request cost bound
-    if backend:
-        kwargs["backend"] = backend
-    tagger = NerTagger.from_pretrained(model, **kwargs)
-    if state.device.type != "cpu" and hasattr(tagger.model, "to"):
-        tagger.model.to(state.device)
+    # The main process first: it downloads the model and writes the ONNX cache once; the others then read them.
+    with state.main_process_first():
+        model_obj, tokenizer = load_model(model)
+        model_obj.to(state.device)  # a GPU per process under accelerate launch; "auto" then keeps torch
+        tagger = NerTagger(model_obj, tokenizer, source=model, backend=backend or "auto",
+                           max_chars=10**9, max_subtokens=10**9)  # a corpus: no per-request cost bound
     world, rank = state.num_processes, state.process_index
     tag_shard(tagger, records[rank::world], shard_path(output, rank, world), batch_size,
               progress and state.is_local_main_process)
@@ -175,7 +175,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32, help="texts per call of the tagger")
     ap.add_argument("--text-field", default="text", help="text field of JSON-lines input")
     ap.add_argument("--id-field", default="id", help="id field of JSON-lines input (default: file:line)")
-    ap.add_argument("--backend", default=None, help="inference backend (see README, 'Fast inference')")
+    ap.add_argument("--backend", default="auto", help="inference backend (see README, 'Fast inference')")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)

@@ -158,30 +158,25 @@ class DocumentWindows:
         return out
 
 
-def predict_windows(model: Any, tokenizer: Any, inputs: Any, batch_size: int,
+def predict_windows(forward: Any, inputs: Any, pad_id: int, batch_size: int,
                     progress: Optional[Progress] = None) -> tuple[list[list[int]], list[list[float]]]:
     """Predicted label id and its probability for every position of every window, in window order (`inputs`: the
-    tokenizer's windows; only the model's input names are read). Windows are run longest first in batches of
-    `batch_size`, so a batch pads little (and the largest batch comes first)."""
-    import torch
+    tokenizer's windows). `forward` is a trainer.backends backend: a padded numpy batch of its `input_names` ->
+    (labels, probabilities). Windows are run longest first in batches of `batch_size`, so a batch pads little (and
+    the largest batch comes first)."""
+    from trainer.backends import pad_batch
 
-    model.eval()
-    names = [n for n in tokenizer.model_input_names if n in inputs]
     n_windows = len(inputs["input_ids"])
     order = sorted(range(n_windows), key=lambda w: -len(inputs["input_ids"][w]))
     labels: list[list[int]] = [[] for _ in range(n_windows)]
     scores: list[list[float]] = [[] for _ in range(n_windows)]
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        for b in range(0, n_windows, batch_size):
-            if progress:
-                progress(b / n_windows, f"predicting {b}/{n_windows} windows")
-            idx = order[b:b + batch_size]
-            batch = tokenizer.pad({n: [inputs[n][w] for w in idx] for n in names}, return_tensors="pt")
-            logits = model(**{n: batch[n].to(device) for n in names}).logits.float()
-            prob, label = logits.softmax(-1).max(-1)
-            for row, w in enumerate(idx):
-                n = len(inputs["input_ids"][w])
-                labels[w] = label[row, :n].tolist()
-                scores[w] = prob[row, :n].tolist()
+    for b in range(0, n_windows, batch_size):
+        if progress:
+            progress(b / n_windows, f"predicting {b}/{n_windows} windows")
+        idx = order[b:b + batch_size]
+        label, prob = forward(pad_batch({n: [inputs[n][w] for w in idx] for n in forward.input_names}, pad_id))
+        for row, w in enumerate(idx):
+            n = len(inputs["input_ids"][w])
+            labels[w] = label[row, :n].tolist()
+            scores[w] = prob[row, :n].tolist()
     return labels, scores

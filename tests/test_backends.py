@@ -1,0 +1,137 @@
+"""trainer.backends: every backend predicts what the torch model predicts; ONNX files go to the cache, never into the
+model directory; bad names are refused with the list of choices."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+from space_models import LABELS, build_lookup_model, encoder_path
+from trainer import backends
+from trainer.inference import NerTagger
+
+TEXTS = ["Yesterday John Zwingmann's team flew from Paris to Berlin.", "Reuters reported from London .",
+         "It will maybe rain in Berlin, says Google.", "x"]
+ONNX = ("onnx", "onnx-int8")
+
+
+def needs_ort(name: str) -> None:
+    if name.startswith("onnx"):
+        pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def lookup_dir(tmp_path_factory) -> str:
+    return build_lookup_model(str(tmp_path_factory.mktemp("lookup")))
+
+
+def random_model_dir(path, seed: int = 0) -> str:
+    """A randomly initialised 2-layer BertForTokenClassification with MiniLM's tokenizer."""
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(encoder_path())
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512, id2label=dict(enumerate(LABELS)),
+                        label2id={t: i for i, t in enumerate(LABELS)})
+    BertForTokenClassification(config).eval().save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def random_dir(tmp_path_factory) -> str:
+    return random_model_dir(tmp_path_factory.mktemp("random"))
+
+
+def padded(tokenizer, names) -> dict[str, np.ndarray]:
+    enc = tokenizer(TEXTS)
+    return backends.pad_batch({n: enc[n] for n in names}, tokenizer.pad_token_id)
+
+
+def listing(d: str) -> dict[str, float]:
+    return {f: os.stat(os.path.join(d, f)).st_mtime_ns for f in os.listdir(d)}
+
+
+@pytest.mark.parametrize("name", backends.BACKENDS)
+def test_backend_labels_match_torch_on_a_random_model(random_dir, tmp_path, name):
+    """fp32 backends agree with torch exactly (labels) and closely (probabilities); int8 ones on most positions
+    (a random model's label margins are tiny, so rounding the weights may flip a few)."""
+    needs_ort(name)
+    tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
+    batch = padded(tagger.tokenizer, tagger.backend.input_names)
+    want_label, want_prob = tagger.backend(batch)
+    backend = backends.make_backend(name, tagger.model, tagger.tokenizer.model_input_names, random_dir, str(tmp_path))
+    label, prob = backend(batch)
+    keep = batch["attention_mask"].astype(bool)
+    assert label.shape == prob.shape == keep.shape
+    if name.endswith("int8"):
+        assert (label == want_label)[keep].mean() >= 0.8
+        assert np.abs(prob - want_prob)[keep].max() < 0.1
+    else:
+        assert (label == want_label)[keep].all()
+        np.testing.assert_allclose(prob[keep], want_prob[keep], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", backends.BACKENDS)
+def test_every_backend_gives_the_same_entities_on_the_lookup_model(lookup_dir, tmp_path, name):
+    """On the lookup model (large label margins) even int8 weights give exactly the torch model's entities."""
+    needs_ort(name)
+    want = NerTagger.from_pretrained(lookup_dir).predict_batch(TEXTS)
+    got = NerTagger.from_pretrained(lookup_dir, backend=name, onnx_cache_dir=str(tmp_path)).predict_batch(TEXTS)
+    assert [[(e.type, e.start, e.end) for e in ents] for ents in got] == \
+           [[(e.type, e.start, e.end) for e in ents] for ents in want]
+    for g, w in zip(got, want):
+        assert [e.score for e in g] == pytest.approx([e.score for e in w], abs=0.05)
+    assert any(got)
+
+
+def test_onnx_files_go_to_the_cache_and_are_reused(lookup_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    before = listing(lookup_dir)
+    cache = tmp_path / "cache"
+    NerTagger.from_pretrained(lookup_dir, backend="onnx-int8", onnx_cache_dir=str(cache))
+    assert listing(lookup_dir) == before, "nothing may be written into the model directory"
+    (entry,) = os.listdir(cache)
+    files = listing(str(cache / entry))
+    assert set(files) == {"model.onnx", "model-int8.onnx"}
+    NerTagger.from_pretrained(lookup_dir, backend="onnx-int8", onnx_cache_dir=str(cache))
+    NerTagger.from_pretrained(lookup_dir, backend="onnx", onnx_cache_dir=str(cache))
+    assert listing(str(cache / entry)) == files, "a cached export is reused, not redone"
+    assert listing(lookup_dir) == before
+
+
+def test_default_cache_dir_is_outside_the_model_and_a_cache_inside_it_is_refused(lookup_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("NER_ONNX_CACHE", str(tmp_path / "env-cache"))
+    assert backends.default_cache_dir() == str(tmp_path / "env-cache")
+    monkeypatch.delenv("NER_ONNX_CACHE")
+    assert backends.default_cache_dir().endswith(os.path.join(".cache", "ner-trainer", "onnx"))
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(ValueError, match="inside the model directory"):
+        NerTagger.from_pretrained(lookup_dir, backend="onnx", onnx_cache_dir=os.path.join(lookup_dir, "onnx"))
+
+
+def test_a_stale_cache_entry_is_exported_again(tmp_path, monkeypatch):
+    """Two different models that (wrongly) get one cache key: the check against torch at load catches it."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(backends, "model_key", lambda model, model_dir=None: "same-key")
+    cache = str(tmp_path / "cache")
+    first = NerTagger.from_pretrained(random_model_dir(tmp_path / "a", seed=1), backend="onnx", onnx_cache_dir=cache)
+    second_dir = random_model_dir(tmp_path / "b", seed=2)
+    second = NerTagger.from_pretrained(second_dir, backend="onnx", onnx_cache_dir=cache)
+    torch_labels = NerTagger.from_pretrained(second_dir)
+    batch = padded(second.tokenizer, second.backend.input_names)
+    keep = batch["attention_mask"].astype(bool)
+    assert (second.backend(batch)[0] == torch_labels.backend(batch)[0])[keep].all()
+    assert not (first.backend(batch)[1] == second.backend(batch)[1])[keep].all()
+
+
+def test_unknown_backend_names_the_choices(lookup_dir):
+    with pytest.raises(ValueError) as err:
+        NerTagger.from_pretrained(lookup_dir, backend="tensorrt")
+    for choice in backends.CHOICES:
+        assert choice in str(err.value)
+    assert backends.resolve("auto") == backends.DEFAULT_BACKEND in backends.BACKENDS
+    assert backends.resolve("ONNX") == "onnx"
