@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -86,12 +87,14 @@ def test_bad_inputs_get_messages_not_errors(served):
     assert [e["text"] for e in ents] == ["Paris"]
 
 
-def test_concurrent_requests_are_batched_and_answered_in_order(served):
-    tagger, client = served
-    sizes = []
+@contextlib.contextmanager
+def first_batch_held(tagger):
+    """Holds the first batch for a second so that the requests sent meanwhile queue up and are batched together;
+    yields the list of batch sizes."""
+    sizes: list[int] = []
     original = tagger.predict_batch
 
-    def slow_first(texts, *a, **kw):  # hold the first batch so that the others queue up behind it
+    def slow_first(texts, *a, **kw):
         sizes.append(len(texts))
         if len(sizes) == 1:
             time.sleep(1.0)
@@ -99,11 +102,17 @@ def test_concurrent_requests_are_batched_and_answered_in_order(served):
 
     tagger.predict_batch = slow_first
     try:
+        yield sizes
+    finally:
+        del tagger.predict_batch
+
+
+def test_concurrent_requests_are_batched_and_answered_in_order(served):
+    tagger, client = served
+    with first_batch_held(tagger) as sizes:
         names = ["Paris", "Berlin", "London", "John", "Google", "Reuters", "German", "Smith"]
         jobs = [client.submit(f"{i} {name}", 0.0, TYPES, api_name="/predict") for i, name in enumerate(names)]
         results = [job.result(timeout=60) for job in jobs]
-    finally:
-        del tagger.predict_batch
     for i, (name, (_, _, ents, _)) in enumerate(zip(names, results)):
         assert [(e["text"], e["start"]) for e in ents] == [(name, len(str(i)) + 1)]
     assert sum(sizes) == len(names) and max(sizes) > 1
@@ -121,19 +130,9 @@ def raw_predict(url: str, body: str) -> list:
 
 def test_a_hostile_request_never_fails_the_requests_batched_with_it(served):
     tagger, client = served
-    sizes = []
-    original = tagger.predict_batch
-
-    def slow_first(texts, *a, **kw):  # hold the first batch so that the others queue up behind it
-        sizes.append(len(texts))
-        if len(sizes) == 1:
-            time.sleep(1.0)
-        return original(texts, *a, **kw)
-
     hostile = [("Paris", 5, TYPES), ("Paris", None, TYPES), ("Paris", 0.0, ["NOPE"]), (42, 0.0, TYPES),
                ("!" * 3000, 0.0, TYPES), ("Paris", "high", TYPES)]
-    tagger.predict_batch = slow_first
-    try:
+    with first_batch_held(tagger) as sizes:
         first = client.submit("Berlin", 0.0, TYPES, api_name="/predict")
         time.sleep(0.3)
         jobs = []
@@ -144,8 +143,6 @@ def test_a_hostile_request_never_fails_the_requests_batched_with_it(served):
         surrogate = raw_predict(client.src, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(TYPES) + ']}')
         answers = [(kind, job.result(timeout=60)) for kind, job in jobs]
         assert [e["text"] for e in first.result(timeout=60)[2]] == ["Berlin"]
-    finally:
-        del tagger.predict_batch
     assert max(sizes) > 1  # hostile and valid requests did share batches
     for kind, (_, _, ents, message) in answers:
         if kind == "ok":
