@@ -105,7 +105,7 @@ class NerTagger:
         self.max_subtokens = max_subtokens
         # The forward pass (trainer.backends: torch, torch-int8, onnx, onnx-int8, auto). ONNX files are cached outside
         # the model directory; a local `source` only names the cache entry.
-        model_dir = source if source and os.path.isdir(source) else None
+        model_dir = os.path.expanduser(source) if source and os.path.isdir(os.path.expanduser(source)) else None
         self.backend = backends.make_backend(backend, self.model, tokenizer.model_input_names, model_dir,
                                              onnx_cache_dir)
 
