@@ -69,7 +69,7 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
                 answers.append(f"⚠️ {exc}")
         valid = [a for a in answers if not isinstance(a, str)]
         try:
-            found = tagger.predict_batch([a[0] for a in valid])
+            found = tagger.predict_batch([a[0] for a in valid], checked=True)
         except Exception:  # noqa: BLE001 - not expected after the checks; then one by one, each on its own
             found = [rv.predict_or_message(tagger, a[0]) for a in valid]
         entities = iter(found)

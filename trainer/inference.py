@@ -157,11 +157,12 @@ class NerTagger:
         return self.predict_batch([text], threshold, types)[0]
 
     def predict_batch(self, texts: Sequence[str], threshold: float = 0.0,
-                      types: Optional[Iterable[str]] = None) -> list[list[Entity]]:
+                      types: Optional[Iterable[str]] = None, checked: bool = False) -> list[list[Entity]]:
         """Entities of each text, in text order. `threshold` drops entities whose score is below it; `types`
         (None: all) keeps only those entity types. Raises InputError for any text or option the tagger refuses
-        (check each text with `check_text` first to answer the others)."""
-        texts = [self.check_text(t) for t in texts]
+        (check each text with `check_text` first to answer the others; `checked=True` then skips checking again,
+        which would tokenize every text a second time)."""
+        texts = list(texts) if checked else [self.check_text(t) for t in texts]
         threshold, keep = self.check_options(threshold, types)
         todo = [i for i, t in enumerate(texts) if t.strip()]
         out: list[list[Entity]] = [[] for _ in texts]
