@@ -76,7 +76,8 @@ def main() -> None:
         name = os.path.splitext(os.path.basename(args.result))[0]
         defaults += ["--output-dir", os.path.join(HERE, "out", name)]
     setup_logging()
-    torch.set_num_threads(os.cpu_count() or 1)
+    # All cores, unless OMP_NUM_THREADS says otherwise (bench/recipe_seeds.py runs two 1-thread runs side by side).
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     cfg = parse_config(defaults + trainer_argv)
 
     t0 = time.perf_counter()
@@ -94,7 +95,7 @@ def main() -> None:
         "best_checkpoint": os.path.basename(train.best_checkpoint) if train.best_checkpoint else None,
         "validation": {"overall": evals["validation"]["overall"], "per_entity": evals["validation"]["per_entity"]},
         "test": {"overall": evals["test"]["overall"], "per_entity": evals["test"]["per_entity"]},
-        "device": train.device, "cpu": cpu_info(), "versions": train.versions,
+        "device": train.device, "threads": torch.get_num_threads(), "cpu": cpu_info(), "versions": train.versions,
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     ref = matching_reference(cfg)

@@ -18,6 +18,7 @@ from trainer.loop import evaluate as loop_evaluate
 from trainer.evaluation import evaluate
 from trainer.prepare import Prepared, prepare
 from trainer.train import InOrderEvalTrainer, word_level_metrics
+from trainer.windows import longest_first
 
 # 48 sentences in batches of 4 on 2 processes, 2 batches accumulated: 3 optimizer steps per epoch. 21 validation
 # sentences in batches of 4 per process: rounds of 8, the last round holds 5, so accelerate repeats 3 sentences to
@@ -95,11 +96,15 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
     assert by_trainer["eval_num_sentences"] == N_VALIDATION
     assert {k: by_trainer[f"eval_{k}"] for k in SCORES} == {k: expected[k] for k in SCORES}
 
-    # The loop's evaluator (one process here).
+    # The loop's evaluator (one process here), in the Trainer's order: longest windows first.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    model, dataloader = accelerator.prepare(prep.model, DataLoader(prep.validation, batch_size=4, collate_fn=collator))
+    order = longest_first([len(ids) for ids in prep.validation["input_ids"]])
+    assert order != sorted(order)  # the order matters: rows must be put back
+    model, dataloader = accelerator.prepare(
+        prep.model, DataLoader(prep.validation, batch_size=4, collate_fn=collator, sampler=order))
     by_loop = loop_evaluate(accelerator, model, dataloader, prep.validation_windows,
-                            list(prep.data.splits["validation"]["tags"]), prep.model.config.id2label, prep.data.scheme)
+                            list(prep.data.splits["validation"]["tags"]), prep.model.config.id2label, prep.data.scheme,
+                            order)
     assert by_loop["num_sentences"] == N_VALIDATION
     # Same batch-size-weighted mean of batch losses; summed in another order, hence float32 rounding apart.
     assert by_loop["loss"] == pytest.approx(by_trainer["eval_loss"], rel=1e-6)

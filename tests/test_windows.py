@@ -14,7 +14,7 @@ from trainer.encode import encode
 from trainer.labels import IGNORE_INDEX, align_labels, continuation_map
 from trainer.limits import Window
 from trainer.prepare import load_tokenizer
-from trainer.windows import DocumentWindows, Reading, group_documents, read_window
+from trainer.windows import DocumentWindows, Reading, group_documents, longest_first, read_window, restore_order
 
 from conftest import CONLL_SAMPLE
 
@@ -146,3 +146,11 @@ def test_window_labels_each_word_where_its_first_subtoken_is(tokenizer, label_al
                 opened_inside += 1
     assert opened_inside > 0  # the case occurred
     assert labelled_first == set(range(len(LONG_SENTENCE)))  # every word is learnt somewhere
+
+
+def test_longest_first_and_back():
+    lengths = [3, 9, 1, 9, 5]
+    order = longest_first(lengths)
+    assert [lengths[i] for i in order] == [9, 9, 5, 3, 1] and order[:2] == [1, 3]  # ties keep their order
+    rows = [f"row{i}" for i in order]  # produced in that order
+    assert restore_order(rows, order) == [f"row{i}" for i in range(len(lengths))]

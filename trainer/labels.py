@@ -180,3 +180,15 @@ def first_subtoken_positions(word_ids: Sequence[Optional[int]]) -> dict[int, int
         if wid is not None and wid not in first:
             first[wid] = pos
     return first
+
+
+def iob2_transitions(labels: Sequence[str]) -> Optional[tuple[list[bool], list[list[bool]]]]:
+    """Which IOB2 tag sequences are valid, for constrained decoding: (`first[j]`: label j may open a sentence,
+    `follows[i][j]`: label j may follow label i). `I-X` may only continue a `B-X` or `I-X`. None for a label set that
+    is not IOB2 chunk tags (plain tags such as POS, BIOES), which has no such rule here."""
+    if any(tag_error(t) is not None for t in labels) or any(t[0] in ("E", "S") for t in labels if t != OUTSIDE):
+        return None
+    parts = [split_tag(t) for t in labels]
+    first = [p != "I" for p, _ in parts]
+    follows = [[p != "I" or (prev_p in ("B", "I") and prev_t == t) for p, t in parts] for prev_p, prev_t in parts]
+    return first, follows

@@ -23,7 +23,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 from accelerate import Accelerator
@@ -40,7 +40,7 @@ from trainer.metrics import validation_scores
 from trainer.outputs import TrainStats
 from trainer.precision import mixed_precision
 from trainer.prepare import prepare
-from trainer.windows import DocumentWindows
+from trainer.windows import DocumentWindows, longest_first, restore_order
 
 logger = logging.getLogger(__name__)
 logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)  # a line per file; we log one per checkpoint
@@ -64,7 +64,8 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
 
 @torch.no_grad()
 def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataLoader, windows: DocumentWindows,
-             gold: list[list[str]], id2label: dict[int, str], scheme: str) -> dict[str, float]:
+             gold: list[list[str]], id2label: dict[int, str], scheme: str,
+             order: Optional[Sequence[int]] = None) -> dict[str, float]:
     """The training-time validation pass (the final scores come from `trainer.evaluation`): word-level scores over
     every window exactly once, whatever the number of processes, each word read from its window as the final
     evaluation reads it (`windows`, trainer.windows).
@@ -72,7 +73,8 @@ def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataL
     Each process predicts its shard; batches differ in padded length across processes, so they are padded to a
     common length before the gather, and `gather_for_metrics` drops the samples the last uneven batch repeated to
     keep processes in step. Gathered rows come back in dataset order (process i holds batch i of each round).
-    The loss is the Trainer's eval_loss: batch losses weighted by batch size.
+    The loss is the Trainer's eval_loss: batch losses weighted by batch size. `order`: the order the dataloader
+    visits the windows in, when not the dataset's (`eval_order`).
     """
     model.eval()
     preds: list[list[int]] = []
@@ -85,6 +87,8 @@ def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataL
         preds += pred.tolist()
         losses += loss.tolist()
     model.train()
+    if order is not None:
+        preds = restore_order(preds, order)
     return {"loss": sum(losses) / len(losses), **validation_scores(preds, windows, gold, id2label, scheme)}
 
 
@@ -161,9 +165,9 @@ class LossWindow:
 
 def validate(accelerator: Accelerator, model: torch.nn.Module, eval_dl: DataLoader, windows: DocumentWindows,
              gold: list[list[str]], id2label: dict[int, str], scheme: str, output_dir: str, state: LoopState,
-             epochs: float) -> None:
+             epochs: float, order: Optional[Sequence[int]] = None) -> None:
     """Score the model on the validation set, record the scores, and save the model if it is the best so far."""
-    scores = evaluate(accelerator, model, eval_dl, windows, gold, id2label, scheme)
+    scores = evaluate(accelerator, model, eval_dl, windows, gold, id2label, scheme, order)
     step = state.global_step
     state.log_history.append({"step": step, "epoch": round(epochs, 4), **{f"eval_{k}": v for k, v in scores.items()}})
     logger.info("step %d validation: loss %.4f precision %.4f recall %.4f F1 %.4f (%d sentences)", step,
@@ -208,10 +212,14 @@ def run(cfg: Config) -> dict[str, Any]:
     else:
         train_dl = DataLoader(prep.train, batch_size=cfg.per_device_train_batch_size, shuffle=True,
                               collate_fn=collator, num_workers=cfg.dataloader_num_workers, generator=shuffle)
-    # In order (validation_scores maps window rows back to words by index); its own generator keeps evaluation from
-    # drawing on the global RNG, so how often we evaluate does not change dropout in training.
+    # Longest windows first on one process (batches pad little; evaluate puts rows back in order, as the Trainer
+    # engine does); in dataset order across processes, whose gathered rows come back in dataset order.
+    # Its own generator keeps evaluation from drawing on the global RNG, so how often we evaluate does not change
+    # dropout in training.
+    eval_order = (longest_first([len(ids) for ids in prep.validation["input_ids"]])
+                  if evaluating and accelerator.num_processes == 1 else None)
     eval_dl = (DataLoader(prep.validation, batch_size=cfg.per_device_eval_batch_size, collate_fn=collator,
-                          generator=torch.Generator()) if evaluating else None)
+                          sampler=eval_order, generator=torch.Generator()) if evaluating else None)
 
     # --- optimizer, then everything through accelerator.prepare (DDP / DeepSpeed / FSDP wrapping, device moves) ---
     optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
@@ -288,7 +296,7 @@ def run(cfg: Config) -> dict[str, Any]:
                 window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
             if validating:
                 validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
-                         cfg.output_dir, state, epochs)
+                         cfg.output_dir, state, epochs, eval_order)
             if saving:
                 state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
                 checkpoint(accelerator, cfg, state)
@@ -304,7 +312,7 @@ def run(cfg: Config) -> dict[str, Any]:
             window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
             if validating:
                 validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
-                         cfg.output_dir, state, epochs)
+                         cfg.output_dir, state, epochs, eval_order)
             if saving:
                 state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
                 checkpoint(accelerator, cfg, state)

@@ -158,6 +158,20 @@ class DocumentWindows:
         return out
 
 
+def longest_first(lengths: Sequence[int]) -> list[int]:
+    """Indices in the order to batch them for inference: longest first, so each batch pads little (and the largest
+    batch, the one that needs the most memory, comes first). Ties keep their order."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+
+def restore_order(rows: Sequence[Any], order: Sequence[int]) -> list[Any]:
+    """`rows` produced in `order` (a permutation of 0..n-1, e.g. `longest_first`'s) put back in index order."""
+    out: list[Any] = [None] * len(order)
+    for row, i in zip(rows, order):
+        out[i] = row
+    return out
+
+
 def predict_windows(forward: Any, inputs: Any, pad_id: int, batch_size: int,
                     progress: Optional[Progress] = None) -> tuple[list[list[int]], list[list[float]]]:
     """Predicted label id and its probability for every position of every window, in window order (`inputs`: the
@@ -167,7 +181,7 @@ def predict_windows(forward: Any, inputs: Any, pad_id: int, batch_size: int,
     from trainer.backends import pad_batch
 
     n_windows = len(inputs["input_ids"])
-    order = sorted(range(n_windows), key=lambda w: -len(inputs["input_ids"][w]))
+    order = longest_first([len(ids) for ids in inputs["input_ids"]])
     labels: list[list[int]] = [[] for _ in range(n_windows)]
     scores: list[list[float]] = [[] for _ in range(n_windows)]
     for b in range(0, n_windows, batch_size):

