@@ -13,8 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from trainer.labels import iob2_transitions
-
-DECODINGS = ("argmax", "viterbi")
+from trainer.limits import DECODINGS
 
 
 def valid_iob2(logprobs: np.ndarray, first: np.ndarray, follows: np.ndarray) -> list[int]:
