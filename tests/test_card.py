@@ -167,6 +167,11 @@ def test_card_states_how_the_model_reads_text(out):
     body = build_model_card(out, HUB_ID).text
     assert "- Context: **sentences**. Each sentence is read on its own, in windows of up to 512 sub-tokens" in body
     assert "no document boundaries" not in body
+    assert "- Decoding: each word's most probable label on its own (argmax)." in body  # a record without decoding
+
+    config["ner_window"]["decoding"] = "viterbi"
+    config_path.write_text(json.dumps(config))
+    assert "- Decoding: **valid IOB2 sequences**." in build_model_card(out, HUB_ID).text
 
 
 def test_license_falls_back_to_the_local_base_models_card(minilm_dir):

@@ -57,3 +57,12 @@ def test_empty_sentence_and_unknown_decoding():
     assert Decoder(LABELS, "viterbi")(np.zeros((0, len(LABELS)))) == []
     with pytest.raises(ValueError, match="unknown decoding"):
         Decoder(LABELS, "beam")
+
+
+def test_the_argmax_shortcut_gives_viterbis_answer():
+    rng = np.random.default_rng(1)
+    decode = Decoder(LABELS, "viterbi")
+    first, follows = decode.rule
+    for _ in range(200):
+        logp = np.log(rng.dirichlet(np.ones(len(LABELS)) * 0.3, size=rng.integers(1, 8)))
+        assert decode(logp) == valid_iob2(logp, first, follows)

@@ -91,7 +91,7 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
                              use_cpu=True)
     trainer = InOrderEvalTrainer(model=prep.model, args=args, eval_dataset=prep.validation, data_collator=collator,
                                  compute_metrics=word_level_metrics(prep),
-                                 preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1))
+                                 preprocess_logits_for_metrics=lambda logits, labels: logits.float().log_softmax(-1))
     by_trainer = trainer.evaluate()
     assert by_trainer["eval_num_sentences"] == N_VALIDATION
     assert {k: by_trainer[f"eval_{k}"] for k in SCORES} == {k: expected[k] for k in SCORES}
@@ -104,7 +104,7 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
         prep.model, DataLoader(prep.validation, batch_size=4, collate_fn=collator, sampler=order))
     by_loop = loop_evaluate(accelerator, model, dataloader, prep.validation_windows,
                             list(prep.data.splits["validation"]["tags"]), prep.model.config.id2label, prep.data.scheme,
-                            order)
+                            order, prep.window.decoding)
     assert by_loop["num_sentences"] == N_VALIDATION
     # Same batch-size-weighted mean of batch losses; summed in another order, hence float32 rounding apart.
     assert by_loop["loss"] == pytest.approx(by_trainer["eval_loss"], rel=1e-6)

@@ -211,3 +211,38 @@ def test_bare_encoder_is_not_an_ner_model():
         assert "id2label" not in json.load(f)
     with pytest.raises(ModelLoadError, match="not a fine-tuned NER model"):
         NerTagger.from_pretrained(encoder_path())
+
+
+class ScriptedBackend:
+    """Log-probabilities scripted per content position (the same for every window), for decoding tests."""
+    input_names = ("input_ids", "attention_mask")
+
+    def __init__(self, labels, rows):
+        self.labels, self.rows = labels, rows
+
+    def __call__(self, batch):
+        import numpy as np
+        n_rows, width = batch["input_ids"].shape
+        out = np.full((n_rows, width, len(self.labels)), np.log(1e-3))
+        for r in range(n_rows):
+            for pos, probs in enumerate(self.rows, start=1):  # after [CLS]
+                for tag, p in probs.items():
+                    out[r, pos, self.labels.index(tag)] = np.log(p)
+        return out
+
+
+@pytest.mark.parametrize("decoding, expected", [
+    ("argmax", [("PER", "John"), ("ORG", "Smith")]),   # I-PER then I-ORG: two stray I- tags, two entities
+    ("viterbi", [("PER", "John Smith")]),              # the best valid sequence: B-PER I-PER
+])
+def test_the_tagger_decodes_as_the_model_records(model_dir, decoding, expected):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    model = AutoModelForTokenClassification.from_pretrained(model_dir)
+    model.config.ner_window = {"context": "sentence", "max_length": 64, "stride": 16, "decoding": decoding}
+    tagger = NerTagger(model, AutoTokenizer.from_pretrained(model_dir), source="scripted")
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    tagger.backend = ScriptedBackend(labels, [{"I-PER": .5, "B-PER": .3, "O": .2},
+                                              {"I-ORG": .45, "I-PER": .35, "O": .2}])
+    got = tagger.predict("John Smith")
+    assert [(e.type, e.text) for e in got] == expected
+    assert_offsets("John Smith", got)

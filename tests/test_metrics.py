@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from trainer.metrics import score, validation_scores
@@ -29,6 +30,13 @@ def test_plain_tags_scored_per_tag():
     assert res["per_entity"]["VB"]["recall"] == 0.0
 
 
+def log_onehot(ids, n_labels, p=0.9):
+    """Per-position log-probabilities: `p` on the given label, the rest spread over the others."""
+    out = np.full((len(ids), n_labels), np.log((1 - p) / (n_labels - 1)))
+    out[np.arange(len(ids)), ids] = np.log(p)
+    return out
+
+
 def test_validation_scores_read_words_from_their_windows_and_refuse_other_row_counts():
     """Per-epoch validation maps window rows back to words with the reading rule of the final evaluation, and a row
     count other than the windows' (a distributed gather that dropped or repeated rows) is an error."""
@@ -39,7 +47,8 @@ def test_validation_scores_read_words_from_their_windows_and_refuse_other_row_co
                               [(0, 0, 3), (0, 3, 2)])
     id2label = {0: "O", 1: "B-PER", 2: "I-PER"}
     gold = [["B-PER", "O", "B-PER"], ["I-PER", "O"]]
-    preds = [[0, 1, 0, 0, 0], [0, 0, 1, 2, 0]]  # word 2 is O in window 0 but B-PER in window 1, where it is read
+    # word 2 is O in window 0 but B-PER in window 1, where it is read
+    preds = [log_onehot([0, 1, 0, 0, 0], 3), log_onehot([0, 0, 1, 2, 0], 3)]
     assert windows.word_tags(preds, id2label) == [["B-PER", "O", "B-PER"], ["I-PER", "O"]]
     scores = validation_scores(preds, windows, gold, id2label, "IOB2")
     assert scores["f1"] == 1.0 and scores["num_sentences"] == 2 and scores["num_windows"] == 2

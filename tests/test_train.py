@@ -48,6 +48,21 @@ def test_evaluate_cli_reproduces_training_scores(tiny_output, tmp_path, capsys):
     assert "test: precision" in capsys.readouterr().out
     assert read_results(str(out))["test"]["overall"] == read_results(tiny_output)["test"]["overall"]
     assert len(read_predictions(str(out), "test")) == 20
+    # The model records its decoding (the default: valid IOB2 sequences); --decoding overrides it.
+    assert read_results(str(out))["test"]["protocol"]["window"]["decoding"] == "viterbi"
+    assert all(valid_iob2(r["pred"]) for r in read_predictions(str(out), "test"))
+    assert evaluate_main(["--model", tiny_output, "--split", "test", "--output-dir", str(out),
+                          "--max-eval-samples", "20", "--decoding", "argmax"]) == 0
+    assert read_results(str(out))["test"]["protocol"]["window"]["decoding"] == "argmax"
+
+
+def valid_iob2(tags):
+    prev = "O"
+    for t in tags:
+        if t.startswith("I-") and prev[2:] != t[2:]:
+            return False
+        prev = t
+    return True
 
 
 def test_evaluate_cli_on_other_files(tiny_output, tmp_path):
@@ -95,7 +110,7 @@ def test_document_windows_score_every_sentence_once_as_seqeval_does(tiny_output)
     from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
 
     config = AutoConfig.from_pretrained(tiny_output)
-    assert config.ner_window == {"context": "document", "max_length": 256, "stride": 64}
+    assert config.ner_window == {"context": "document", "max_length": 256, "stride": 64, "decoding": "viterbi"}
     data = load_data(Config.load(os.path.join(tiny_output, "run_config.json")))
     results = read_results(tiny_output)
     for split in ("validation", "test"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 from datasets import Dataset
 
@@ -103,7 +104,7 @@ def test_windows_never_cut_a_word(tokenizer, sample, context, max_length, stride
             joined += content if i == 0 else content[stride:]
         assert joined == whole
     # word_tags gives one tag per word of every sentence, in order.
-    tags = windows.word_tags([[0] * len(ids) for ids in windows.inputs["input_ids"]], {0: "O"})
+    tags = windows.word_tags([np.zeros((len(ids), 1)) for ids in windows.inputs["input_ids"]], {0: "O"})
     assert [len(t) for t in tags] == [len(s) for s in sentences]
 
 

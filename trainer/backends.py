@@ -1,8 +1,8 @@
 """The token-classification forward pass of trainer.inference, on the runtime chosen by name.
 
 A backend takes one padded batch (numpy int64 arrays `input_ids`, `attention_mask` and `token_type_ids` where the
-model takes it; padding on the right) and returns, per position, the argmax label id and its softmax probability as
-numpy arrays of shape (batch, length). Everything else (windows, words, offsets, spans) stays in trainer.inference.
+model takes it; padding on the right) and returns, per position, the log-probability of every label as a numpy array
+of shape (batch, length, labels) (trainer.decoding reads word tags from them). Everything else (windows, words, offsets, spans) stays in trainer.inference.
 
   torch       the model as loaded, fp32, under torch.inference_mode
   torch-int8  torch.ao.quantization.quantize_dynamic on every nn.Linear (int8 weights, dynamically quantized
@@ -89,21 +89,25 @@ def pad_batch(rows: dict[str, Sequence[Sequence[int]]], pad_id: int) -> Batch:
     return out
 
 
-def _label_and_prob(logits: np.ndarray) -> Output:
-    """argmax and its softmax probability, in numpy: p(argmax) = 1 / sum(exp(logits - max))."""
+def log_softmax(logits: np.ndarray) -> np.ndarray:
     logits = logits.astype(np.float32, copy=False)
-    top = logits.max(-1, keepdims=True)
-    prob = 1.0 / np.exp(logits - top).sum(-1)
-    return logits.argmax(-1), prob
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def label_and_prob(logprobs: np.ndarray) -> Output:
+    """Each position's argmax label and its probability, from log-probabilities."""
+    return logprobs.argmax(-1), np.exp(logprobs.max(-1))
 
 
 class Backend:
-    """`backend(batch) -> (labels, probs)`; `input_names` are the arrays it reads from a batch."""
+    """`backend(batch) -> log-probabilities` (batch, length, labels) float32; `input_names` are the arrays it reads
+    from a batch."""
 
     name = ""
     input_names: tuple[str, ...] = ()
 
-    def __call__(self, batch: Batch) -> Output:
+    def __call__(self, batch: Batch) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -116,10 +120,9 @@ class TorchBackend(Backend):
             self.device = torch.device("cpu")
 
     @torch.inference_mode()
-    def __call__(self, batch: Batch) -> Output:
+    def __call__(self, batch: Batch) -> np.ndarray:
         logits = self.model(**{n: torch.from_numpy(batch[n]).to(self.device) for n in self.input_names}).logits
-        prob, label = logits.float().softmax(-1).max(-1)
-        return label.cpu().numpy(), prob.cpu().numpy()
+        return logits.float().log_softmax(-1).cpu().numpy()
 
 
 def torch_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -146,8 +149,8 @@ class OnnxBackend(Backend):
     def logits(self, batch: Batch) -> np.ndarray:
         return self.session.run(["logits"], {n: batch[n] for n in self.input_names})[0]
 
-    def __call__(self, batch: Batch) -> Output:
-        return _label_and_prob(self.logits(batch))
+    def __call__(self, batch: Batch) -> np.ndarray:
+        return log_softmax(self.logits(batch))
 
 
 # --- ONNX export and cache ------------------------------------------------------------------------------------------

@@ -83,6 +83,11 @@ class Config:
     stride: int = _help(
         "Sub-tokens shared by consecutive windows of a long document or sentence (0 <= stride < half a window).",
         default=DEFAULT_STRIDE)
+    decoding: Literal["argmax", "viterbi"] = _help(
+        "How word tags are read from the model's label scores, in evaluation and the Space alike (recorded in the "
+        "model's config): `viterbi`, the most probable sequence of valid IOB2 tags (an I-X only after B-X or I-X; "
+        "plain tags such as POS fall back to argmax); `argmax`, each word's most probable label on its own.",
+        default="viterbi")
     label_all_tokens: bool = _help(
         "Label every sub-token of a word (the course's strategy: B- becomes I- on continuations). "
         "--no-label-all-tokens labels only the first sub-token. Evaluation is at word level either way.",

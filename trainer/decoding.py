@@ -13,8 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from trainer.labels import iob2_transitions
-
-DECODINGS = ("argmax", "viterbi")
+from trainer.limits import DECODINGS
 
 
 def valid_iob2(logprobs: np.ndarray, first: np.ndarray, follows: np.ndarray) -> list[int]:
@@ -49,6 +48,14 @@ class Decoder:
         self.decoding = decoding if rule is not None else "argmax"
 
     def __call__(self, logprobs: np.ndarray) -> list[int]:
-        if self.rule is None or len(logprobs) == 0:
-            return [int(i) for i in np.asarray(logprobs).argmax(-1)] if len(logprobs) else []
-        return valid_iob2(np.asarray(logprobs, dtype=np.float64), *self.rule)
+        if len(logprobs) == 0:
+            return []
+        best = np.asarray(logprobs).argmax(-1)
+        if self.rule is None:
+            return best.tolist()
+        first, follows = self.rule
+        # Each word's argmax maximises every term of the sum, so when it is a valid sequence it is the best valid one:
+        # the search runs only for the (few) sentences where argmax breaks the rule. Same answer, less time.
+        if first[best[0]] and follows[best[:-1], best[1:]].all():
+            return best.tolist()
+        return valid_iob2(np.asarray(logprobs, dtype=np.float64), first, follows)

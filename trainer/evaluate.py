@@ -29,8 +29,10 @@ def evaluate_saved(model: str, split: str, output_dir: Optional[str] = None, bat
     data = load_split(cfg, split)
     net = AutoModelForTokenClassification.from_pretrained(model)
     tokenizer = load_tokenizer(model)
-    # The model's recorded window unless --context / --stride / --max-seq-length say otherwise.
-    window = model_window(tokenizer, net.config, cfg.max_seq_length, overrides.get("stride"), overrides.get("context"))
+    # The model's recorded window and decoding unless --context / --stride / --max-seq-length / --decoding say
+    # otherwise.
+    window = model_window(tokenizer, net.config, cfg.max_seq_length, overrides.get("stride"), overrides.get("context"),
+                          overrides.get("decoding"))
     return evaluate(net, tokenizer, data, split, batch_size=batch_size, output_dir=output_dir or model,
                     window=window).record
 
@@ -46,6 +48,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--context", choices=("document", "sentence"),
                     help="read documents or single sentences (default: as the model was trained)")
     ap.add_argument("--stride", type=int, help="sub-tokens shared by consecutive windows (default: the model's)")
+    ap.add_argument("--decoding", choices=("argmax", "viterbi"),
+                    help="per-word argmax, or the best valid IOB2 sequence (default: as the model records)")
     ap.add_argument("--task", choices=("ner", "pos", "chunk"))
     for flag in DATA_FIELDS:
         ap.add_argument("--" + flag.replace("_", "-"), dest=flag)

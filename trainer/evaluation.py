@@ -68,13 +68,13 @@ def predict_words(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, se
                   progress: Optional[Progress] = None, what: str = "data") -> list[list[str]]:
     """One predicted tag per word of each sentence: sentences grouped into documents by `doc_ids` (None: no
     boundaries) as `window.context` says, read in overlapping windows, each word labelled by its first sub-token in
-    the window where that has the most context (trainer.windows, the Space's rule). Words the tokenizer gives no
-    sub-token are predicted O."""
+    the window where that has the most context (trainer.windows, the Space's rule), decoded per sentence as
+    `window.decoding` says (trainer.decoding). Words the tokenizer gives no sub-token are predicted O."""
     windows = DocumentWindows.build(tokenizer, sentences, doc_ids, window, what)
     forward = TorchBackend(model, model_input_names(model, tokenizer.model_input_names))
-    labels, _ = (predict_windows(forward, windows.inputs, tokenizer.pad_token_id or 0, batch_size, progress)
-                 if len(windows) else ([], []))
-    return windows.word_tags(labels, model.config.id2label)
+    logprobs = (predict_windows(forward, windows.inputs, tokenizer.pad_token_id or 0, batch_size, progress)
+                if len(windows) else [])
+    return windows.word_tags(logprobs, model.config.id2label, window.decoding)
 
 
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: NerData, split: str,
@@ -97,8 +97,8 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: N
         write_evaluation(output_dir, split, record, rows)
     o = record["overall"]
     logger.info("%s: precision %.4f recall %.4f F1 %.4f accuracy %.4f (%d sentences, %s context, windows of %d "
-                "sub-tokens, stride %d)", split, o["precision"], o["recall"], o["f1"], o["accuracy"],
-                record["num_sentences"], window.context, window.max_length, window.stride)
+                "sub-tokens, stride %d, %s decoding)", split, o["precision"], o["recall"], o["f1"], o["accuracy"],
+                record["num_sentences"], window.context, window.max_length, window.stride, window.decoding)
     if progress:
         progress(1.0, "done")
     return Evaluation(record, rows)

@@ -3,8 +3,8 @@
 A text is tokenized once by the model's fast tokenizer into overlapping windows (nothing is cut) of the length and
 stride the model was trained with, as its config records them (trainer.limits); each word's label is the label of its
 first sub-token, taken from the window where that sub-token has the most context on both sides (trainer.windows: the
-same rule and word-level protocol as evaluation, see trainer/evaluation.py); IOB2 word tags become spans through
-trainer.labels. An entity's offsets are those of its first and last word in the original text, so
+same rule and word-level protocol as evaluation, see trainer/evaluation.py), decoded as the model records
+(trainer.decoding: per word, or the best valid IOB2 sequence); IOB2 word tags become spans through trainer.labels. An entity's offsets are those of its first and last word in the original text, so
 `text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer did (lower-casing, accent
 stripping, dropping control characters).
 
@@ -15,8 +15,8 @@ words the model was trained and evaluated on; its long-text merge keeps the long
 than choosing per word; and it cannot put the windows of several requests into one forward pass, which the Space's
 batched queue does. Here words come from `word_ids()` and offsets only.
 
-Imports nothing from the package but trainer.labels, trainer.limits and trainer.windows: serving never depends on
-training code.
+Imports nothing from the package but trainer.labels, trainer.limits, trainer.decoding, trainer.windows and
+trainer.backends: serving never depends on training code.
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ from typing import Any, Iterable, Optional, Sequence
 
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+import numpy as np
+
 from trainer import backends, limits
+from trainer.decoding import Decoder
 from trainer.labels import entity_types, output_scheme, tags_to_spans, to_iob2
 from trainer.windows import Reading, predict_windows, read_window
 
@@ -100,6 +103,7 @@ class NerTagger:
         # and `stride` given here win. Windows always run over the whole text, whatever the training context.
         window = limits.model_window(tokenizer, model.config, max_length, stride)
         self.max_length, self.stride = window.max_length, window.stride
+        self.decode = Decoder(labels, window.decoding)
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.max_subtokens = max_subtokens
@@ -170,14 +174,14 @@ class NerTagger:
             return out
         enc = self.tokenizer([texts[i] for i in todo], truncation=True, max_length=self.max_length,
                              stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
-        labels, scores = predict_windows(self.backend, enc, self.tokenizer.pad_token_id or 0, self.batch_size)
+        logprobs = predict_windows(self.backend, enc, self.tokenizer.pad_token_id or 0, self.batch_size)
         readings: list[dict[int, Reading]] = [{} for _ in todo]
         spans: list[dict[int, _Span]] = [{} for _ in todo]
         for w, k in enumerate(enc["overflow_to_sample_mapping"]):
             read_window(readings[k], w, enc.word_ids(w), enc["offset_mapping"][w])
             self._widen(spans[k], enc.word_ids(w), enc["offset_mapping"][w])
         for k, i in enumerate(todo):
-            ents = self._spans(texts[i], readings[k], spans[k], labels, scores)
+            ents = self._spans(texts[i], readings[k], spans[k], logprobs)
             out[i] = [e for e in ents if e.score >= threshold and (keep is None or e.type in keep)]
         return out
 
@@ -190,16 +194,21 @@ class NerTagger:
             span = spans.setdefault(wid, _Span(s, e))
             span.start, span.end = min(span.start, s), max(span.end, e)
 
-    def _spans(self, text: str, readings: dict[int, Reading], spans: dict[int, _Span], labels: list[list[int]],
-               scores: list[list[float]]) -> list[Entity]:
-        """Entities from each word's label and score, read where trainer.windows chose; words covering no character
-        of the text have no span and are left out."""
+    def _spans(self, text: str, readings: dict[int, Reading], spans: dict[int, _Span],
+               logprobs: list[np.ndarray]) -> list[Entity]:
+        """Entities from each word's label scores, read where trainer.windows chose and decoded over the whole text
+        as the model was evaluated (trainer.decoding); words covering no character of the text have no span and are
+        left out. An entity's score is the mean probability of its words' labels."""
         words = [w for w in sorted(readings) if w in spans]
-        tags = to_iob2([self.id2label[labels[readings[w].window][readings[w].position]] for w in words], self.scheme)
+        rows = np.array([logprobs[readings[w].window][readings[w].position] for w in words]).reshape(
+            len(words), len(self.id2label))
+        ids = self.decode(rows)
+        tags = to_iob2([self.id2label[i] for i in ids], self.scheme)
+        probs = np.exp(rows[np.arange(len(ids)), ids]) if ids else np.zeros(0)
         ents = []
         for typ, a, b in tags_to_spans(tags):
             start, end = spans[words[a]].start, spans[words[b - 1]].end
-            score = sum(scores[readings[w].window][readings[w].position] for w in words[a:b]) / (b - a)
+            score = float(probs[a:b].mean())
             ents.append(Entity(type=typ, text=text[start:end], start=start, end=end, score=round(score, 4)))
         return ents
 

@@ -28,7 +28,9 @@ DOCUMENT_MAX_LENGTH = 256
 # context on each side (trainer.windows picks, for each word, the window where it has the most).
 DEFAULT_STRIDE = 64
 CONTEXTS = ("document", "sentence")
-CONFIG_ATTRIBUTE = "ner_window"  # the model config's record of its window: {"context", "max_length", "stride"}
+CONFIG_ATTRIBUTE = "ner_window"  # the model config's record: {"context", "max_length", "stride", "decoding"}
+# How word tags are read from the label scores (trainer.decoding); models recorded without one were read by argmax.
+DECODINGS = ("argmax", "viterbi")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Window:
     context: str      # "document": consecutive sentences of a document read together; "sentence": each on its own
     max_length: int   # sub-tokens per window, special tokens included
     stride: int       # sub-tokens shared by consecutive windows
+    decoding: str = "argmax"  # how word tags are read from the scores: per word, or the best valid IOB2 sequence
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,7 +56,7 @@ def max_length(tokenizer: Any, model_config: Any = None, requested: Optional[int
 
 
 def window(tokenizer: Any, model_config: Any, context: str, requested_length: Optional[int] = None,
-           stride: int = DEFAULT_STRIDE) -> Window:
+           stride: int = DEFAULT_STRIDE, decoding: str = "argmax") -> Window:
     """The window of a training run: `requested_length` (--max-seq-length) or, by default, DOCUMENT_MAX_LENGTH over
     documents and the model's whole length for sentences (what training on sentences always used), capped as
     `max_length` says. The stride is capped at half of a window's room for text, so that windows move forward."""
@@ -69,7 +72,9 @@ def window(tokenizer: Any, model_config: Any, context: str, requested_length: Op
     if stride > room // 2:
         logger.warning("stride %d is more than half of a %d-sub-token window's room for text; using %d", stride,
                        length, room // 2)
-    return Window(context, length, min(stride, room // 2))
+    if decoding not in DECODINGS:
+        raise ValueError(f"unknown decoding {decoding!r}: expected one of {', '.join(DECODINGS)}")
+    return Window(context, length, min(stride, room // 2), decoding)
 
 
 def recorded_window(model_config: Any) -> Optional[dict[str, Any]]:
@@ -81,9 +86,11 @@ def recorded_window(model_config: Any) -> Optional[dict[str, Any]]:
 
 
 def model_window(tokenizer: Any, model_config: Any, requested_length: Optional[int] = None,
-                 stride: Optional[int] = None, context: Optional[str] = None) -> Window:
+                 stride: Optional[int] = None, context: Optional[str] = None,
+                 decoding: Optional[str] = None) -> Window:
     """The window a trained model is read with (evaluation, the Space): each value given here, else the one its
     config records, else what models trained without a record were trained on: sentences, the model's whole length."""
     saved = recorded_window(model_config) or {"context": "sentence"}
     return window(tokenizer, model_config, context or saved["context"], requested_length or saved.get("max_length"),
-                  saved.get("stride", DEFAULT_STRIDE) if stride is None else stride)
+                  saved.get("stride", DEFAULT_STRIDE) if stride is None else stride,
+                  decoding or saved.get("decoding", "argmax"))

@@ -35,7 +35,6 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from trainer import checkpoints
 from trainer.config import Config
 from trainer.finish import finish
-from trainer.labels import IGNORE_INDEX
 from trainer.metrics import validation_scores
 from trainer.outputs import TrainStats
 from trainer.precision import mixed_precision
@@ -65,7 +64,7 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
 @torch.no_grad()
 def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataLoader, windows: DocumentWindows,
              gold: list[list[str]], id2label: dict[int, str], scheme: str,
-             order: Optional[Sequence[int]] = None) -> dict[str, float]:
+             order: Optional[Sequence[int]] = None, decoding: str = "argmax") -> dict[str, float]:
     """The training-time validation pass (the final scores come from `trainer.evaluation`): word-level scores over
     every window exactly once, whatever the number of processes, each word read from its window as the final
     evaluation reads it (`windows`, trainer.windows).
@@ -74,22 +73,24 @@ def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataL
     common length before the gather, and `gather_for_metrics` drops the samples the last uneven batch repeated to
     keep processes in step. Gathered rows come back in dataset order (process i holds batch i of each round).
     The loss is the Trainer's eval_loss: batch losses weighted by batch size. `order`: the order the dataloader
-    visits the windows in, when not the dataset's (`eval_order`).
+    visits the windows in, when not the dataset's (`eval_order`); `decoding`: how word tags are read (the model's
+    window record, trainer.decoding).
     """
     model.eval()
-    preds: list[list[int]] = []
+    preds: list[Any] = []  # per window: (positions, labels) log-probabilities
     losses: list[float] = []
     for batch in dataloader:
         out = model(**batch)
-        pred = accelerator.pad_across_processes(out.logits.argmax(-1), dim=1, pad_index=IGNORE_INDEX)
+        pred = accelerator.pad_across_processes(out.logits.float().log_softmax(-1), dim=1, pad_index=0)
         loss = out.loss.detach().float().repeat(len(batch["labels"]))
         pred, loss = accelerator.gather_for_metrics((pred, loss))
-        preds += pred.tolist()
+        preds += list(pred.cpu().numpy())
         losses += loss.tolist()
     model.train()
     if order is not None:
         preds = restore_order(preds, order)
-    return {"loss": sum(losses) / len(losses), **validation_scores(preds, windows, gold, id2label, scheme)}
+    return {"loss": sum(losses) / len(losses),
+            **validation_scores(preds, windows, gold, id2label, scheme, decoding)}
 
 
 def save_best(accelerator: Accelerator, model: torch.nn.Module, output_dir: str) -> None:
@@ -165,9 +166,9 @@ class LossWindow:
 
 def validate(accelerator: Accelerator, model: torch.nn.Module, eval_dl: DataLoader, windows: DocumentWindows,
              gold: list[list[str]], id2label: dict[int, str], scheme: str, output_dir: str, state: LoopState,
-             epochs: float, order: Optional[Sequence[int]] = None) -> None:
+             epochs: float, order: Optional[Sequence[int]] = None, decoding: str = "argmax") -> None:
     """Score the model on the validation set, record the scores, and save the model if it is the best so far."""
-    scores = evaluate(accelerator, model, eval_dl, windows, gold, id2label, scheme, order)
+    scores = evaluate(accelerator, model, eval_dl, windows, gold, id2label, scheme, order, decoding)
     step = state.global_step
     state.log_history.append({"step": step, "epoch": round(epochs, 4), **{f"eval_{k}": v for k, v in scores.items()}})
     logger.info("step %d validation: loss %.4f precision %.4f recall %.4f F1 %.4f (%d sentences)", step,
@@ -296,7 +297,7 @@ def run(cfg: Config) -> dict[str, Any]:
                 window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
             if validating:
                 validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
-                         cfg.output_dir, state, epochs, eval_order)
+                         cfg.output_dir, state, epochs, eval_order, prep.window.decoding)
             if saving:
                 state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
                 checkpoint(accelerator, cfg, state)
@@ -312,7 +313,7 @@ def run(cfg: Config) -> dict[str, Any]:
             window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
             if validating:
                 validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
-                         cfg.output_dir, state, epochs, eval_order)
+                         cfg.output_dir, state, epochs, eval_order, prep.window.decoding)
             if saving:
                 state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
                 checkpoint(accelerator, cfg, state)

@@ -43,20 +43,21 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: 
     return {"overall": overall, "per_entity": per_entity}
 
 
-def validation_scores(pred_ids: Sequence[Sequence[int]], windows: DocumentWindows, gold: Sequence[Sequence[str]],
-                      id2label: dict[int, str], scheme: str) -> dict[str, float]:
+def validation_scores(logprobs: Sequence[Any], windows: DocumentWindows, gold: Sequence[Sequence[str]],
+                      id2label: dict[int, str], scheme: str, decoding: str = "argmax") -> dict[str, float]:
     """Overall word-level scores of the encoded validation windows during training (either engine), plus how many
     sentences and windows the (possibly gathered across processes) predictions covered.
 
-    Rows must be the split's windows in order; each word is read from its window as `windows.word_tags` says, the
-    rule of the final evaluation. A row count that differs from the windows means a distributed gather dropped or
-    duplicated rows; words would silently be read from the wrong rows, so it is an error.
+    Rows (each window's per-position label log-probabilities) must be the split's windows in order; each word is
+    read from its window and decoded as `windows.word_tags` says, the rule of the final evaluation. A row count that
+    differs from the windows means a distributed gather dropped or duplicated rows; words would silently be read from
+    the wrong rows, so it is an error.
     """
-    if len(pred_ids) != len(windows):
-        raise ValueError(f"evaluation covered {len(pred_ids)} predicted rows for a split of {len(windows)} windows "
+    if len(logprobs) != len(windows):
+        raise ValueError(f"evaluation covered {len(logprobs)} predicted rows for a split of {len(windows)} windows "
                          f"({len(gold)} sentences): every window must be evaluated exactly once")
-    pred = windows.word_tags(pred_ids, id2label)
-    return {**score(gold, pred, scheme)["overall"], "num_sentences": len(pred), "num_windows": len(pred_ids)}
+    pred = windows.word_tags(logprobs, id2label, decoding)
+    return {**score(gold, pred, scheme)["overall"], "num_sentences": len(pred), "num_windows": len(logprobs)}
 
 
 def _score_plain(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, Any]:

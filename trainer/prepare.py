@@ -61,7 +61,7 @@ def prepare(cfg: Config) -> Prepared:
     model = AutoModelForTokenClassification.from_pretrained(
         cfg.model_name_or_path, num_labels=len(id2label), id2label=id2label,
         label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True)
-    win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride)
+    win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding)
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
     # read texts in the windows the model was trained on (trainer.limits.model_window).
     setattr(model.config, CONFIG_ATTRIBUTE, win.as_dict())

@@ -216,7 +216,9 @@ def summary_markdown(record: dict[str, Any], source: str) -> str:
     o, p = record["overall"], record.get("protocol", {})
     w = p.get("window")
     context = ([f"- Context: {'whole documents' if w['context'] == 'document' else 'single sentences'}, read in "
-                f"windows of {w['max_length']} sub-tokens sharing {w['stride']}"] if w else [])
+                f"windows of {w['max_length']} sub-tokens sharing {w['stride']}",
+                "- Decoding: " + ("the most probable valid IOB2 sequence (Viterbi)" if w.get("decoding") == "viterbi"
+                                  else "each word's most probable label (argmax)")] if w else [])
     return "\n".join([
         f"**Overall** (micro average over entities): precision **{o['precision']:.4f}**, recall "
         f"**{o['recall']:.4f}**, F1 **{o['f1']:.4f}**, word accuracy {o['accuracy']:.4f}",

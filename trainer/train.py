@@ -113,7 +113,8 @@ def word_level_metrics(prep: Prepared):
     id2label = prep.model.config.id2label
 
     def compute(p) -> dict[str, float]:
-        return validation_scores(p.predictions, prep.validation_windows, gold, id2label, prep.data.scheme)
+        return validation_scores(p.predictions, prep.validation_windows, gold, id2label, prep.data.scheme,
+                                 prep.window.decoding)
     return compute
 
 
@@ -127,8 +128,8 @@ def run(cfg: Config) -> dict[str, Any]:
         data_collator=DataCollatorForTokenClassification(prep.tokenizer),
         processing_class=prep.tokenizer,
         compute_metrics=word_level_metrics(prep) if prep.validation is not None else None,
-        # Keep only the argmax per token: full logits of a whole split would be gathered otherwise.
-        preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
+        # Label log-probabilities, which the decoding reads (trainer.decoding).
+        preprocess_logits_for_metrics=lambda logits, labels: logits.float().log_softmax(-1),
         callbacks=[SaveEveryNSteps(cfg.save_steps)] if cfg.save_steps else None,
     )
     resume_from = resume_checkpoint(cfg.output_dir, cfg.resume, cfg.resume_from_checkpoint, TRAINER_STATE_NAME)

@@ -10,8 +10,8 @@ Pre-split documents (`DocumentWindows.build`) are the consecutive sentences of o
 one sequence; each window keeps its document and, per position, the word's index in that document, so predictions
 map back to (sentence, word). In "sentence" context every sentence is its own document.
 
-Imports nothing from the package but trainer.labels and trainer.limits, and torch only to run a model: the Space uses
-it.
+Imports nothing from the package but trainer.labels, trainer.limits and trainer.decoding, and torch only to run a
+model: the Space uses it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
+
+from trainer.decoding import Decoder
 from trainer.labels import OUTSIDE, first_subtoken_positions
 from trainer.limits import Window
 
@@ -143,18 +146,22 @@ class DocumentWindows:
                     return i, w
         return None
 
-    def word_tags(self, predicted: Sequence[Sequence[int]], id2label: dict[int, str]) -> list[list[str]]:
-        """Per sentence, in order, each word's predicted tag: the label `predicted[window][position]` of the position
-        its reading chose. A word without a sub-token is predicted O (it stays in the gold data, so it counts as
+    def word_tags(self, logprobs: Sequence[Any], id2label: dict[int, str],
+                  decoding: str = "argmax") -> list[list[str]]:
+        """Per sentence, in order, each word's predicted tag, from `logprobs[window][position]` (each label's
+        log-probability) at the position its reading chose, decoded per sentence as `decoding` says
+        (trainer.decoding). A word without a sub-token is predicted O (it stays in the gold data, so it counts as
         missed rather than shifting the words after it)."""
+        labels = [id2label[i] for i in range(len(id2label))]
+        decode = Decoder(labels, decoding)
         out = []
         for doc, first, n in self.sentences:
             readings = self.readings[doc]
-            tags = []
-            for w in range(first, first + n):
-                r = readings.get(w)
-                tags.append(id2label[int(predicted[r.window][r.position])] if r else OUTSIDE)
-            out.append(tags)
+            found = [w for w in range(first, first + n) if w in readings]
+            ids = decode(np.array([logprobs[readings[w].window][readings[w].position] for w in found])
+                         if found else np.zeros((0, len(labels))))
+            tag = dict(zip(found, (labels[i] for i in ids)))
+            out.append([tag.get(w, OUTSIDE) for w in range(first, first + n)])
         return out
 
 
@@ -173,24 +180,20 @@ def restore_order(rows: Sequence[Any], order: Sequence[int]) -> list[Any]:
 
 
 def predict_windows(forward: Any, inputs: Any, pad_id: int, batch_size: int,
-                    progress: Optional[Progress] = None) -> tuple[list[list[int]], list[list[float]]]:
-    """Predicted label id and its probability for every position of every window, in window order (`inputs`: the
-    tokenizer's windows). `forward` is a trainer.backends backend: a padded numpy batch of its `input_names` ->
-    (labels, probabilities). Windows are run longest first in batches of `batch_size`, so a batch pads little (and
-    the largest batch comes first)."""
+                    progress: Optional[Progress] = None) -> list[np.ndarray]:
+    """The log-probability of every label at every position of every window, in window order (`inputs`: the
+    tokenizer's windows): one (positions, labels) array per window. `forward` is a trainer.backends backend: a padded
+    numpy batch of its `input_names` -> log-probabilities. Windows are run longest first in batches of `batch_size`."""
     from trainer.backends import pad_batch
 
     n_windows = len(inputs["input_ids"])
     order = longest_first([len(ids) for ids in inputs["input_ids"]])
-    labels: list[list[int]] = [[] for _ in range(n_windows)]
-    scores: list[list[float]] = [[] for _ in range(n_windows)]
+    out: list[np.ndarray] = [np.zeros((0, 0), dtype=np.float32)] * n_windows
     for b in range(0, n_windows, batch_size):
         if progress:
             progress(b / n_windows, f"predicting {b}/{n_windows} windows")
         idx = order[b:b + batch_size]
-        label, prob = forward(pad_batch({n: [inputs[n][w] for w in idx] for n in forward.input_names}, pad_id))
+        logprobs = forward(pad_batch({n: [inputs[n][w] for w in idx] for n in forward.input_names}, pad_id))
         for row, w in enumerate(idx):
-            n = len(inputs["input_ids"][w])
-            labels[w] = label[row, :n].tolist()
-            scores[w] = prob[row, :n].tolist()
-    return labels, scores
+            out[w] = logprobs[row, :len(inputs["input_ids"][w])]
+    return out
