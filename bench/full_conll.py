@@ -87,7 +87,7 @@ def main() -> None:
     evals = read_results(cfg.output_dir)
     train = read_train_stats(cfg.output_dir)
     res = {
-        "command": "python bench/full_conll.py --result " + args.result + " " + " ".join(trainer_argv),
+        "command": " ".join(["python bench/full_conll.py --result", *portable([args.result, *trainer_argv], ROOT)]),
         "config": portable(cfg.to_dict(), ROOT),
         "wall_seconds": wall,
         "train_seconds": train.train_runtime_s,
