@@ -1,9 +1,9 @@
 """The Space under load, side by side in one run: our app.py, the app a course reader would write (pipeline +
 HighlightedText, default queue: ../shared/reference/space_load_anchor.py's), and an app that only echoes (the cost of
-the queue and the clients alone, the ceiling for any app on this machine). Each app runs in its own process on 127.0.0.1 and is driven by C concurrent gradio_client clients
-for S seconds, with one sentence and then one paragraph per request. Hostile requests (a lone surrogate, a threshold of
-5 or null, an unknown type, a text of 20,000 `!`) from extra clients are mixed into a third run of ours: every
-valid request must still get its entities.
+the queue and the clients alone, the ceiling for any app on this machine). Each app runs in its own process on
+127.0.0.1 and is driven by C concurrent gradio_client clients for S seconds, with one sentence and then one paragraph
+per request. Hostile requests (a lone surrogate, a threshold of 5 or null, an unknown type, a text of 20,000 `!`) from
+extra clients are mixed into a third run of ours: every valid request must still get its entities.
 
   python bench/space_load.py --model models/minilm-conll --result bench/results/space_load.json [--clients 16]
 """

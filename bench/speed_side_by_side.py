@@ -56,8 +56,9 @@ def main() -> None:
 
     def reference(name: str, extra_env: dict) -> dict:
         out = os.path.join(tmp, name + ".json")
-        subprocess.run([sys.executable, os.path.join(SHARED, "reference", "course_recipe.py"), data, model, out, "1", n],
-                       env={**env, **extra_env}, check=True, stdout=subprocess.DEVNULL)
+        script = os.path.join(SHARED, "reference", "course_recipe.py")
+        subprocess.run([sys.executable, script, data, model, out, "1", n], env={**env, **extra_env}, check=True,
+                       stdout=subprocess.DEVNULL)
         r = json.load(open(out, encoding="utf-8"))
         return {"tokens_per_s": r["train_tokens_per_s"], "train_seconds": r["train_seconds"],
                 "val_f1_word_level": r["validation"]["word_level"]["f1"]}

@@ -2,7 +2,8 @@
 
 A backend takes one padded batch (numpy int64 arrays `input_ids`, `attention_mask` and `token_type_ids` where the
 model takes it; padding on the right) and returns, per position, the log-probability of every label as a numpy array
-of shape (batch, length, labels) (trainer.decoding reads word tags from them). Everything else (windows, words, offsets, spans) stays in trainer.inference.
+of shape (batch, length, labels) (trainer.decoding reads word tags from them). Everything else (windows, words,
+offsets, spans) stays in trainer.inference.
 
   torch       the model as loaded, fp32, under torch.inference_mode
   torch-int8  torch.ao.quantization.quantize_dynamic on every nn.Linear (int8 weights, dynamically quantized

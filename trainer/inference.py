@@ -4,9 +4,9 @@ A text is tokenized once by the model's fast tokenizer into overlapping windows 
 stride the model was trained with, as its config records them (trainer.limits); each word's label is the label of its
 first sub-token, taken from the window where that sub-token has the most context on both sides (trainer.windows: the
 same rule and word-level protocol as evaluation, see trainer/evaluation.py), decoded as the model records
-(trainer.decoding: per word, or the best valid IOB2 sequence); IOB2 word tags become spans through trainer.labels. An entity's offsets are those of its first and last word in the original text, so
-`text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer did (lower-casing, accent
-stripping, dropping control characters).
+(trainer.decoding: per word, or the best valid IOB2 sequence); IOB2 word tags become spans through trainer.labels. An
+entity's offsets are those of its first and last word in the original text, so `text[start:end] == entity.text` always
+holds, whatever the tokenizer's normalizer did (lower-casing, accent stripping, dropping control characters).
 
 Why not `pipeline("token-classification", aggregation_strategy=..., stride=...)`: the pipeline decides which
 sub-tokens form a word by comparing token strings with the text (and, for tokenizers without a `##`-style prefix,
@@ -25,9 +25,8 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Optional, Sequence
 
-from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
-
 import numpy as np
+from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from trainer import backends, limits
 from trainer.decoding import Decoder
