@@ -51,9 +51,9 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
 # Chosen by bench/inference_speed.py (bench/results/inference_speed.json): the fastest backend, batch and one request
 # at a time, whose word-level F1 on the CoNLL-2003 validation split is within 0.3 points of torch fp32. There, on a
-# 2-core AVX2 CPU (no AVX-512/VNNI/bf16), ms/sentence batch / one at a time: pipeline 13.0 / 21.4, torch 5.4 / 18.0,
-# torch-int8 4.1 / 10.9 (F1 -1.1 points: out), onnx 4.3 / 7.3, onnx-int8 3.0 / 5.5 (F1 +0.1 points; 3.95x / 3.9x
-# the pipeline, median of per-round ratios; a repeat run on a quieter CPU gave 4.1x / 3.7x).
+# 2-core AVX2 CPU (no AVX-512/VNNI/bf16), ms/sentence batch / one at a time: pipeline 11.8 / 20.6, torch 5.6 / 17.6,
+# torch-int8 3.5 / 10.9 (F1 -1.3 points: out), onnx 4.0 / 7.5, onnx-int8 2.9 / 5.9 (F1 +0.3 points; 4.0x / 3.5x
+# the pipeline, median of per-round ratios over 5 rounds).
 DEFAULT_BACKEND = "onnx-int8"
 CHOICES = BACKENDS + ("auto",)
 
