@@ -51,6 +51,16 @@ def tiny_encoder_dir(tmp_path_factory, minilm_dir) -> str:
     return str(out)
 
 
+def is_valid_iob2(tags) -> bool:
+    """Whether an IOB2 tag sequence is valid: every I-X continues a B-X or I-X (an independent check of decoding)."""
+    prev = "O"
+    for t in tags:
+        if t.startswith("I-") and prev[2:] != t[2:]:
+            return False
+        prev = t
+    return True
+
+
 def train_cli(argv: list[str]) -> None:
     from trainer.__main__ import main
     assert main(argv) == 0

@@ -3,19 +3,11 @@ import itertools
 import numpy as np
 import pytest
 
+from conftest import is_valid_iob2
 from trainer.decoding import Decoder, valid_iob2
 from trainer.labels import iob2_transitions
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
-
-
-def is_valid_iob2(tags):
-    prev = "O"
-    for t in tags:
-        if t.startswith("I-") and prev[2:] != t[2:]:
-            return False
-        prev = t
-    return True
 
 
 def test_transitions_allow_only_valid_iob2():

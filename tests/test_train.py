@@ -17,7 +17,7 @@ from trainer.metrics import score
 from trainer.outputs import read_predictions, read_results
 from trainer.prepare import load_tokenizer
 
-from conftest import CONLL_SAMPLE
+from conftest import CONLL_SAMPLE, is_valid_iob2
 
 
 def test_output_directory_holds_everything_consumers_read(tiny_output):
@@ -50,19 +50,10 @@ def test_evaluate_cli_reproduces_training_scores(tiny_output, tmp_path, capsys):
     assert len(read_predictions(str(out), "test")) == 20
     # The model records its decoding (the default: valid IOB2 sequences); --decoding overrides it.
     assert read_results(str(out))["test"]["protocol"]["window"]["decoding"] == "viterbi"
-    assert all(valid_iob2(r["pred"]) for r in read_predictions(str(out), "test"))
+    assert all(is_valid_iob2(r["pred"]) for r in read_predictions(str(out), "test"))
     assert evaluate_main(["--model", tiny_output, "--split", "test", "--output-dir", str(out),
                           "--max-eval-samples", "20", "--decoding", "argmax"]) == 0
     assert read_results(str(out))["test"]["protocol"]["window"]["decoding"] == "argmax"
-
-
-def valid_iob2(tags):
-    prev = "O"
-    for t in tags:
-        if t.startswith("I-") and prev[2:] != t[2:]:
-            return False
-        prev = t
-    return True
 
 
 def test_evaluate_cli_on_other_files(tiny_output, tmp_path):

@@ -21,12 +21,12 @@ from typing import Any, Optional, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from trainer.backends import TorchBackend, model_input_names
 from trainer.config import Config
 from trainer.data import DataError, NerData, load_data
 from trainer.limits import Window, model_window
 from trainer.metrics import evaluation_record
 from trainer.outputs import RUN_CONFIG_FILE, write_evaluation
-from trainer.backends import TorchBackend, model_input_names
 from trainer.windows import DocumentWindows, Progress, predict_windows
 
 logger = logging.getLogger(__name__)
