@@ -7,6 +7,7 @@ side (on 2 cores this keeps both busy through the parts of a run that use one); 
 comparable with anything else: training speed is measured by bench/speed_side_by_side.py.
 
   python bench/recipe_seeds.py --lanes 2 --result bench/results/recipe_document_vs_sentence.json
+  python bench/recipe_seeds.py --lanes 2 --modes document_case sentence_case --result bench/results/recipe_case_signal.json
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ ROOT = os.path.dirname(HERE)
 # differs: a batch of 4 windows of 256 sub-tokens, or of 40 sentences (~25 sub-tokens each).
 RECIPE = ["--learning-rate", "1e-4", "--num-train-epochs", "3", "--no-label-all-tokens", "--group-by-length",
           "--save-total-limit", "1"]
+DOCUMENT = ["--context", "document", "--max-seq-length", "256", "--stride", "64", "--per-device-train-batch-size", "4"]
+SENTENCE = ["--context", "sentence", "--per-device-train-batch-size", "40"]
+# Each context without and with the case signal for the uncased encoder (trainer.casing).
 MODES = {
-    "document": ["--context", "document", "--max-seq-length", "256", "--stride", "64",
-                 "--per-device-train-batch-size", "4"],
-    "sentence": ["--context", "sentence", "--per-device-train-batch-size", "40"],
+    "document": DOCUMENT + ["--case-signal", "none"],
+    "sentence": SENTENCE + ["--case-signal", "none"],
+    "document_case": DOCUMENT + ["--case-signal", "token_type"],
+    "sentence_case": SENTENCE + ["--case-signal", "token_type"],
 }
 
 
@@ -82,7 +87,7 @@ def main() -> None:
     ap.add_argument("--out-dir", default=os.path.join(HERE, "out", "recipe"), help="models and logs (not committed)")
     args = ap.parse_args()
     threads = max(1, (os.cpu_count() or 1) // args.lanes)
-    jobs = [(m, s) for s in args.seeds for m in args.modes]
+    jobs = [(m, s) for m in args.modes for s in args.seeds]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.lanes) as pool:
         done = list(pool.map(lambda j: run_one(*j, args.out_dir, threads), jobs))

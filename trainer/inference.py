@@ -4,7 +4,8 @@ A text is tokenized once by the model's fast tokenizer into overlapping windows 
 stride the model was trained with, as its config records them (trainer.limits); each word's label is the label of its
 first sub-token, taken from the window where that sub-token has the most context on both sides (trainer.windows: the
 same rule and word-level protocol as evaluation, see trainer/evaluation.py), decoded as the model records
-(trainer.decoding: per word, or the best valid IOB2 sequence); IOB2 word tags become spans through trainer.labels. An
+(trainer.decoding: per word, or the best valid IOB2 sequence), with capitals flagged where it was trained so
+(trainer.casing); IOB2 word tags become spans through trainer.labels. An
 entity's offsets are those of its first and last word in the original text, so `text[start:end] == entity.text` always
 holds, whatever the tokenizer's normalizer did (lower-casing, accent stripping, dropping control characters).
 
@@ -15,8 +16,8 @@ words the model was trained and evaluated on; its long-text merge keeps the long
 than choosing per word; and it cannot put the windows of several requests into one forward pass, which the Space's
 batched queue does. Here words come from `word_ids()` and offsets only.
 
-Imports nothing from the package but trainer.labels, trainer.limits, trainer.decoding, trainer.windows and
-trainer.backends: serving never depends on training code.
+Imports nothing from the package but trainer.labels, trainer.limits, trainer.casing, trainer.decoding,
+trainer.windows and trainer.backends: serving never depends on training code.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from trainer import backends, limits
+from trainer.casing import add_case_signal
 from trainer.decoding import Decoder
 from trainer.labels import entity_types, output_scheme, tags_to_spans, to_iob2
 from trainer.windows import Reading, predict_windows, read_window
@@ -103,6 +105,7 @@ class NerTagger:
         window = limits.model_window(tokenizer, model.config, max_length, stride)
         self.max_length, self.stride = window.max_length, window.stride
         self.decode = Decoder(labels, window.decoding)
+        self.case_signal = window.case_signal
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.max_subtokens = max_subtokens
@@ -173,6 +176,8 @@ class NerTagger:
             return out
         enc = self.tokenizer([texts[i] for i in todo], truncation=True, max_length=self.max_length,
                              stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+        if self.case_signal == "token_type":
+            enc["token_type_ids"] = add_case_signal(enc, [texts[i] for i in todo], pre_split=False)
         logprobs = predict_windows(self.backend, enc, self.tokenizer.pad_token_id or 0, self.batch_size)
         readings: list[dict[int, Reading]] = [{} for _ in todo]
         spans: list[dict[int, _Span]] = [{} for _ in todo]

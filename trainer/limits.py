@@ -6,7 +6,7 @@ most `max_length` sub-tokens, consecutive windows sharing `stride` sub-tokens (t
 The window a model was trained with is recorded in its config (`config.json`, attribute `ner_window`), and evaluation
 and the Space read that record, so a model is served and scored the way it was trained.
 
-Imports nothing from the package and no training library, so the Space can use it.
+Imports nothing from the package but trainer.casing, and no training library, so the Space can use it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
+
+from trainer import casing
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,8 @@ DOCUMENT_MAX_LENGTH = 256
 # context on each side (trainer.windows picks, for each word, the window where it has the most).
 DEFAULT_STRIDE = 64
 CONTEXTS = ("document", "sentence")
-CONFIG_ATTRIBUTE = "ner_window"  # the model config's record: {"context", "max_length", "stride", "decoding"}
+# The model config's record: {"context", "max_length", "stride", "decoding", "case_signal"}.
+CONFIG_ATTRIBUTE = "ner_window"
 # How word tags are read from the label scores (trainer.decoding); models recorded without one were read by argmax.
 DECODINGS = ("argmax", "viterbi")
 
@@ -39,6 +42,7 @@ class Window:
     max_length: int   # sub-tokens per window, special tokens included
     stride: int       # sub-tokens shared by consecutive windows
     decoding: str = "argmax"  # how word tags are read from the scores: per word, or the best valid IOB2 sequence
+    case_signal: str = "none"  # "token_type": capitals flagged in token_type_ids for uncased tokenizers (casing)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,10 +60,11 @@ def max_length(tokenizer: Any, model_config: Any = None, requested: Optional[int
 
 
 def window(tokenizer: Any, model_config: Any, context: str, requested_length: Optional[int] = None,
-           stride: int = DEFAULT_STRIDE, decoding: str = "argmax") -> Window:
+           stride: int = DEFAULT_STRIDE, decoding: str = "argmax", case_signal: str = "none") -> Window:
     """The window of a training run: `requested_length` (--max-seq-length) or, by default, DOCUMENT_MAX_LENGTH over
     documents and the model's whole length for sentences (what training on sentences always used), capped as
-    `max_length` says. The stride is capped at half of a window's room for text, so that windows move forward."""
+    `max_length` says. The stride is capped at half of a window's room for text, so that windows move forward.
+    `case_signal` "auto" becomes what trainer.casing.resolve chooses for this tokenizer and model."""
     if context not in CONTEXTS:
         raise ValueError(f"unknown context {context!r}: expected one of {', '.join(CONTEXTS)}")
     length = max_length(tokenizer, model_config,
@@ -74,7 +79,8 @@ def window(tokenizer: Any, model_config: Any, context: str, requested_length: Op
                        length, room // 2)
     if decoding not in DECODINGS:
         raise ValueError(f"unknown decoding {decoding!r}: expected one of {', '.join(DECODINGS)}")
-    return Window(context, length, min(stride, room // 2), decoding)
+    return Window(context, length, min(stride, room // 2), decoding,
+                  casing.resolve(case_signal, tokenizer, model_config))
 
 
 def recorded_window(model_config: Any) -> Optional[dict[str, Any]]:
@@ -89,8 +95,9 @@ def model_window(tokenizer: Any, model_config: Any, requested_length: Optional[i
                  stride: Optional[int] = None, context: Optional[str] = None,
                  decoding: Optional[str] = None) -> Window:
     """The window a trained model is read with (evaluation, the Space): each value given here, else the one its
-    config records, else what models trained without a record were trained on: sentences, the model's whole length."""
+    config records, else what models trained without a record were trained on: sentences, the model's whole length,
+    argmax, no case signal. The case signal is always the recorded one: the model was trained with it or without."""
     saved = recorded_window(model_config) or {"context": "sentence"}
     return window(tokenizer, model_config, context or saved["context"], requested_length or saved.get("max_length"),
                   saved.get("stride", DEFAULT_STRIDE) if stride is None else stride,
-                  decoding or saved.get("decoding", "argmax"))
+                  decoding or saved.get("decoding", "argmax"), saved.get("case_signal", "none"))

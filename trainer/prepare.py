@@ -61,7 +61,8 @@ def prepare(cfg: Config) -> Prepared:
     model = AutoModelForTokenClassification.from_pretrained(
         cfg.model_name_or_path, num_labels=len(id2label), id2label=id2label,
         label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True)
-    win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding)
+    win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding,
+                 cfg.case_signal)
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
     # read texts in the windows the model was trained on (trainer.limits.model_window).
     setattr(model.config, CONFIG_ATTRIBUTE, win.as_dict())
@@ -71,7 +72,8 @@ def prepare(cfg: Config) -> Prepared:
         encode(data.splits["validation"], tokenizer, data.label2id, False, win, data.sentence_sources("validation"),
                what="validation")
         if "validation" in data.splits else (None, None))
-    logger.info("Context %s: windows of %d sub-tokens sharing %d; %d training sentences in %d windows%s", win.context,
-                win.max_length, win.stride, len(data.splits["train"]), len(train),
+    logger.info("Context %s: windows of %d sub-tokens sharing %d, case signal %s; %d training sentences in %d "
+                "windows%s", win.context, win.max_length, win.stride, win.case_signal, len(data.splits["train"]),
+                len(train),
                 f", {len(validation)} validation windows" if validation is not None else "")
     return Prepared(data, tokenizer, model, train, validation, validation_windows, win)

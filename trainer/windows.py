@@ -10,7 +10,7 @@ Pre-split documents (`DocumentWindows.build`) are the consecutive sentences of o
 one sequence; each window keeps its document and, per position, the word's index in that document, so predictions
 map back to (sentence, word). In "sentence" context every sentence is its own document.
 
-Imports nothing from the package but trainer.labels, trainer.limits and trainer.decoding, and torch only to run a
+Imports nothing from the package but trainer.labels, trainer.limits, trainer.casing and trainer.decoding, and torch only to run a
 model: the Space uses it.
 """
 
@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from trainer.casing import add_case_signal
 from trainer.decoding import Decoder
 from trainer.labels import OUTSIDE, first_subtoken_positions
 from trainer.limits import Window
@@ -120,6 +121,8 @@ class DocumentWindows:
                         stride=window.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
         n = len(enc["input_ids"])
         inputs = {name: enc[name] for name in tokenizer.model_input_names if name in enc}
+        if window.case_signal == "token_type":
+            inputs["token_type_ids"] = add_case_signal(enc, doc_words, pre_split=True)
         return cls(inputs, list(enc["overflow_to_sample_mapping"]), [enc.word_ids(k) for k in range(n)],
                    [[(s, e) for s, e in enc["offset_mapping"][k]] for k in range(n)], placed)
 
