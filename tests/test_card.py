@@ -169,9 +169,14 @@ def test_card_states_how_the_model_reads_text(out):
     assert "no document boundaries" not in body
     assert "- Decoding: each word's most probable label on its own (argmax)." in body  # a record without decoding
 
-    config["ner_window"]["decoding"] = "viterbi"
+    assert "Case signal" not in body and "NerTagger" not in body
+
+    config["ner_window"].update(decoding="viterbi", case_signal="token_type")
     config_path.write_text(json.dumps(config))
-    assert "- Decoding: **valid IOB2 sequences**." in build_model_card(out, HUB_ID).text
+    body = build_model_card(out, HUB_ID).text
+    assert "- Decoding: **valid IOB2 sequences**." in body
+    assert "- Case signal: **on**." in body
+    assert "the plain pipeline does not set it" in body and f'NerTagger.from_pretrained("{HUB_ID}")' in body
 
 
 def test_license_falls_back_to_the_local_base_models_card(minilm_dir):

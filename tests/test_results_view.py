@@ -178,5 +178,6 @@ def test_real_trainer_output_is_read(tiny_output):
     summary = rv.summary_markdown(record, tiny_output)
     assert "F1" in summary and "Context: whole documents, read in windows of 256 sub-tokens sharing 64" in summary
     assert "Decoding: the most probable valid IOB2 sequence (Viterbi)" in summary  # the default, as trained
+    assert "Case signal: capitals flagged in token_type_ids" in summary  # auto: MiniLM's tokenizer lower-cases
     for e in rv.error_rows(res.predictions()):
         assert e["kind"] in KINDS and e["sentence"]

@@ -92,7 +92,7 @@ class Config:
         "Capitals for an encoder whose tokenizer lower-cases (e.g. all-MiniLM-L6-v2), in training, evaluation and the "
         "Space alike (recorded in the model's config): `token_type` sets token_type_ids to 1 on sub-tokens holding an "
         "upper-case letter; `auto` does so only for such tokenizers with a model that has 2 token types (never for "
-        "cased ones such as bert-base-cased); `none` never.", default="none")
+        "cased ones such as bert-base-cased); `none` never.", default="auto")
     label_all_tokens: bool = _help(
         "Label every sub-token of a word (the course's strategy: B- becomes I- on continuations). "
         "--no-label-all-tokens labels only the first sub-token. Evaluation is at word level either way.",

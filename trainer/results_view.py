@@ -218,7 +218,9 @@ def summary_markdown(record: dict[str, Any], source: str) -> str:
     context = ([f"- Context: {'whole documents' if w['context'] == 'document' else 'single sentences'}, read in "
                 f"windows of {w['max_length']} sub-tokens sharing {w['stride']}",
                 "- Decoding: " + ("the most probable valid IOB2 sequence (Viterbi)" if w.get("decoding") == "viterbi"
-                                  else "each word's most probable label (argmax)")] if w else [])
+                                  else "each word's most probable label (argmax)"),
+                "- Case signal: " + ("capitals flagged in token_type_ids (the tokenizer lower-cases)"
+                                     if w.get("case_signal") == "token_type" else "none")] if w else [])
     return "\n".join([
         f"**Overall** (micro average over entities): precision **{o['precision']:.4f}**, recall "
         f"**{o['recall']:.4f}**, F1 **{o['f1']:.4f}**, word accuracy {o['accuracy']:.4f}",
