@@ -169,7 +169,7 @@ def test_card_states_how_the_model_reads_text(out):
     assert "no document boundaries" not in body
     assert "- Decoding: each word's most probable label on its own (argmax)." in body  # a record without decoding
 
-    assert "Case signal" not in body and "NerTagger" not in body
+    assert "Case signal" not in body and "NerTagger.from_pretrained" not in body
 
     config["ner_window"].update(decoding="viterbi", case_signal="token_type")
     config_path.write_text(json.dumps(config))

@@ -63,7 +63,7 @@ def test_evaluation_and_the_tagger_read_at_most_the_model_limit(tmp_path):
     data = NerData(DatasetDict({"validation": validation_dataset()}), LABELS, "IOB2", "fixture")
     ev = evaluate(tagger.model, tagger.tokenizer, data, "validation")
     assert ev.record["protocol"]["window"] == {"context": "sentence", "max_length": 6, "stride": 2,
-                                               "decoding": "argmax"}
+                                               "decoding": "argmax", "case_signal": "none"}
     first = ev.rows[0]  # "John Smith flew to London .": windows of 4 words, London in the second
     assert first["pred"] == ["B-PER", "I-PER", "O", "O", "B-LOC", "O"] and first["gold"][4] == "B-LOC"
     assert ev.record["num_words"] == sum(len(t) for t, _ in VALIDATION)
