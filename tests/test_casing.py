@@ -100,9 +100,3 @@ def test_the_tagger_sends_the_flags_the_model_was_trained_with(tmp_path):
     assert not seen["token_type"][1].any() and not seen["none"].any()
     shutil.rmtree(model_dir)
 
-
-def test_a_trained_model_records_the_signal(tiny_output):
-    """The default (auto) turns the signal on for the tiny BERT with MiniLM's uncased tokenizer, and the saved model
-    says so, for evaluation and the Space."""
-    config = json.loads(open(f"{tiny_output}/config.json").read())
-    assert config["ner_window"]["case_signal"] == "token_type"

@@ -101,7 +101,9 @@ def test_document_windows_score_every_sentence_once_as_seqeval_does(tiny_output)
     from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
 
     config = AutoConfig.from_pretrained(tiny_output)
-    assert config.ner_window == {"context": "document", "max_length": 256, "stride": 64, "decoding": "viterbi"}
+    # case_signal: the default (auto) turns it on for the tiny BERT with MiniLM's uncased tokenizer.
+    assert config.ner_window == {"context": "document", "max_length": 256, "stride": 64, "decoding": "viterbi",
+                                 "case_signal": "token_type"}
     data = load_data(Config.load(os.path.join(tiny_output, "run_config.json")))
     results = read_results(tiny_output)
     for split in ("validation", "test"):
