@@ -4,7 +4,6 @@ flag exactly the same sub-tokens."""
 from __future__ import annotations
 
 import json
-import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -98,5 +97,4 @@ def test_the_tagger_sends_the_flags_the_model_was_trained_with(tmp_path):
     tokens = tagger.tokenizer("John met paris in PARIS .")["input_ids"]
     assert seen["token_type"][0, :len(tokens)].tolist() == [0, 1, 0, 0, 0, 1, 0, 0]
     assert not seen["token_type"][1].any() and not seen["none"].any()
-    shutil.rmtree(model_dir)
 

@@ -5,9 +5,9 @@ stride the model was trained with, as its config records them (trainer.limits); 
 first sub-token, taken from the window where that sub-token has the most context on both sides (trainer.windows: the
 same rule and word-level protocol as evaluation, see trainer/evaluation.py), decoded as the model records
 (trainer.decoding: per word, or the best valid IOB2 sequence), with capitals flagged where it was trained so
-(trainer.casing); IOB2 word tags become spans through trainer.labels. An
-entity's offsets are those of its first and last word in the original text, so `text[start:end] == entity.text` always
-holds, whatever the tokenizer's normalizer did (lower-casing, accent stripping, dropping control characters).
+(trainer.casing); IOB2 word tags become spans through trainer.labels. An entity's offsets are those of its first and
+last word in the original text, so `text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer
+did (lower-casing, accent stripping, dropping control characters).
 
 Why not `pipeline("token-classification", aggregation_strategy=..., stride=...)`: the pipeline decides which
 sub-tokens form a word by comparing token strings with the text (and, for tokenizers without a `##`-style prefix,
