@@ -1,13 +1,15 @@
-"""The recommended recipe, document windows vs isolated sentences, full CoNLL-2003, 3 seeds each: word-level
-validation and test F1 as mean ± std (issue 9, measurement 1).
+"""The recommended recipe, document windows vs isolated sentences, with and without the case signal
+(trainer.casing), full CoNLL-2003, 3 seeds each: word-level validation and test F1 as mean ± std (issue 9,
+measurement 1).
 
 Each run is `bench/full_conll.py` with the recipe's flags, its own JSON under `bench/results/recipe/`; a run whose JSON
 exists is skipped, so an interrupted sweep continues where it stopped. `--lanes 2` runs two 1-thread runs side by
 side (on 2 cores this keeps both busy through the parts of a run that use one); their tokens/s are then not
 comparable with anything else: training speed is measured by bench/speed_side_by_side.py.
 
-  python bench/recipe_seeds.py --lanes 2 --result bench/results/recipe_document_vs_sentence.json
-  python bench/recipe_seeds.py --lanes 2 --modes document_case sentence_case --result bench/results/recipe_case_signal.json
+  python bench/recipe_seeds.py --lanes 2 --modes document_case sentence_case \
+      --result bench/results/recipe_case_signal.json
+  python bench/recipe_seeds.py --lanes 2 --modes document sentence --result bench/results/recipe_document_vs_sentence.json
 """
 
 from __future__ import annotations
