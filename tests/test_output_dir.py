@@ -75,9 +75,10 @@ def test_overwrite_removes_the_old_run_first(done, tiny_encoder_dir):
 def test_resume_of_another_configuration_says_what_differs(done, tiny_encoder_dir, capsys):
     os.remove(done / "run_complete.json")  # as if interrupted
     before = listing(done)
-    assert run(tiny_encoder_dir, done, "--resume", "--task", "chunk") == 2
+    assert run(tiny_encoder_dir, done, "--resume", "--task", "chunk", "--case-signal", "none") == 2
     err = capsys.readouterr().err
     assert "belong to another configuration" in err and "task: 'ner' then, 'chunk' now" in err and "labels:" in err
+    assert "case_signal: 'auto' then, 'none' now" in err  # the model's inputs would change meaning
     assert listing(done) == before  # nothing deleted, nothing trained
 
 

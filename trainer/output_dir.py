@@ -31,8 +31,9 @@ RUN_PATTERNS = MODEL_FILE_PATTERNS + RESULT_FILE_PATTERNS + RUN_STATE_PATTERNS
 # Config fields that decide what a checkpoint holds: resuming with any of them changed would train another run.
 IDENTITY_FIELDS = ("model_name_or_path", "engine", "task", "dataset_name", "dataset_config_name", "dataset_revision",
                    "data_dir", "train_file", "label_column", "label_column_name", "label_scheme", "max_train_samples",
-                   "context", "max_seq_length", "stride", "label_all_tokens", "per_device_train_batch_size",
-                   "gradient_accumulation_steps", "num_train_epochs", "seed", "group_by_length")
+                   "context", "max_seq_length", "stride", "case_signal", "label_all_tokens",
+                   "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "seed",
+                   "group_by_length")
 
 
 class OutputDirError(ValueError):
@@ -109,7 +110,7 @@ def check_identity(cfg: Config, labels: list[str], world_size: int) -> None:
     path = os.path.join(cfg.output_dir, RUN_IDENTITY_FILE)
     now = identity(cfg, labels, world_size)
     if _resuming(cfg) and os.path.exists(path):
-        saved = load_json(path)
+        saved = {"case_signal": "none", **load_json(path)}  # runs recorded before the case signal existed had none
         diffs = [f"{k}: {saved.get(k)!r} then, {v!r} now" for k, v in now.items() if saved.get(k) != v]
         if diffs:
             raise OutputDirError(f"--resume: the checkpoints in {cfg.output_dir} belong to another configuration; "
