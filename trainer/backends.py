@@ -208,8 +208,9 @@ def _sample(model: torch.nn.Module, names: Sequence[str], rows: int, length: int
     for r in range(1, rows):
         mask[r, length - r * (length // (rows + 1)) - 1:] = 0
     batch = {"input_ids": ids * mask, "attention_mask": mask}
-    if "token_type_ids" in names:
-        batch["token_type_ids"] = np.zeros_like(ids)
+    if "token_type_ids" in names:  # both types where the model has two: the case signal (trainer.casing) uses type 1
+        types = min(2, int(getattr(model.config, "type_vocab_size", 1) or 1))
+        batch["token_type_ids"] = rng.integers(0, types, size=(rows, length), dtype=np.int64) * mask
     return {n: batch[n] for n in names}
 
 
