@@ -2,10 +2,12 @@
 HighlightedText, default queue: ../shared/reference/space_load_anchor.py's), and an app that only echoes (the cost of
 the queue and the clients alone, the ceiling for any app on this machine). Each app runs in its own process on
 127.0.0.1 and is driven by C concurrent gradio_client clients for S seconds, with one sentence and then one paragraph
-per request. Hostile requests (a lone surrogate, a threshold of 5 or null, an unknown type, a text of 20,000 `!`) from
+per request, after an untimed warm-up, in R rounds that interleave the apps (ratios: medians of the per-round
+ratios). Hostile requests (a lone surrogate, a threshold of 5 or null, an unknown type, a text of 20,000 `!`) from
 extra clients are mixed into a third run of ours: every valid request must still get its entities.
 
   python bench/space_load.py --model models/minilm-conll --result bench/results/space_load.json [--clients 16]
+      [--rounds 3]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -176,6 +179,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--hostile-clients", type=int, default=4, help="extra clients sending only hostile requests")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of every app and load, interleaved")
+    ap.add_argument("--warmup-seconds", type=float, default=5, help="untimed load on each app first")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -186,38 +191,56 @@ def main() -> None:
     from transformers import AutoConfig
     types = sorted({label.split("-", 1)[1] for label in AutoConfig.from_pretrained(args.model).id2label.values()
                     if "-" in label})
-    runs: dict = {}
-    for kind in ("echo", "course", "ours"):
-        proc, url = start(kind, args.model)
-        try:
-            plan = [("sentence", SENTENCE, 0), ("paragraph", PARAGRAPH, 0)]
-            if kind == "ours":  # the same load again with hostile clients on top: valid requests must not fail
-                plan.append(("sentence+hostile", SENTENCE, args.hostile_clients))
-            for name, text, hostile in plan:
-                runs[f"{kind}/{name}"] = r = drive(kind, url, text, args.clients, args.seconds, types, hostile)
-                print(f"{kind:6s} {name:16s} {r['req_per_s']:6.1f} req/s  p50 {r['p50_ms']:7.0f} ms  "
-                      f"p95 {r['p95_ms']:7.0f} ms  errors {r['errors']}"
-                      + (f"  hostile answered {r['hostile_answered_with_a_message']}, failed {r['hostile_errors']}"
-                         if hostile else ""), flush=True)
-        finally:
+    # All three servers stay up for the whole run (an idle one sleeps); the loads are interleaved round by round, so
+    # that the machine's drift from minute to minute (±10% here) falls on every app alike.
+    servers = {kind: start(kind, args.model) for kind in ("echo", "course", "ours")}
+    rounds: list[dict] = []
+    try:
+        for kind, (_, url) in servers.items():  # first requests (lazy imports, first allocations) are not timed
+            drive(kind, url, SENTENCE, args.clients, args.warmup_seconds, types)
+        for r in range(args.rounds):
+            runs: dict = {}
+            for kind, (_, url) in servers.items():
+                plan = [("sentence", SENTENCE, 0), ("paragraph", PARAGRAPH, 0)]
+                if kind == "ours":  # the same load again with hostile clients on top: valid requests must not fail
+                    plan.append(("sentence+hostile", SENTENCE, args.hostile_clients))
+                for name, text, hostile in plan:
+                    runs[f"{kind}/{name}"] = x = drive(kind, url, text, args.clients, args.seconds, types, hostile)
+                    print(f"round {r + 1} {kind:6s} {name:16s} {x['req_per_s']:6.1f} req/s  p50 {x['p50_ms']:7.0f} ms"
+                          f"  p95 {x['p95_ms']:7.0f} ms  errors {x['errors']}"
+                          + (f"  hostile answered {x['hostile_answered_with_a_message']}, failed "
+                             f"{x['hostile_errors']}" if hostile else ""), flush=True)
+            rounds.append(runs)
+    finally:
+        for proc, _ in servers.values():
             proc.terminate()
             proc.wait(timeout=30)
-    def ratio(a: str, b: str, key: str = "req_per_s") -> float:
-        return runs[a][key] / runs[b][key]
 
-    ratios = {"paragraph_req_per_s_ours_over_course": ratio("ours/paragraph", "course/paragraph"),
-              "paragraph_p95_ours_over_course": ratio("ours/paragraph", "course/paragraph", "p95_ms"),
-              "sentence_req_per_s_ours_over_echo": ratio("ours/sentence", "echo/sentence"),
-              "sentence_req_per_s_ours_over_course": ratio("ours/sentence", "course/sentence"),
-              # The ceiling: what an app that runs no model at all serves on paragraphs, here, with these clients.
-              "paragraph_req_per_s_echo_over_course": ratio("echo/paragraph", "course/paragraph"),
-              "paragraph_req_per_s_ours_over_echo": ratio("ours/paragraph", "echo/paragraph")}
-    res = {"what": "each app in its own process on 127.0.0.1, gradio_client clients in this process, one after the "
-                   "other in one run; hostile requests mixed into ours from extra clients",
+    def ratios(runs: dict) -> dict:
+        def ratio(a: str, b: str, key: str = "req_per_s") -> float:
+            return runs[a][key] / runs[b][key]
+
+        return {"paragraph_req_per_s_ours_over_course": ratio("ours/paragraph", "course/paragraph"),
+                "paragraph_p95_ours_over_course": ratio("ours/paragraph", "course/paragraph", "p95_ms"),
+                "sentence_req_per_s_ours_over_echo": ratio("ours/sentence", "echo/sentence"),
+                "sentence_req_per_s_ours_over_course": ratio("ours/sentence", "course/sentence"),
+                # The ceiling: what an app that runs no model at all serves on paragraphs, here, with these clients.
+                "paragraph_req_per_s_echo_over_course": ratio("echo/paragraph", "course/paragraph"),
+                "paragraph_req_per_s_ours_over_echo": ratio("ours/paragraph", "echo/paragraph")}
+
+    per_round = [ratios(runs) for runs in rounds]
+    medians = {k: statistics.median(r[k] for r in per_round) for k in per_round[0]}
+    res = {"what": "each app in its own process on 127.0.0.1, gradio_client clients in this process; the loads "
+                   "interleaved over rounds; ratios are the medians of per-round ratios; hostile requests mixed into "
+                   "ours from extra clients",
            "model": os.path.basename(os.path.normpath(args.model)), "paragraph_chars": len(PARAGRAPH),
-           "runs": runs, "ratios": ratios, "cpu": cpu_info(),
-           "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    print(json.dumps(ratios, indent=2))
+           "rounds": rounds, "ratios_per_round": per_round, "ratios": medians,
+           "errors_for_valid_requests": sum(x["errors"] for runs in rounds for x in runs.values()),
+           "hostile_answered_with_a_message": sum(runs["ours/sentence+hostile"]["hostile_answered_with_a_message"]
+                                                  for runs in rounds),
+           "hostile_errors": sum(runs["ours/sentence+hostile"]["hostile_errors"] for runs in rounds),
+           "cpu": cpu_info(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    print(json.dumps(medians, indent=2))
     if args.result:
         with open(args.result, "w", encoding="utf-8") as f:
             json.dump(res, f, indent=2)
