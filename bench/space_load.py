@@ -193,9 +193,11 @@ def main() -> None:
                     if "-" in label})
     # All three servers stay up for the whole run (an idle one sleeps); the loads are interleaved round by round, so
     # that the machine's drift from minute to minute (±10% here) falls on every app alike.
-    servers = {kind: start(kind, args.model) for kind in ("echo", "course", "ours")}
+    servers: dict = {}
     rounds: list[dict] = []
     try:
+        for kind in ("echo", "course", "ours"):
+            servers[kind] = start(kind, args.model)
         for kind, (_, url) in servers.items():  # first requests (lazy imports, first allocations) are not timed
             drive(kind, url, SENTENCE, args.clients, args.warmup_seconds, types)
         for r in range(args.rounds):
