@@ -88,6 +88,14 @@ def test_shards_merge_in_input_order(tmp_path):
     assert [r["k"] for r in rows(out)] == [0, 1, 2, 3, 4]
 
 
+def test_a_launch_that_accelerate_does_not_see_is_refused(model, corpus, tmp_path, monkeypatch):
+    """Processes started as 2 that Accelerate runs as 1 would each tag every text into the same shard."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="launched as 2 processes .* but Accelerate runs 1"):
+        predict_corpus(model, corpus, str(tmp_path / "out.jsonl"), progress=False)
+    assert not list(tmp_path.glob("out.jsonl*"))  # nothing tagged, no shard written
+
+
 def test_two_processes_under_accelerate_launch(model, corpus, tmp_path):
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
     predict_corpus(model, corpus, str(one), progress=False)

@@ -138,10 +138,19 @@ def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: i
                    id_field: str = "id", backend: Optional[str] = None, progress: bool = True) -> int:
     """Tag every text of `inputs` into `output`; returns the number of texts. Distributed under accelerate launch."""
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
     from trainer.inference import NerTagger, load_model
 
-    state = PartialState()
+    # A bare PartialState() ignores ACCELERATE_USE_CPU (only Accelerator reads it), so on CPUs every launched process
+    # would run alone (DistributedType.NO): pass it on.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != state.num_processes:
+        # Every process would then take itself for the only one: all would tag every text into the same shard.
+        raise RuntimeError(f"launched as {launched} processes (WORLD_SIZE) but Accelerate runs {state.num_processes} "
+                           f"(distributed type {state.distributed_type}); on CPUs launch with "
+                           "ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N")
     records = list(read_records(inputs, text_field, id_field))
     if os.path.exists(output):
         # A finished output is complete exactly when it has a line per text; then there is nothing to do.
