@@ -174,10 +174,11 @@ class NerTagger:
         out: list[list[Entity]] = [[] for _ in texts]
         if not todo:
             return out
-        enc = self.tokenizer([texts[i] for i in todo], truncation=True, max_length=self.max_length,
-                             stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+        batch = [texts[i] for i in todo]
+        enc = self.tokenizer(batch, truncation=True, max_length=self.max_length, stride=self.stride,
+                             return_overflowing_tokens=True, return_offsets_mapping=True)
         if self.case_signal == "token_type":
-            enc["token_type_ids"] = add_case_signal(enc, [texts[i] for i in todo], pre_split=False)
+            enc["token_type_ids"] = add_case_signal(enc, batch, pre_split=False)
         logprobs = predict_windows(self.backend, enc, self.tokenizer.pad_token_id or 0, self.batch_size)
         readings: list[dict[int, Reading]] = [{} for _ in todo]
         spans: list[dict[int, _Span]] = [{} for _ in todo]
