@@ -41,6 +41,9 @@ MODES = {
     "sentence": SENTENCE + ["--case-signal", "none"],
     "document_case": DOCUMENT + ["--case-signal", "token_type"],
     "sentence_case": SENTENCE + ["--case-signal", "token_type"],
+    # No dropout on attention probabilities: PyTorch's fused attention kernel then runs in training (README, Training
+    # speed).
+    "document_case_attn0": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0"],
 }
 
 

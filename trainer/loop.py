@@ -223,7 +223,10 @@ def run(cfg: Config) -> dict[str, Any]:
                           sampler=eval_order, generator=torch.Generator()) if evaluating else None)
 
     # --- optimizer, then everything through accelerator.prepare (DDP / DeepSpeed / FSDP wrapping, device moves) ---
-    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
+    # Fused AdamW (one kernel over all parameters), as the Trainer engine uses by default: per-parameter AdamW took
+    # ~10% of a MiniLM training step on a CPU. Same update, so a resumed optimizer state loads into either.
+    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
+                                  fused=accelerator.device.type in ("cpu", "cuda") or None)
     if eval_dl is not None:
         model, optimizer, train_dl, eval_dl = accelerator.prepare(model, optimizer, train_dl, eval_dl)
     else:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from accelerate import PartialState
 from datasets import Dataset
-from transformers import (AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase,
-                          set_seed)
+from transformers import (AutoConfig, AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel,
+                          PreTrainedTokenizerBase, set_seed)
 
 from trainer.config import Config
 from trainer.data import NerData, load_data
@@ -40,6 +40,24 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+# What encoder families call the dropout on attention probabilities in their configs: BERT, RoBERTa, ELECTRA,
+# DeBERTa, XLM-R (attention_probs_dropout_prob); DistilBERT and most newer ones (attention_dropout).
+ATTENTION_DROPOUT_NAMES = ("attention_probs_dropout_prob", "attention_dropout")
+
+
+def attention_dropout_override(name_or_path: str, p: float | None) -> dict[str, float]:
+    """The from_pretrained keyword that sets the model's attention dropout to `p` (none for None: the model's own).
+    It must be set when the model is built: the dropout modules read it then."""
+    if p is None:
+        return {}
+    config = AutoConfig.from_pretrained(name_or_path)
+    for name in ATTENTION_DROPOUT_NAMES:
+        if hasattr(config, name):
+            return {name: p}
+    raise ValueError(f"{name_or_path}: its config ({type(config).__name__}) has none of "
+                     f"{', '.join(ATTENTION_DROPOUT_NAMES)}; leave --attention-dropout unset for this model")
+
+
 def prepare(cfg: Config) -> Prepared:
     """On the main process, the output directory is checked (and cleared with --overwrite-output-dir) before anything
     is loaded, and the run's identity is checked or recorded once the labels are known (trainer.output_dir)."""
@@ -60,7 +78,8 @@ def prepare(cfg: Config) -> Prepared:
     # then replaced, which is what fine-tuning on new labels means.
     model = AutoModelForTokenClassification.from_pretrained(
         cfg.model_name_or_path, num_labels=len(id2label), id2label=id2label,
-        label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True)
+        label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True,
+        **attention_dropout_override(cfg.model_name_or_path, cfg.attention_dropout))
     win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding,
                  cfg.case_signal)
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
