@@ -32,6 +32,11 @@ EVERYDAY_EXAMPLES = [
     "Lionel Messi scored twice as Inter Miami beat the New York Red Bulls at the Red Bull Arena.",
 ]
 MAX_BATCH = 16  # requests the queue hands to one forward pass
+# Batches of at most this many positions (one window) run the model on one thread: the server's own work (HTTP, the
+# queue, JSON) shares the cores with it, and a second thread speeds a few sentences up far less than 2x. Under 16
+# clients sending one sentence each this served ~9% more requests a second; paragraphs (longer batches) keep every
+# thread, where one thread served ~8% fewer (bench/space_load.py; README, "The Space under load").
+ONE_THREAD_UP_TO = 256
 
 
 def model_source(model: Optional[str] = None) -> str:
@@ -41,7 +46,8 @@ def model_source(model: Optional[str] = None) -> str:
 def load_tagger(source: str, backend: Optional[str] = None) -> NerTagger:
     """The Space's tagger: the fast CPU backend measured by bench/inference_speed.py unless --backend or
     $NER_BACKEND names another (torch, torch-int8, onnx, onnx-int8; see README, 'Fast inference')."""
-    return NerTagger.from_pretrained(source, backend=backend or os.environ.get("NER_BACKEND") or "auto")
+    return NerTagger.from_pretrained(source, backend=backend or os.environ.get("NER_BACKEND") or "auto",
+                                     one_thread_up_to=ONE_THREAD_UP_TO)
 
 
 def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,

@@ -1,6 +1,7 @@
 """The Space under load, side by side in one run: our app.py, the app a course reader would write (pipeline +
 HighlightedText, default queue: ../shared/reference/space_load_anchor.py's), and an app that only echoes (the cost of
-the queue and the clients alone, the ceiling for any app on this machine). Each app runs in its own process on
+the queue and the clients alone, the ceiling for any app on this machine); also ours with every batch on every
+thread (app.ONE_THREAD_UP_TO = 0), the alternative to its one thread for short batches. Each app runs in its own process on
 127.0.0.1 and is driven by C concurrent gradio_client clients for S seconds, with one sentence and then one paragraph
 per request, after an untimed warm-up, in R rounds that interleave the apps (ratios: medians of the per-round
 ratios). Hostile requests (a lone surrogate, a threshold of 5 or null, an unknown type, a text of 20,000 `!`) from
@@ -64,8 +65,10 @@ HOSTILE = [(SURROGATE, 0.0, "all"), ("Paris", 5, "all"), ("Paris", None, "all"),
 def serve(kind: str, model: str, port: int) -> None:
     import gradio as gr
 
-    if kind == "ours":
+    if kind in ("ours", "ours_all_threads"):
         import app
+        if kind == "ours_all_threads":  # app.ONE_THREAD_UP_TO's alternative: every batch on every thread
+            app.ONE_THREAD_UP_TO = 0
         demo = app.build_demo(model)
     elif kind == "course":
         from transformers import pipeline
@@ -191,12 +194,12 @@ def main() -> None:
     from transformers import AutoConfig
     types = sorted({label.split("-", 1)[1] for label in AutoConfig.from_pretrained(args.model).id2label.values()
                     if "-" in label})
-    # All three servers stay up for the whole run (an idle one sleeps); the loads are interleaved round by round, so
+    # All four servers stay up for the whole run (an idle one sleeps); the loads are interleaved round by round, so
     # that the machine's drift from minute to minute (±10% here) falls on every app alike.
     servers: dict = {}
     rounds: list[dict] = []
     try:
-        for kind in ("echo", "course", "ours"):
+        for kind in ("echo", "course", "ours", "ours_all_threads"):
             servers[kind] = start(kind, args.model)
         for kind, (_, url) in servers.items():  # first requests (lazy imports, first allocations) are not timed
             drive(kind, url, SENTENCE, args.clients, args.warmup_seconds, types)
@@ -228,7 +231,11 @@ def main() -> None:
                 "sentence_req_per_s_ours_over_course": ratio("ours/sentence", "course/sentence"),
                 # The ceiling: what an app that runs no model at all serves on paragraphs, here, with these clients.
                 "paragraph_req_per_s_echo_over_course": ratio("echo/paragraph", "course/paragraph"),
-                "paragraph_req_per_s_ours_over_echo": ratio("ours/paragraph", "echo/paragraph")}
+                "paragraph_req_per_s_ours_over_echo": ratio("ours/paragraph", "echo/paragraph"),
+                # app.ONE_THREAD_UP_TO: short batches on one thread, against every batch on every thread.
+                "sentence_req_per_s_ours_over_ours_all_threads": ratio("ours/sentence", "ours_all_threads/sentence"),
+                "paragraph_req_per_s_ours_over_ours_all_threads": ratio("ours/paragraph",
+                                                                        "ours_all_threads/paragraph")}
 
     per_round = [ratios(runs) for runs in rounds]
     medians = {k: statistics.median(r[k] for r in per_round) for k in per_round[0]}

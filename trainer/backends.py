@@ -135,20 +135,36 @@ def torch_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class OnnxBackend(Backend):
-    def __init__(self, path: str, name: str = "onnx", threads: Optional[int] = None) -> None:
-        import onnxruntime as ort
+    """`threads`: ONNX Runtime's intra-op threads (default: torch's, one per core). `one_thread_up_to`: batches of at
+    most this many positions (rows x length) run on a second, 1-thread session instead. A server wants that: its own
+    work (HTTP, queue, JSON) runs beside the model on the same cores, and a short batch gains little from a second
+    thread (1.1-1.6x for 1-16 sentences, measured) that the server could have used (see app.py)."""
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    def __init__(self, path: str, name: str = "onnx", threads: Optional[int] = None, one_thread_up_to: int = 0) -> None:
+        threads = threads or torch.get_num_threads()
+        self.session = self._session(path, threads)
+        self.one_thread_up_to = one_thread_up_to if threads > 1 else 0
+        self.one_thread = self._session(path, 1) if self.one_thread_up_to else None
         self.name, self.path = name, path
         self.input_names = tuple(i.name for i in self.session.get_inputs())
 
+    @staticmethod
+    def _session(path: str, threads: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+    def session_for(self, batch: Batch):
+        return (self.one_thread if self.one_thread is not None and batch["input_ids"].size <= self.one_thread_up_to
+                else self.session)
+
     def logits(self, batch: Batch) -> np.ndarray:
-        return self.session.run(["logits"], {n: batch[n] for n in self.input_names})[0]
+        return self.session_for(batch).run(["logits"], {n: batch[n] for n in self.input_names})[0]
 
     def __call__(self, batch: Batch) -> np.ndarray:
         return log_softmax(self.logits(batch))
@@ -321,11 +337,13 @@ def model_input_names(model: torch.nn.Module, tokenizer_names: Sequence[str]) ->
 
 
 def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Sequence[str],
-                 model_dir: Optional[str] = None, cache_dir: Optional[str] = None) -> Backend:
+                 model_dir: Optional[str] = None, cache_dir: Optional[str] = None,
+                 one_thread_up_to: int = 0) -> Backend:
     """The backend `name` (see BACKENDS; "auto" -> DEFAULT_BACKEND) for `model`, reading `input_names` from batches.
 
     `model_dir`: the local directory the model was loaded from, if any (only to name the ONNX cache entry cheaply;
-    nothing is written there). `cache_dir`: where ONNX files go (default: default_cache_dir())."""
+    nothing is written there). `cache_dir`: where ONNX files go (default: default_cache_dir()). `one_thread_up_to`:
+    see OnnxBackend (ONNX backends only: torch's thread count is global to the process)."""
     if (name or "auto").strip().lower() == "auto" and any(p.device.type != "cpu" for p in model.parameters()):
         name = "torch"  # the measured default is a CPU runtime; a model on a GPU stays in torch
     name = resolve(name)
@@ -340,4 +358,4 @@ def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Seque
         raise ImportError(f"backend {name!r} needs onnxruntime (pip install -r requirements.txt), "
                           "or use backend='torch'") from exc
     path = onnx_files(model, names, model_dir, cache_dir, int8=name == "onnx-int8")
-    return OnnxBackend(path, name=name)
+    return OnnxBackend(path, name=name, one_thread_up_to=one_thread_up_to)
