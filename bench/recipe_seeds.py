@@ -45,6 +45,7 @@ MODES = {
     # speed).
     "document_case_attn0": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0"],
 }
+RECOMMENDED = "document_case_attn0"  # the README's quick start
 
 
 def run_one(mode: str, seed: int, out_dir: str, threads: int) -> str:

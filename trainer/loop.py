@@ -260,6 +260,24 @@ def run(cfg: Config) -> dict[str, Any]:
     runtime_before, segment_t0 = state.train_runtime_s, time.perf_counter()  # runtime adds up over resumed segments
     window = LossWindow(accelerator.device)  # since the last log line, this process only
     last_saved = state.global_step if resume_from else None
+
+    def log_validate_save(logging: bool, validating: bool, saving: bool) -> None:
+        """After an optimizer step or an epoch. Before a checkpoint the open loss window goes into the state, so a
+        resumed run reports the same loss; validating and saving are not training time."""
+        nonlocal last_saved
+        epochs = state.epoch + state.batches_in_epoch / len(train_dl)
+        if logging:
+            window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
+        if validating:
+            validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
+                     cfg.output_dir, state, epochs, eval_order, prep.window.decoding)
+        if saving:
+            state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
+            checkpoint(accelerator, cfg, state)
+            last_saved = state.global_step
+        if validating or saving:
+            window.t0 = time.perf_counter()
+
     model.train()
     for epoch in range(state.epoch, num_epochs):
         if state.global_step >= total_steps:
@@ -289,39 +307,20 @@ def run(cfg: Config) -> dict[str, Any]:
                 lr_scheduler.step()
             state.global_step += 1
             window.steps += 1
-            step, epochs = state.global_step, state.epoch + state.batches_in_epoch / len(train_dl)
+            step = state.global_step
             validating = evaluating and cfg.eval_strategy == "steps" and (step % cfg.eval_steps == 0
                                                                           or step == total_steps)
             # Every evaluation is followed by a checkpoint holding its outcome. (At an epoch's last batch the
             # end-of-epoch checkpoint below follows.)
             saving = validating or (cfg.save_steps and step % cfg.save_steps == 0 and batches_done < len(train_dl))
-            # Before a checkpoint the open loss window goes into the state, so a resumed run reports the same loss.
-            if step % cfg.logging_steps == 0 or saving:
-                window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
-            if validating:
-                validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
-                         cfg.output_dir, state, epochs, eval_order, prep.window.decoding)
-            if saving:
-                state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
-                checkpoint(accelerator, cfg, state)
-                last_saved, window.t0 = step, time.perf_counter()  # validating and saving are not training time
+            log_validate_save(step % cfg.logging_steps == 0 or saving, validating, saving)
             if step >= total_steps:
                 break
         # End of an epoch (or of a fractional last one): evaluate with --eval-strategy epoch, checkpoint anyway
         # (unless its last step was just checkpointed above).
         validating = evaluating and cfg.eval_strategy == "epoch"
         saving = state.global_step != last_saved
-        if validating or saving:
-            epochs = state.epoch + state.batches_in_epoch / len(train_dl)
-            window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
-            if validating:
-                validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
-                         cfg.output_dir, state, epochs, eval_order, prep.window.decoding)
-            if saving:
-                state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
-                checkpoint(accelerator, cfg, state)
-                last_saved = state.global_step
-            window.t0 = time.perf_counter()
+        log_validate_save(validating or saving, validating, saving)
     window.log(accelerator, state, lr_scheduler.get_last_lr()[0],
                state.epoch + state.batches_in_epoch / len(train_dl), total_steps)
 
