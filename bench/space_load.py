@@ -1,9 +1,9 @@
 """The Space under load, side by side in one run: our app.py, the app a course reader would write (pipeline +
 HighlightedText, default queue: ../shared/reference/space_load_anchor.py's), and an app that only echoes (the cost of
 the queue and the clients alone, the ceiling for any app on this machine); also ours with every batch on every
-thread (app.ONE_THREAD_UP_TO = 0), the alternative to its one thread for short batches. Each app runs in its own process on
-127.0.0.1 and is driven by C concurrent gradio_client clients for S seconds, with one sentence and then one paragraph
-per request, after an untimed warm-up, in R rounds that interleave the apps (ratios: medians of the per-round
+thread (app.ONE_THREAD_UP_TO = 0), the alternative to its one thread for short batches. Each app runs in its own
+process on 127.0.0.1 and is driven by C concurrent gradio_client clients for S seconds, with one sentence and then one
+paragraph per request, after an untimed warm-up, in R rounds that interleave the apps (ratios: medians of the per-round
 ratios). Hostile requests (a lone surrogate, a threshold of 5 or null, an unknown type, a text of 20,000 `!`) from
 extra clients are mixed into a third run of ours: every valid request must still get its entities.
 
