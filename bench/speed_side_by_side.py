@@ -8,7 +8,9 @@ round. Throughput is non-padding training tokens per second the way the referenc
 training example (special tokens included; for document windows, every window, overlap included) x epochs / the
 seconds of `trainer.train()` (which includes each epoch's validation, and for this trainer its checkpoint).
 
-  python bench/speed_side_by_side.py --train-sentences 3000 --result bench/results/speed_side_by_side.json
+  python bench/speed_side_by_side.py --train-sentences 3000 --rounds 2 --result bench/results/speed_side_by_side.json
+  python bench/speed_side_by_side.py --runs reference_same ours_same --rounds 3 \
+      --result bench/results/speed_same_settings.json      # one ratio, more rounds
 
 The five runs (1 epoch on the first N training sentences, fp32, the MiniLM encoder):
   reference_same    course_recipe.py with LR=1e-4 BS=32 GROUP=1 (the issue's probe settings)
@@ -41,12 +43,18 @@ SHARED = os.path.join(ROOT, "..", "shared")
 
 SAME = ["--context", "sentence", "--learning-rate", "1e-4", "--per-device-train-batch-size", "32",
         "--group-by-length", "--save-total-limit", "1"]
+RUNS = ("reference_same", "ours_same", "course", "ours_recommended", "ours_recommended_model_dropout")
+RATIOS = {"ours_same_over_reference_same": ("ours_same", "reference_same"),
+          "ours_recommended_over_course": ("ours_recommended", "course"),
+          "attention_dropout_0_over_model_dropout": ("ours_recommended", "ours_recommended_model_dropout")}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-sentences", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS),
+                    help="a subset, e.g. `--runs reference_same ours_same` for one ratio in more rounds")
     ap.add_argument("--result", required=True)
     args = ap.parse_args()
 
@@ -89,20 +97,17 @@ def main() -> None:
     rounds = []
     for r in range(args.rounds):
         got = {}
-        for name, run in runs.items():
-            got[name] = run()
+        for name in args.runs:
+            got[name] = runs[name]()
             print(f"round {r + 1} {name}: {got[name]['tokens_per_s']:.0f} tokens/s, "
                   f"{got[name]['train_seconds']:.0f} s, val F1 {got[name]['val_f1_word_level']:.4f}", flush=True)
-        got["ratios"] = {
-            "ours_same_over_reference_same": got["ours_same"]["tokens_per_s"] / got["reference_same"]["tokens_per_s"],
-            "ours_recommended_over_course": got["ours_recommended"]["tokens_per_s"] / got["course"]["tokens_per_s"],
-            "attention_dropout_0_over_model_dropout": (got["ours_recommended"]["tokens_per_s"]
-                                                       / got["ours_recommended_model_dropout"]["tokens_per_s"]),
-        }
+        got["ratios"] = {k: got[a]["tokens_per_s"] / got[b]["tokens_per_s"] for k, (a, b) in RATIOS.items()
+                         if a in got and b in got}
         rounds.append(got)
     res = {
         "what": f"1 epoch on the first {args.train_sentences} CoNLL-2003 training sentences, MiniLM encoder, fp32; "
-                "five runs back to back per round (see the script's docstring for the settings)",
+                f"runs {', '.join(args.runs)} back to back per round (see the script's docstring for the settings)",
+        "runs": args.runs,
         "settings": {"ours_same": SAME, "reference_same": "LR=1e-4 BS=32 GROUP=1",
                      "course": "course_recipe.py as written (lr 2e-5, batch 8)",
                      "ours_recommended": RECIPE + MODES[RECOMMENDED] + ["--num-train-epochs", "1"],
