@@ -321,8 +321,7 @@ def run(cfg: Config) -> dict[str, Any]:
         validating = evaluating and cfg.eval_strategy == "epoch"
         saving = state.global_step != last_saved
         log_validate_save(validating or saving, validating, saving)
-    window.log(accelerator, state, lr_scheduler.get_last_lr()[0],
-               state.epoch + state.batches_in_epoch / len(train_dl), total_steps)
+    log_validate_save(logging=True, validating=False, saving=False)  # what is left of the loss window
 
     # --- the best model, saved; results from the main process ------------------------------------------------------
     if not evaluating:
