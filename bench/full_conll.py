@@ -92,6 +92,8 @@ def main() -> None:
         "wall_seconds": wall,
         "train_seconds": train.train_runtime_s,
         "train_tokens_per_s": train.train_tokens_per_s,
+        # Of train_seconds, the validation after each epoch (the Trainer engine logs its runtime).
+        "validation_seconds_in_training": sum(h.get("eval_runtime", 0.0) for h in train.log_history),
         "best_checkpoint": os.path.basename(train.best_checkpoint) if train.best_checkpoint else None,
         "validation": {"overall": evals["validation"]["overall"], "per_entity": evals["validation"]["per_entity"]},
         "test": {"overall": evals["test"]["overall"], "per_entity": evals["test"]["per_entity"]},

@@ -10,6 +10,8 @@ comparable with anything else: training speed is measured by bench/speed_side_by
   python bench/recipe_seeds.py --lanes 2 --modes document_case sentence_case \
       --result bench/results/recipe_case_signal.json
   python bench/recipe_seeds.py --lanes 2 --modes document sentence --result bench/results/recipe_document_vs_sentence.json
+  python bench/recipe_seeds.py --lanes 2 --modes document_case_attn0 sentence_case_attn0 \
+      --result bench/results/recipe_attention_dropout.json      # the recommended recipe, both contexts
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ MODES = {
     # No dropout on attention probabilities: PyTorch's fused attention kernel then runs in training (README, Training
     # speed).
     "document_case_attn0": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0"],
+    # The recommended recipe on isolated sentences: the comparison the recipe is chosen by.
+    "sentence_case_attn0": SENTENCE + ["--case-signal", "token_type", "--attention-dropout", "0"],
 }
 RECOMMENDED = "document_case_attn0"  # the README's quick start
 

@@ -6,7 +6,13 @@ Absolute times on a shared CPU drift from hour to hour, so only ratios of runs m
 machine and data subset mean anything; `--rounds 2` repeats the five runs in the same order and reports each ratio per
 round. Throughput is non-padding training tokens per second the way the reference counts it: the sub-tokens of every
 training example (special tokens included; for document windows, every window, overlap included) x epochs / the
-seconds of `trainer.train()` (which includes each epoch's validation, and for this trainer its checkpoint).
+seconds of `trainer.train()` (which includes each epoch's validation, and for this trainer its checkpoint). Each run
+also gives it without the validation (the reference's validation time is its separately timed `predict` on the same
+split, ours the Trainer's logged `eval_runtime`).
+
+Beside the recommended recipe, each round puts the most tokens/s any fp32 implementation of it could reach on this
+machine (bench/ceiling.py: only its matrix products, at the best rate this CPU's GEMM reaches, measured in the round),
+and that bound's ratio to the course recipe: a target above it is out of reach of this CPU, not of the code.
 
   python bench/speed_side_by_side.py --train-sentences 3000 --rounds 2 --result bench/results/speed_side_by_side.json
   python bench/speed_side_by_side.py --runs reference_same ours_same --rounds 3 \
@@ -34,11 +40,13 @@ import sys
 import tempfile
 import time
 
+from ceiling import bound, gemm_gflops, recipe_work
 from machine import cpu_info
 from recipe_seeds import MODES, RECIPE, RECOMMENDED
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)  # bench/ceiling.py builds the recipe's windows with the trainer's code
 SHARED = os.path.join(ROOT, "..", "shared")
 
 SAME = ["--context", "sentence", "--learning-rate", "1e-4", "--per-device-train-batch-size", "32",
@@ -47,6 +55,12 @@ RUNS = ("reference_same", "ours_same", "course", "ours_recommended", "ours_recom
 RATIOS = {"ours_same_over_reference_same": ("ours_same", "reference_same"),
           "ours_recommended_over_course": ("ours_recommended", "course"),
           "attention_dropout_0_over_model_dropout": ("ours_recommended", "ours_recommended_model_dropout")}
+
+
+def rates(tokens_per_s: float, train_seconds: float, validation_seconds: float, f1: float) -> dict[str, float]:
+    tokens = tokens_per_s * train_seconds
+    return {"tokens_per_s": tokens_per_s, "train_seconds": train_seconds, "validation_seconds": validation_seconds,
+            "tokens_per_s_without_validation": tokens / (train_seconds - validation_seconds), "val_f1_word_level": f1}
 
 
 def main() -> None:
@@ -71,8 +85,8 @@ def main() -> None:
         subprocess.run([sys.executable, script, data, model, out, "1", n], env={**env, **extra_env}, check=True,
                        stdout=subprocess.DEVNULL)
         r = json.load(open(out, encoding="utf-8"))
-        return {"tokens_per_s": r["train_tokens_per_s"], "train_seconds": r["train_seconds"],
-                "val_f1_word_level": r["validation"]["word_level"]["f1"]}
+        return rates(r["train_tokens_per_s"], r["train_seconds"], r["val_eval_seconds"],
+                     r["validation"]["word_level"]["f1"])
 
     def ours(name: str, flags: list[str]) -> dict:
         out = os.path.join(tmp, name + ".json")
@@ -82,8 +96,8 @@ def main() -> None:
                         "--num-train-epochs", "1"], env=env, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         r = json.load(open(out, encoding="utf-8"))
-        return {"tokens_per_s": r["train_tokens_per_s"], "train_seconds": r["train_seconds"],
-                "val_f1_word_level": r["validation"]["overall"]["f1"]}
+        return rates(r["train_tokens_per_s"], r["train_seconds"], r["validation_seconds_in_training"],
+                     r["validation"]["overall"]["f1"])
 
     runs = {
         "reference_same": lambda: reference("reference_same", {"LR": "1e-4", "BS": "32", "GROUP": "1"}),
@@ -93,6 +107,10 @@ def main() -> None:
         "ours_recommended_model_dropout": lambda: ours("ours_recommended_model_dropout",
                                                        RECIPE + MODES["document_case"]),
     }
+    # What ours_recommended trains and validates on, counted once: the bound's work (bench/ceiling.py).
+    work = None if "ours_recommended" not in args.runs else recipe_work(
+        ["--model-name-or-path", model, "--data-dir", data, *RECIPE, *MODES[RECOMMENDED], "--max-train-samples", n,
+         "--num-train-epochs", "1"])
     t0 = time.perf_counter()
     rounds = []
     for r in range(args.rounds):
@@ -103,6 +121,17 @@ def main() -> None:
                   f"{got[name]['train_seconds']:.0f} s, val F1 {got[name]['val_f1_word_level']:.4f}", flush=True)
         got["ratios"] = {k: got[a]["tokens_per_s"] / got[b]["tokens_per_s"] for k, (a, b) in RATIOS.items()
                          if a in got and b in got}
+        got["ratios"] |= {k + "_without_validation": got[a]["tokens_per_s_without_validation"]
+                          / got[b]["tokens_per_s_without_validation"] for k, (a, b) in RATIOS.items()
+                          if a in got and b in got}
+        if work is not None:
+            got["ours_recommended_bound"] = top = bound(work, gemm_gflops(work["hidden"], work["intermediate"]))
+            got["ratios"]["ours_recommended_over_its_bound"] = (got["ours_recommended"]["tokens_per_s"]
+                                                                 / top["tokens_per_s"])
+            if "course" in got:
+                for suffix in ("", "_without_validation"):
+                    got["ratios"]["bound_of_ours_recommended_over_course" + suffix] = (
+                        top["tokens_per_s" + suffix] / got["course"]["tokens_per_s" + suffix])
         rounds.append(got)
     res = {
         "what": f"1 epoch on the first {args.train_sentences} CoNLL-2003 training sentences, MiniLM encoder, fp32; "
