@@ -7,8 +7,9 @@ machine and data subset mean anything; `--rounds 2` repeats the five runs in the
 round. Throughput is non-padding training tokens per second the way the reference counts it: the sub-tokens of every
 training example (special tokens included; for document windows, every window, overlap included) x epochs / the
 seconds of `trainer.train()` (which includes each epoch's validation, and for this trainer its checkpoint). Each run
-also gives it without the validation (the reference's validation time is its separately timed `predict` on the same
-split, ours the Trainer's logged `eval_runtime`).
+also gives it without the validation: ours less the Trainer's logged `eval_runtime`, the reference's less its
+separately timed scoring of the same split (`val_eval_seconds`: a `predict` plus word-level scoring, a little more
+than its validation inside training, so its rate without validation errs high, our ratio to it low).
 
 Beside the recommended recipe, each round puts the most tokens/s any fp32 implementation of it could reach on this
 machine (bench/ceiling.py: only its matrix products, at the best rate this CPU's GEMM reaches, measured in the round),
