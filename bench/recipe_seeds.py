@@ -9,7 +9,8 @@ comparable with anything else: training speed is measured by bench/speed_side_by
 
   python bench/recipe_seeds.py --lanes 2 --modes document_case sentence_case \
       --result bench/results/recipe_case_signal.json
-  python bench/recipe_seeds.py --lanes 2 --modes document sentence --result bench/results/recipe_document_vs_sentence.json
+  python bench/recipe_seeds.py --lanes 2 --modes document sentence \
+      --result bench/results/recipe_document_vs_sentence.json
   python bench/recipe_seeds.py --lanes 2 --modes document_case_attn0 sentence_case_attn0 \
       --result bench/results/recipe_attention_dropout.json      # the recommended recipe, both contexts
 """
