@@ -1,11 +1,12 @@
 """The most training tokens per second any fp32 implementation of a recipe could reach on this machine: an upper
 bound, to tell a speed target this CPU cannot reach from one the code misses.
 
-It counts the floating-point work of the encoder's matrix products only (the linear layers and the two attention
-products: forward once, backward twice that; validation forward once per epoch), over the recipe's own training and
-validation windows, built by the trainer's code, padding left out. It divides that by the best rate this CPU's GEMM
-reaches on the model's own shapes, measured here. Everything else a real step does (softmax, LayerNorm, GELU, dropout,
-the optimizer, data, checkpoints) is left out, so a real run is always slower than this bound.
+It counts the floating-point work of the model's matrix products only (the encoder's linear layers, its two attention
+products and the label classifier: forward once, backward twice that; validation forward once per epoch), over the
+recipe's own training and validation windows, built by the trainer's code, padding left out. It divides that by the
+best rate this CPU's GEMM reaches on the model's own shapes, measured here. Everything else a real step does (softmax,
+LayerNorm, GELU, dropout, the optimizer, data, checkpoints) is left out, so a real run is always slower than this
+bound.
 
 Used by bench/speed_side_by_side.py, which puts the bound beside the measured runs of the same round.
 """
