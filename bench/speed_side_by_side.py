@@ -95,13 +95,15 @@ def main() -> None:
                      None if extra_env.get("GROUP") == "1" else r["val_eval_seconds"],  # see the docstring
                      r["validation"]["word_level"]["f1"])
 
+    def subset(flags: list[str]) -> list[str]:
+        # 1 epoch comes last: it overrides the recipe's epochs (the last occurrence of an option wins).
+        return [*flags, "--max-train-samples", n, "--num-train-epochs", "1"]
+
     def ours(name: str, flags: list[str]) -> dict:
         out = os.path.join(tmp, name + ".json")
-        # 1 epoch comes last: it overrides the recipe's epochs (the last occurrence of an option wins).
-        subprocess.run([sys.executable, os.path.join(HERE, "full_conll.py"), "--result", out, *flags,
-                        "--max-train-samples", n, "--output-dir", os.path.join(tmp, name), "--overwrite-output-dir",
-                        "--num-train-epochs", "1"], env=env, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run([sys.executable, os.path.join(HERE, "full_conll.py"), "--result", out, "--output-dir",
+                        os.path.join(tmp, name), "--overwrite-output-dir", *subset(flags)], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         r = json.load(open(out, encoding="utf-8"))
         return rates(r["train_tokens_per_s"], r["train_seconds"], r["validation_seconds_in_training"],
                      r["validation"]["overall"]["f1"])
@@ -116,8 +118,7 @@ def main() -> None:
     }
     # What ours_recommended trains and validates on, counted once: the bound's work (bench/ceiling.py).
     work = None if "ours_recommended" not in args.runs else recipe_work(
-        ["--model-name-or-path", model, "--data-dir", data, *RECIPE, *MODES[RECOMMENDED], "--max-train-samples", n,
-         "--num-train-epochs", "1"])
+        ["--model-name-or-path", model, "--data-dir", data, *subset(RECIPE + MODES[RECOMMENDED])])
     t0 = time.perf_counter()
     rounds = []
     for r in range(args.rounds):
