@@ -35,8 +35,9 @@ MAX_BATCH = 16  # requests the queue hands to one forward pass
 # Batches of at most this many positions (one window) run the model on one thread: the server's own work (HTTP, the
 # queue, JSON) shares the cores with it, and a second thread speeds a few sentences up far less than 2x. Longer batches
 # (paragraphs) keep every thread: there, one thread for everything served ~8% fewer requests (a probe). Against every
-# batch on every thread, under 16 clients: 1.03x the requests on one sentence, 1.14x on paragraphs (medians of 3
-# rounds, bench/space_load.py; README, "The Space under load").
+# batch on every thread, under 16 clients, one sentence per request: 1.18x the requests with a sentence model, 1.03x
+# with a document model (medians of 3 rounds, bench/space_load.py; README, "The Space under load"); on paragraphs,
+# where both run long batches on every thread, 1.03x and 0.92x: the machine's drift.
 ONE_THREAD_UP_TO = 256
 
 

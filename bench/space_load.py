@@ -7,6 +7,13 @@ paragraph per request, after an untimed warm-up, in R rounds that interleave the
 ratios). Hostile requests (a lone surrogate, a threshold of 5 or null, an unknown type, a text of 20,000 `!`) from
 extra clients are mixed into a third run of ours: every valid request must still get its entities.
 
+Each load also records the CPU time it cost, per request: the app's server process, and this process (the
+gradio_client clients, the load generator, which shares the machine with the app under test here as no Space's
+visitors do). After the loads, with the servers stopped, the model alone is timed in this process on paragraphs: the
+course app's pipeline one paragraph per call (its queue runs one request at a time), and our app's tagger on a batch
+of MAX_BATCH paragraphs (its queue batches them), interleaved over the rounds. Their ratio is what ours could serve
+over the course app if serving cost nothing: the ceiling of the paragraph ratio with this model on this CPU.
+
   python bench/space_load.py --model models/minilm-conll --result bench/results/space_load.json [--clients 16]
       [--rounds 3]
 """
@@ -16,12 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from typing import Optional
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -81,6 +90,19 @@ def serve(kind: str, model: str, port: int) -> None:
     demo.launch(server_name="127.0.0.1", server_port=port, quiet=True)
 
 
+def cpu_seconds(pid: Optional[int] = None) -> Optional[float]:
+    """User + system CPU seconds of process `pid` (all its threads; Linux /proc), or of this process when None."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,7 +142,7 @@ def raw_predict(url: str, body: str) -> list:
 
 
 def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: list[str],
-          n_hostile: int = 0) -> dict:
+          n_hostile: int = 0, pid: Optional[int] = None) -> dict:
     from gradio_client import Client
 
     def call(c, payload):
@@ -159,20 +181,57 @@ def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: l
                 wrong[0] += 1
 
     threads = [threading.Thread(target=worker, args=(i < n_hostile,)) for i in range(clients + n_hostile)]
+    server0, clients0 = cpu_seconds(pid) if pid else None, cpu_seconds()
     t0 = time.time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.time() - t0
+    server1, clients1 = cpu_seconds(pid) if pid else None, cpu_seconds()
+    calls = max(1, len(lat) + errors[0] + hostile_answered[0] + hostile_failed[0])
     lat.sort()
     res = {"clients": clients, "seconds": round(wall, 1), "requests": len(lat), "req_per_s": len(lat) / wall,
            "p50_ms": 1e3 * lat[len(lat) // 2] if lat else None,
-           "p95_ms": 1e3 * lat[int(len(lat) * 0.95)] if lat else None, "errors": errors[0]}
+           "p95_ms": 1e3 * lat[int(len(lat) * 0.95)] if lat else None, "errors": errors[0],
+           # CPU per call (valid and hostile): the app's process, and the clients in this process.
+           "server_cpu_ms_per_request": (1e3 * (server1 - server0) / calls if server0 is not None
+                                         and server1 is not None else None),
+           "clients_cpu_ms_per_request": 1e3 * (clients1 - clients0) / calls}
     if n_hostile:
         res.update(hostile_clients=n_hostile, hostile_answered_with_a_message=hostile_answered[0],
                    hostile_errors=hostile_failed[0], valid_without_entities=wrong[0])
     return res
+
+
+def model_only(model: str, rounds: int, seconds: float = 10) -> dict:
+    """ms per paragraph of the model alone, in this process: the course app's pipeline one paragraph per call, and
+    our app's tagger (app.load_tagger: the same backend and threads) on batches of app.MAX_BATCH paragraphs; each
+    for about `seconds` per round, the two interleaved over `rounds` (the order swapped every round)."""
+    import app
+    from transformers import pipeline
+
+    ner = pipeline("token-classification", model=model, aggregation_strategy="simple", device=-1)
+    tagger = app.load_tagger(model)
+    batch = [PARAGRAPH] * app.MAX_BATCH
+    methods = {"course": (lambda: ner(PARAGRAPH), 1), "ours": (lambda: tagger.predict_batch(batch), len(batch))}
+    for fn, _ in methods.values():
+        fn()
+    per_round: list[dict] = []
+    for r in range(rounds):
+        ms: dict = {}
+        for name in sorted(methods, reverse=r % 2 == 1):
+            fn, n = methods[name]
+            done, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                fn()
+                done += n
+            ms[name] = 1e3 * (time.perf_counter() - t0) / done
+        per_round.append({"course_ms_per_paragraph": ms["course"], "ours_ms_per_paragraph": ms["ours"],
+                          "ours_over_course": ms["course"] / ms["ours"]})
+        print(f"model only, round {r + 1}: course {ms['course']:.1f} ms/paragraph, ours {ms['ours']:.1f} "
+              f"({ms['course'] / ms['ours']:.2f}x)", flush=True)
+    return {"rounds": per_round, "ours_over_course": statistics.median(x["ours_over_course"] for x in per_round)}
 
 
 def main() -> None:
@@ -202,7 +261,8 @@ def main() -> None:
         for kind in ("echo", "course", "ours", "ours_all_threads"):
             servers[kind] = start(kind, args.model)
         for kind, (_, url) in servers.items():  # first requests (lazy imports, first allocations) are not timed
-            drive(kind, url, SENTENCE, args.clients, args.warmup_seconds, types)
+            for text in (SENTENCE, PARAGRAPH):
+                drive(kind, url, text, args.clients, args.warmup_seconds, types)
         for r in range(args.rounds):
             runs: dict = {}
             for kind, (_, url) in servers.items():
@@ -210,9 +270,12 @@ def main() -> None:
                 if kind == "ours":  # the same load again with hostile clients on top: valid requests must not fail
                     plan.append(("sentence+hostile", SENTENCE, args.hostile_clients))
                 for name, text, hostile in plan:
-                    runs[f"{kind}/{name}"] = x = drive(kind, url, text, args.clients, args.seconds, types, hostile)
+                    runs[f"{kind}/{name}"] = x = drive(kind, url, text, args.clients, args.seconds, types, hostile,
+                                                       servers[kind][0].pid)
                     print(f"round {r + 1} {kind:6s} {name:16s} {x['req_per_s']:6.1f} req/s  p50 {x['p50_ms']:7.0f} ms"
-                          f"  p95 {x['p95_ms']:7.0f} ms  errors {x['errors']}"
+                          f"  p95 {x['p95_ms']:7.0f} ms  errors {x['errors']}  cpu ms/request: server "
+                          f"{x['server_cpu_ms_per_request'] or float('nan'):.0f}, clients "
+                          f"{x['clients_cpu_ms_per_request']:.0f}"
                           + (f"  hostile answered {x['hostile_answered_with_a_message']}, failed "
                              f"{x['hostile_errors']}" if hostile else ""), flush=True)
             rounds.append(runs)
@@ -220,6 +283,7 @@ def main() -> None:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait(timeout=30)
+    alone = model_only(args.model, args.rounds)
 
     def ratios(runs: dict) -> dict:
         def ratio(a: str, b: str, key: str = "req_per_s") -> float:
@@ -239,11 +303,14 @@ def main() -> None:
 
     per_round = [ratios(runs) for runs in rounds]
     medians = {k: statistics.median(r[k] for r in per_round) for k in per_round[0]}
+    # The ceiling of paragraph_req_per_s_ours_over_course with this model on this CPU: serving at no cost.
+    medians["paragraph_model_only_ours_over_course"] = alone["ours_over_course"]
     res = {"what": "each app in its own process on 127.0.0.1, gradio_client clients in this process; the loads "
                    "interleaved over rounds; ratios are the medians of per-round ratios; hostile requests mixed into "
-                   "ours from extra clients",
+                   "ours from extra clients; model_only: the model alone in this process, the servers stopped",
            "model": os.path.basename(os.path.normpath(args.model)), "paragraph_chars": len(PARAGRAPH),
-           "rounds": rounds, "ratios_per_round": per_round, "ratios": medians,
+           "model_window": AutoConfig.from_pretrained(args.model).to_dict().get("ner_window"),
+           "rounds": rounds, "ratios_per_round": per_round, "model_only": alone, "ratios": medians,
            "errors_for_valid_requests": sum(x["errors"] for runs in rounds for x in runs.values()),
            "hostile_answered_with_a_message": sum(runs["ours/sentence+hostile"]["hostile_answered_with_a_message"]
                                                   for runs in rounds),
