@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from machine import cpu_info
-from recipe_seeds import mean_std
+from recipe_seeds import mean_std, summarize
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -51,18 +51,14 @@ def main() -> None:
     res: dict = {"what": "word-level F1 in %, mean ± std over seeds, of the recommended recipe's models read as "
                          "trained and read the other way (trainer.evaluate --context)"}
     for trained, (mode, flags) in CROSS.items():
-        as_trained = {s: [] for s in SPLITS}
-        other_way = {s: [] for s in SPLITS}
-        for seed in args.seeds:
-            with open(os.path.join(HERE, "results", "recipe", f"{mode}_seed{seed}.json"), encoding="utf-8") as f:
-                run = json.load(f)
-            for split in SPLITS:
-                as_trained[split].append(run[split]["overall"]["f1"])
-                other_way[split].append(read_other_way(os.path.join(args.out_dir, f"{mode}_seed{seed}"), flags,
-                                                       split))
+        # Read as trained: the runs' own scores, as bench/recipe_seeds.py summarizes them.
+        as_trained = summarize({mode: [os.path.join(HERE, "results", "recipe", f"{mode}_seed{seed}.json")
+                                       for seed in args.seeds]})[mode]
+        other_way = {split: [read_other_way(os.path.join(args.out_dir, f"{mode}_seed{seed}"), flags, split)
+                             for seed in args.seeds] for split in SPLITS}
         res[f"trained_on_{trained}s"] = {
             "mode": mode, "seeds": args.seeds, "read_other_way_with": flags,
-            **{f"{split}_f1_as_trained": mean_std(as_trained[split]) for split in SPLITS},
+            **{f"{split}_f1_as_trained": as_trained[f"{split}_f1"] for split in SPLITS},
             **{f"{split}_f1_read_other_way": mean_std(other_way[split]) for split in SPLITS},
         }
         print(trained, {k: f"{v['mean']:.2f} ± {v['std']:.2f}" for k, v in res[f"trained_on_{trained}s"].items()
