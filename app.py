@@ -22,7 +22,7 @@ import gradio as gr  # noqa: E402
 
 from trainer import results_view as rv  # noqa: E402
 from trainer.error_analysis import KINDS  # noqa: E402
-from trainer.inference import InputError, ModelLoadError, NerTagger  # noqa: E402
+from trainer.inference import Entity, InputError, ModelLoadError, NerTagger  # noqa: E402
 
 # The course's CoNLL-2003 model, until the project publishes its own.
 DEFAULT_MODEL = "huggingface-course/bert-finetuned-ner"
@@ -32,13 +32,12 @@ EVERYDAY_EXAMPLES = [
     "Lionel Messi scored twice as Inter Miami beat the New York Red Bulls at the Red Bull Arena.",
 ]
 MAX_BATCH = 16  # requests the queue hands to one forward pass
-# Batches of at most this many positions (one window) run the model on one thread: the server's own work (HTTP, the
-# queue, JSON) shares the cores with it, and a second thread speeds a few sentences up far less than 2x. Longer batches
-# (paragraphs) keep every thread: there, one thread for everything served ~8% fewer requests (a probe). Against every
-# batch on every thread, under 16 clients, one sentence per request: 1.18x the requests with a sentence model, 1.03x
-# with a document model (medians of 3 rounds, bench/space_load.py; README, "The Space under load"); on paragraphs,
-# where both run long batches on every thread, 1.03x and 0.92x: the machine's drift.
-ONE_THREAD_UP_TO = 256
+# Batches whose windows are at most this many sub-tokens long (sentences, not paragraphs) run the model on one thread.
+# For a sentence the server's own work (HTTP, the queue, JSON; ~15 ms of CPU a request) costs more than the model
+# (~10 ms on one thread), so a second model thread would mostly take a core from that work: under 16 clients, one
+# sentence per request, our server then cost 22 instead of 27 ms of CPU a request (a probe). Paragraphs keep every
+# thread: there the model is the cost, and a second thread runs it ~1.7x faster. README, "The Space under load".
+ONE_THREAD_MAX_LENGTH = 128
 
 
 def model_source(model: Optional[str] = None) -> str:
@@ -49,7 +48,7 @@ def load_tagger(source: str, backend: Optional[str] = None) -> NerTagger:
     """The Space's tagger: the fast CPU backend measured by bench/inference_speed.py unless --backend or
     $NER_BACKEND names another (torch, torch-int8, onnx, onnx-int8; see README, 'Fast inference')."""
     return NerTagger.from_pretrained(source, backend=backend or os.environ.get("NER_BACKEND") or "auto",
-                                     one_thread_up_to=ONE_THREAD_UP_TO)
+                                     one_thread_max_length=ONE_THREAD_MAX_LENGTH)
 
 
 def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
@@ -65,39 +64,43 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
     colors = rv.entity_colors(tagger.entity_types)
     view: dict[str, Any] = {"record": results.results(), "predictions": results.predictions()}
 
-    def tag(text: list[str], threshold: list[float], types: list[list[str]]) -> list[list[Any]]:
-        """Batched by the queue: one list item per request (the parameter names are the API's). Each request is
-        checked on its own, so a bad one gets its message and never fails the others; the valid requests' windows
-        go through the model together."""
-        answers: list[Any] = []  # per request: (text, threshold, types) to predict, or an error message
+    def predict(text: list[str], threshold: list[float], types: list[list[str]]) -> list[list[dict[str, Any]]]:
+        """The public API, batched by the queue (the parameter names are the API's): one answer per request, {"text",
+        "entities": [{"type", "text", "start", "end", "score"}] (character offsets into "text", end exclusive),
+        "message": "" | "No entities found." | why the request was refused}. Each request is checked on its own, so
+        a bad one gets its message and never fails the others; the valid requests' windows go through the model
+        together."""
+        checked: list[Any] = []  # per request: (text, threshold, types) to predict, or an error message
         for item, minimum, keep in zip(text, threshold, types):
             try:
-                answers.append((tagger.check_text(item), *tagger.check_options(minimum, keep)))
+                checked.append((tagger.check_text(item), *tagger.check_options(minimum, keep)))
             except InputError as exc:
-                answers.append(f"⚠️ {exc}")
-        valid = [a for a in answers if not isinstance(a, str)]
+                checked.append(f"⚠️ {exc}")
+        valid = [c for c in checked if not isinstance(c, str)]
         try:
-            found = tagger.predict_batch([a[0] for a in valid], checked=True)
+            found = tagger.predict_batch([c[0] for c in valid], checked=True)
         except Exception:  # noqa: BLE001 - not expected after the checks; then one by one, each on its own
-            found = [rv.predict_or_message(tagger, a[0]) for a in valid]
+            found = [rv.predict_or_message(tagger, c[0]) for c in valid]
         entities = iter(found)
-        out: list[list[Any]] = [[], [], [], []]
-        for a in answers:
-            if isinstance(a, str):
-                item, ents, msg = "", [], a
-            else:
-                item, minimum, keep = a
-                ents = next(entities)
-                if isinstance(ents, str):
-                    ents, msg = [], ents
-                else:
-                    ents = [e for e in ents if e.score >= minimum and (keep is None or e.type in keep)]
-                    msg = "No entities found." if item.strip() and not ents else ""
-            out[0].append(rv.highlighted(item, ents))
-            out[1].append(rv.entity_rows(ents))
-            out[2].append([e.as_dict() for e in ents])
-            out[3].append(msg)
-        return out
+        answers = []
+        for c in checked:
+            if isinstance(c, str):
+                answers.append({"text": "", "entities": [], "message": c})
+                continue
+            item, minimum, keep = c
+            ents = next(entities)
+            if isinstance(ents, str):
+                answers.append({"text": item, "entities": [], "message": ents})
+                continue
+            ents = [e.as_dict() for e in ents if e.score >= minimum and (keep is None or e.type in keep)]
+            answers.append({"text": item, "entities": ents,
+                            "message": "No entities found." if item.strip() and not ents else ""})
+        return [answers]
+
+    def show(answer: dict[str, Any]) -> tuple:
+        """The page's view of one answer of `predict`: the highlighted text, the entity table and the message."""
+        ents = [Entity(**e) for e in answer["entities"]]
+        return rv.highlighted(answer["text"], ents), rv.entity_rows(ents), answer["message"]
 
     examples = rv.example_sentences(view["predictions"]) + EVERYDAY_EXAMPLES
 
@@ -125,13 +128,15 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
                                              "number"], interactive=False, wrap=True, label="Entity list",
                                              elem_id="entity-table")
                         with gr.Accordion("JSON", open=False):
-                            as_json = gr.JSON(label="Entities (character offsets, end exclusive)")
-                # preprocess=False: the components' own checks (a slider's bounds, a checkbox group's choices) raise
-                # for the whole batch, so one bad request would fail every request queued with it; `tag` checks each
-                # request's raw values itself.
-                run.click(tag, [text, threshold, types], [highlight, table, as_json, status], api_name="predict",
-                          batch=True, max_batch_size=MAX_BATCH, concurrency_limit=1, concurrency_id="model",
-                          preprocess=False)
+                            answer = gr.JSON(label="The API's answer (character offsets, end exclusive)")
+                # The button and the API run the same batched `predict`, whose one answer per request is all an API
+                # caller gets; the page then renders it (`show`, outside the queue: no model). preprocess=False: the
+                # components' own checks (a slider's bounds, a checkbox group's choices) raise for the whole batch,
+                # so one bad request would fail every request queued with it; `predict` checks each request's raw
+                # values itself.
+                run.click(predict, [text, threshold, types], [answer], api_name="predict", batch=True,
+                          max_batch_size=MAX_BATCH, concurrency_limit=1, concurrency_id="model", preprocess=False
+                          ).success(show, [answer], [highlight, table, status], api_visibility="private", queue=False)
 
             with gr.Tab("Validation results", id="results"):
                 summary = gr.Markdown(label="summary", elem_id="summary")

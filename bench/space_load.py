@@ -1,7 +1,7 @@
 """The Space under load, side by side in one run: our app.py, the app a course reader would write (pipeline +
 HighlightedText, default queue: ../shared/reference/space_load_anchor.py's), and an app that only echoes (the cost of
-the queue and the clients alone, the ceiling for any app on this machine); also ours with every batch on every
-thread (app.ONE_THREAD_UP_TO = 0), the alternative to its one thread for short batches. Each app runs in its own
+the queue and the clients alone, the ceiling for any app on this machine); also ours with every batch on every thread
+(app.ONE_THREAD_MAX_LENGTH = 0), the alternative to its one thread for batches of sentences. Each app runs in its own
 process on 127.0.0.1 and is driven by C concurrent gradio_client clients for S seconds, with one sentence and then one
 paragraph per request, after an untimed warm-up, in R rounds that interleave the apps (ratios: medians of the per-round
 ratios). Hostile requests (a lone surrogate, a threshold of 5 or null, an unknown type, a text of 20,000 `!`) from
@@ -76,8 +76,8 @@ def serve(kind: str, model: str, port: int) -> None:
 
     if kind in ("ours", "ours_all_threads"):
         import app
-        if kind == "ours_all_threads":  # app.ONE_THREAD_UP_TO's alternative: every batch on every thread
-            app.ONE_THREAD_UP_TO = 0
+        if kind == "ours_all_threads":  # app.ONE_THREAD_MAX_LENGTH's alternative: every batch on every thread
+            app.ONE_THREAD_MAX_LENGTH = 0
         demo = app.build_demo(model)
     elif kind == "course":
         from transformers import pipeline
@@ -170,14 +170,15 @@ def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: l
             except Exception:  # noqa: BLE001 - an error answer counts as an error
                 (hostile_failed if hostile else errors)[0] += 1
                 continue
-            if hostile:
-                if out[3].startswith("⚠️") and not out[2]:
+            if hostile:  # raw_predict answers with the list of outputs, the client with the one output itself
+                answer = out[0] if isinstance(out, list) else out
+                if answer["message"].startswith("⚠️") and not answer["entities"]:
                     hostile_answered[0] += 1
                 else:
                     hostile_failed[0] += 1
                 continue
             lat.append(time.perf_counter() - t0)
-            if kind == "ours" and not out[2]:  # every valid text here has entities
+            if kind == "ours" and not out["entities"]:  # every valid text here has entities
                 wrong[0] += 1
 
     threads = [threading.Thread(target=worker, args=(i < n_hostile,)) for i in range(clients + n_hostile)]
@@ -296,7 +297,7 @@ def main() -> None:
                 # The ceiling: what an app that runs no model at all serves on paragraphs, here, with these clients.
                 "paragraph_req_per_s_echo_over_course": ratio("echo/paragraph", "course/paragraph"),
                 "paragraph_req_per_s_ours_over_echo": ratio("ours/paragraph", "echo/paragraph"),
-                # app.ONE_THREAD_UP_TO: short batches on one thread, against every batch on every thread.
+                # app.ONE_THREAD_MAX_LENGTH: batches of sentences on one thread, against every batch on every thread.
                 "sentence_req_per_s_ours_over_ours_all_threads": ratio("ours/sentence", "ours_all_threads/sentence"),
                 "paragraph_req_per_s_ours_over_ours_all_threads": ratio("ours/paragraph",
                                                                         "ours_all_threads/paragraph")}

@@ -38,53 +38,69 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def served(model_dir):
+def demo_and_client(model_dir):
     tagger = NerTagger.from_pretrained(model_dir)
     demo, client = serve(app.build_demo(model_dir, tagger))
-    yield tagger, client
+    yield tagger, demo, client
     demo.close()
 
 
-def text_of(highlight):
-    return "".join(part["token"] for part in highlight)
+@pytest.fixture(scope="module")
+def served(demo_and_client):
+    tagger, _, client = demo_and_client
+    return tagger, client
+
+
+def predict(client, *args) -> dict:
+    return client.predict(*args, api_name="/predict")
+
+
+def texts_of(answer) -> list[str]:
+    return [e["text"] for e in answer["entities"]]
 
 
 def test_predict_endpoint(served):
     _, client = served
     text = "John Zwingmann flew from Paris to Berlin with Reuters."
-    highlight, table, entities, message = client.predict(text, 0.0, TYPES, api_name="/predict")
-    assert message == ""
-    assert text_of(highlight) == text
-    assert [(p["token"], p["class_or_confidence"]) for p in highlight if p["class_or_confidence"]] == [
-        ("John Zwingmann", "PER"), ("Paris", "LOC"), ("Berlin", "LOC"), ("Reuters", "ORG")]
-    assert table["headers"] == ["type", "text", "score", "start", "end"]
-    assert [row[:2] for row in table["data"]] == [["PER", "John Zwingmann"], ["LOC", "Paris"], ["LOC", "Berlin"],
-                                                  ["ORG", "Reuters"]]
-    for e in entities:
-        assert text[e["start"]:e["end"]] == e["text"]
+    answer = predict(client, text, 0.0, TYPES)
+    assert answer["text"] == text and answer["message"] == ""
+    assert [(e["type"], e["text"]) for e in answer["entities"]] == [
+        ("PER", "John Zwingmann"), ("LOC", "Paris"), ("LOC", "Berlin"), ("ORG", "Reuters")]
+    for e in answer["entities"]:
+        assert text[e["start"]:e["end"]] == e["text"] and 0 < e["score"] <= 1
+
+
+def test_the_page_shows_the_api_answer(demo_and_client):
+    """What the button renders from /predict's answer (outside the queue): highlighted spans, table, message."""
+    _, demo, client = demo_and_client
+    text = "John Zwingmann flew from Paris."
+    answer = predict(client, text, 0.0, TYPES)
+    show = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "show")
+    highlight, rows, message = show(answer)
+    assert highlight == {"text": text, "entities": [{"entity": "PER", "start": 0, "end": 14},
+                                                    {"entity": "LOC", "start": 25, "end": 30}]}
+    assert [row[:2] for row in rows] == [["PER", "John Zwingmann"], ["LOC", "Paris"]] and message == ""
 
 
 def test_threshold_and_types_through_the_api(served):
     _, client = served
-    _, _, ents, _ = client.predict("maybe John", 0.0, TYPES, api_name="/predict")
-    assert [e["type"] for e in ents] == ["MISC", "PER"]
-    _, _, ents, _ = client.predict("maybe John", 0.9, TYPES, api_name="/predict")
-    assert [e["type"] for e in ents] == ["PER"]
-    _, _, ents, message = client.predict("maybe John", 0.0, ["LOC"], api_name="/predict")
-    assert ents == [] and message == "No entities found."
+    assert [e["type"] for e in predict(client, "maybe John", 0.0, TYPES)["entities"]] == ["MISC", "PER"]
+    assert [e["type"] for e in predict(client, "maybe John", 0.9, TYPES)["entities"]] == ["PER"]
+    answer = predict(client, "maybe John", 0.0, ["LOC"])
+    assert answer["entities"] == [] and answer["message"] == "No entities found."
 
 
 def test_bad_inputs_get_messages_not_errors(served):
     _, client = served
-    _, table, ents, message = client.predict("x" * (MAX_INPUT_CHARS + 1), 0.0, TYPES, api_name="/predict")
-    assert ents == [] and table["data"] == [] and f"limit is {MAX_INPUT_CHARS:,}" in message
+    answer = predict(client, "x" * (MAX_INPUT_CHARS + 1), 0.0, TYPES)
+    assert answer["entities"] == [] and f"limit is {MAX_INPUT_CHARS:,}" in answer["message"]
     for text in ("", "   \n", "\x00\x07", "😀🙂 东京"):
-        highlight, _, ents, message = client.predict(text, 0.0, TYPES, api_name="/predict")
-        assert ents == [] and message in ("", "No entities found.")
+        answer = predict(client, text, 0.0, TYPES)
+        assert answer["entities"] == [] and answer["message"] in ("", "No entities found.")
     payload = "<img src=x onerror=alert(1)> Paris <script>alert(2)</script>"
-    highlight, _, ents, _ = client.predict(payload, 0.0, TYPES, api_name="/predict")
-    assert text_of(highlight) == payload  # returned as text, untouched; the browser test checks it is not run
-    assert [e["text"] for e in ents] == ["Paris"]
+    answer = predict(client, payload, 0.0, TYPES)
+    assert answer["text"] == payload  # returned as text, untouched; the browser test checks it is not run
+    assert texts_of(answer) == ["Paris"]
 
 
 @contextlib.contextmanager
@@ -113,8 +129,8 @@ def test_concurrent_requests_are_batched_and_answered_in_order(served):
         names = ["Paris", "Berlin", "London", "John", "Google", "Reuters", "German", "Smith"]
         jobs = [client.submit(f"{i} {name}", 0.0, TYPES, api_name="/predict") for i, name in enumerate(names)]
         results = [job.result(timeout=60) for job in jobs]
-    for i, (name, (_, _, ents, _)) in enumerate(zip(names, results)):
-        assert [(e["text"], e["start"]) for e in ents] == [(name, len(str(i)) + 1)]
+    for i, (name, answer) in enumerate(zip(names, results)):
+        assert [(e["text"], e["start"]) for e in answer["entities"]] == [(name, len(str(i)) + 1)]
     assert sum(sizes) == len(names) and max(sizes) > 1
 
 
@@ -142,14 +158,14 @@ def test_a_hostile_request_never_fails_the_requests_batched_with_it(served):
         # A JSON "\\ud800" escape decodes to a lone surrogate, which the tokenizer cannot encode.
         surrogate = raw_predict(client.src, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(TYPES) + ']}')
         answers = [(kind, job.result(timeout=60)) for kind, job in jobs]
-        assert [e["text"] for e in first.result(timeout=60)[2]] == ["Berlin"]
+        assert texts_of(first.result(timeout=60)) == ["Berlin"]
     assert max(sizes) > 1  # hostile and valid requests did share batches
-    for kind, (_, _, ents, message) in answers:
+    for kind, answer in answers:
         if kind == "ok":
-            assert [e["text"] for e in ents] == ["John"] and message == ""
+            assert texts_of(answer) == ["John"] and answer["message"] == ""
         else:
-            assert ents == [] and message.startswith("⚠️")
-    assert surrogate[2] == [] and "lone surrogate" in surrogate[3]
+            assert answer["entities"] == [] and answer["message"].startswith("⚠️")
+    assert surrogate[0]["entities"] == [] and "lone surrogate" in surrogate[0]["message"]
 
 
 def test_the_public_api_offers_prediction_only(served):
@@ -163,21 +179,21 @@ def test_the_app_starts_and_serves_with_a_damaged_results_file(model_dir, tmp_pa
     Path(model, "eval_results.json").write_text('{"validation": {"overall": {"f1": 0.5')  # cut short
     demo, client = serve(app.build_demo(model))
     try:
-        _, _, ents, _ = client.predict("Paris", 0.0, TYPES, api_name="/predict")
+        answer = predict(client, "Paris", 0.0, TYPES)
     finally:
         demo.close()
-    assert [e["text"] for e in ents] == ["Paris"]
+    assert texts_of(answer) == ["Paris"]
     # What the results tab shows on page load: the reason, not a traceback.
     load = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "results_outputs")
     summary = load(TYPES, ["wrong type"])[0]
     assert "eval_results.json of this model cannot be read" in summary
 
 
-def test_the_space_runs_short_batches_on_one_thread(model_dir):
+def test_the_space_runs_batches_of_sentences_on_one_thread(model_dir):
     pytest.importorskip("onnxruntime")
     backend = app.load_tagger(model_dir, "onnx-int8").backend
-    assert backend.one_thread_up_to == (app.ONE_THREAD_UP_TO if backend.session.get_session_options()
-                                        .intra_op_num_threads > 1 else 0)
+    assert backend.one_thread_max_length == (app.ONE_THREAD_MAX_LENGTH if backend.session.get_session_options()
+                                             .intra_op_num_threads > 1 else 0)
 
 
 def test_unloadable_model_gives_a_page_with_the_reason(monkeypatch):

@@ -89,25 +89,26 @@ def test_every_backend_gives_the_same_entities_on_the_lookup_model(lookup_dir, t
 
 
 @pytest.mark.parametrize("name", ONNX)
-def test_short_batches_run_on_one_thread_when_asked(random_dir, tmp_path, name):
-    """one_thread_up_to (the Space's setting): batches of at most that many positions go to a 1-thread session, longer
-    ones to the session with every thread, and both predict alike."""
+def test_batches_of_short_windows_run_on_one_thread_when_asked(random_dir, tmp_path, name):
+    """one_thread_max_length (the Space's setting): batches whose windows are at most that long go to a 1-thread
+    session, whatever their number of rows; longer windows to the session with every thread; both predict alike."""
     needs_ort(name)
     tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
     batch = padded(tagger.tokenizer, tagger.backend.input_names)
-    size = batch["input_ids"].size
+    length = batch["input_ids"].shape[1]
     threads = lambda b, x: b.session_for(x).get_session_options().intra_op_num_threads  # noqa: E731
 
     default = backends.make_backend(name, tagger.model, tagger.tokenizer.model_input_names, random_dir, str(tmp_path))
     assert default.one_thread is None and threads(default, batch) == torch.get_num_threads()
-    backend = backends.OnnxBackend(default.path, name, threads=2, one_thread_up_to=size)
-    assert threads(backend, batch) == 1
-    longer = {n: np.concatenate([a, a]) for n, a in batch.items()}
+    backend = backends.OnnxBackend(default.path, name, threads=2, one_thread_max_length=length)
+    more_rows = {n: np.concatenate([a] * 8) for n, a in batch.items()}
+    longer = {n: np.concatenate([a, a], axis=1) for n, a in batch.items()}  # windows twice as long
+    assert threads(backend, batch) == threads(backend, more_rows) == 1
     assert threads(backend, longer) == 2
-    for b in (batch, longer):
+    for b in (batch, more_rows, longer):
         np.testing.assert_allclose(backend(b), default(b), atol=1e-4)
     # With one thread in all, there is no second session to choose.
-    assert backends.OnnxBackend(default.path, name, threads=1, one_thread_up_to=size).one_thread is None
+    assert backends.OnnxBackend(default.path, name, threads=1, one_thread_max_length=length).one_thread is None
 
 
 def test_onnx_files_go_to_the_cache_and_are_reused(lookup_dir, tmp_path):

@@ -135,16 +135,18 @@ def torch_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class OnnxBackend(Backend):
-    """`threads`: ONNX Runtime's intra-op threads (default: torch's, one per core). `one_thread_up_to`: batches of at
-    most this many positions (rows x length) run on a second, 1-thread session instead. A server wants that: its own
-    work (HTTP, queue, JSON) runs beside the model on the same cores, and a short batch gains little from a second
-    thread (1.1-1.6x for 1-16 sentences, measured) that the server could have used (see app.py)."""
+    """`threads`: ONNX Runtime's intra-op threads (default: torch's, one per core). `one_thread_max_length`: batches
+    whose windows are at most this many sub-tokens long (padded) run on a second, 1-thread session instead: batches of
+    sentences, not of paragraphs. A server wants that: its own work (HTTP, queue, JSON) runs beside the model on the
+    same cores, and for a sentence it costs more than the model does, so the model's second thread would take a core
+    from the server's work while shortening little that a visitor waits for (see app.py)."""
 
-    def __init__(self, path: str, name: str = "onnx", threads: Optional[int] = None, one_thread_up_to: int = 0) -> None:
+    def __init__(self, path: str, name: str = "onnx", threads: Optional[int] = None,
+                 one_thread_max_length: int = 0) -> None:
         threads = threads or torch.get_num_threads()
         self.session = self._session(path, threads)
-        self.one_thread_up_to = one_thread_up_to if threads > 1 else 0
-        self.one_thread = self._session(path, 1) if self.one_thread_up_to else None
+        self.one_thread_max_length = one_thread_max_length if threads > 1 else 0
+        self.one_thread = self._session(path, 1) if self.one_thread_max_length else None
         self.name, self.path = name, path
         self.input_names = tuple(i.name for i in self.session.get_inputs())
 
@@ -160,8 +162,8 @@ class OnnxBackend(Backend):
         return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
     def session_for(self, batch: Batch):
-        return (self.one_thread if self.one_thread is not None and batch["input_ids"].size <= self.one_thread_up_to
-                else self.session)
+        return (self.one_thread if self.one_thread is not None
+                and batch["input_ids"].shape[1] <= self.one_thread_max_length else self.session)
 
     def logits(self, batch: Batch) -> np.ndarray:
         return self.session_for(batch).run(["logits"], {n: batch[n] for n in self.input_names})[0]
@@ -338,11 +340,11 @@ def model_input_names(model: torch.nn.Module, tokenizer_names: Sequence[str]) ->
 
 def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Sequence[str],
                  model_dir: Optional[str] = None, cache_dir: Optional[str] = None,
-                 one_thread_up_to: int = 0) -> Backend:
+                 one_thread_max_length: int = 0) -> Backend:
     """The backend `name` (see BACKENDS; "auto" -> DEFAULT_BACKEND) for `model`, reading `input_names` from batches.
 
     `model_dir`: the local directory the model was loaded from, if any (only to name the ONNX cache entry cheaply;
-    nothing is written there). `cache_dir`: where ONNX files go (default: default_cache_dir()). `one_thread_up_to`:
+    nothing is written there). `cache_dir`: where ONNX files go (default: default_cache_dir()). `one_thread_max_length`:
     see OnnxBackend (ONNX backends only: torch's thread count is global to the process)."""
     if (name or "auto").strip().lower() == "auto" and any(p.device.type != "cpu" for p in model.parameters()):
         name = "torch"  # the measured default is a CPU runtime; a model on a GPU stays in torch
@@ -358,4 +360,4 @@ def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Seque
         raise ImportError(f"backend {name!r} needs onnxruntime (pip install -r requirements.txt), "
                           "or use backend='torch'") from exc
     path = onnx_files(model, names, model_dir, cache_dir, int8=name == "onnx-int8")
-    return OnnxBackend(path, name=name, one_thread_up_to=one_thread_up_to)
+    return OnnxBackend(path, name=name, one_thread_max_length=one_thread_max_length)

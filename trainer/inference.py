@@ -84,7 +84,7 @@ class NerTagger:
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: str = "",
                  max_length: Optional[int] = None, stride: Optional[int] = None, batch_size: int = 16,
                  max_chars: int = MAX_INPUT_CHARS, max_subtokens: int = MAX_INPUT_SUBTOKENS, backend: str = "torch",
-                 onnx_cache_dir: Optional[str] = None, one_thread_up_to: int = 0) -> None:
+                 onnx_cache_dir: Optional[str] = None, one_thread_max_length: int = 0) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"the tokenizer of {source or 'the model'} is not a fast (Rust) tokenizer: words "
                                  "and character offsets need one (save the model with its tokenizer.json)")
@@ -113,7 +113,7 @@ class NerTagger:
         # the model directory; a local `source` only names the cache entry.
         model_dir = os.path.expanduser(source) if source and os.path.isdir(os.path.expanduser(source)) else None
         self.backend = backends.make_backend(backend, self.model, tokenizer.model_input_names, model_dir,
-                                             onnx_cache_dir, one_thread_up_to)
+                                             onnx_cache_dir, one_thread_max_length)
 
     @classmethod
     def from_pretrained(cls, source: str, **kwargs: Any) -> "NerTagger":
