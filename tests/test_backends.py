@@ -89,24 +89,36 @@ def test_every_backend_gives_the_same_entities_on_the_lookup_model(lookup_dir, t
 
 
 @pytest.mark.parametrize("name", ONNX)
-def test_batches_of_short_windows_run_on_one_thread_when_asked(random_dir, tmp_path, name):
-    """one_thread_max_length (the Space's setting): batches whose windows are at most that long go to a 1-thread
-    session, whatever their number of rows; longer windows to the session with every thread; both predict alike."""
+def test_texts_of_short_windows_run_on_one_thread_when_asked(random_dir, tmp_path, name):
+    """one_thread_max_length (the Space's setting): a set of windows whose longest is at most that long runs on a
+    1-thread session, however many there are; a set with a longer one runs every window on every thread, its short
+    last window too; both predict alike."""
     needs_ort(name)
     tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
     batch = padded(tagger.tokenizer, tagger.backend.input_names)
     length = batch["input_ids"].shape[1]
-    threads = lambda b, x: b.session_for(x).get_session_options().intra_op_num_threads  # noqa: E731
+    threads = lambda b: b.session.get_session_options().intra_op_num_threads  # noqa: E731
 
     default = backends.make_backend(name, tagger.model, tagger.tokenizer.model_input_names, random_dir, str(tmp_path))
-    assert default.one_thread is None and threads(default, batch) == torch.get_num_threads()
+    assert default.one_thread is None and default.for_longest(1) is default
     backend = backends.OnnxBackend(default.path, name, threads=2, one_thread_max_length=length)
-    more_rows = {n: np.concatenate([a] * 8) for n, a in batch.items()}
-    longer = {n: np.concatenate([a, a], axis=1) for n, a in batch.items()}  # windows twice as long
-    assert threads(backend, batch) == threads(backend, more_rows) == 1
-    assert threads(backend, longer) == 2
-    for b in (batch, more_rows, longer):
-        np.testing.assert_allclose(backend(b), default(b), atol=1e-4)
+    assert threads(backend.for_longest(length)) == 1 and threads(backend.for_longest(length + 1)) == 2
+    assert threads(backend) == 2  # the view leaves the backend as it was
+    np.testing.assert_allclose(backend.for_longest(length)(batch), default(batch), atol=1e-4)
+
+    # Through a tagger: which session ran each batch of windows of one call.
+    tagger.backend = backend
+    tagger.max_length, tagger.stride, tagger.batch_size = 2 * length, 2, 2
+    used: list[int] = []
+    for session in (backend.session, backend.one_thread):
+        run = session.run
+        n = session.get_session_options().intra_op_num_threads
+        session.run = lambda *a, run=run, n=n: used.append(n) or run(*a)
+    tagger.predict_batch(["Paris"] * 8)
+    assert used and set(used) == {1}
+    used.clear()
+    tagger.predict_batch(["Paris"] * 7 + [" ".join(["Paris"] * length)])  # one text of several windows
+    assert len(used) > 1 and set(used) == {2}
     # With one thread in all, there is no second session to choose.
     assert backends.OnnxBackend(default.path, name, threads=1, one_thread_max_length=length).one_thread is None
 

@@ -10,6 +10,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from trainer import casing
+from trainer.backends import Backend
 from trainer.limits import Window, model_window, window
 from trainer.windows import DocumentWindows
 
@@ -87,12 +88,14 @@ def test_the_tagger_sends_the_flags_the_model_was_trained_with(tmp_path):
         tagger = NerTagger.from_pretrained(str(model_dir), backend="torch")
         real = tagger.backend
 
-        def spy(batch, real=real, signal=signal):
-            seen[signal] = batch["token_type_ids"].copy()
-            return real(batch)
+        class Spy(Backend):
+            input_names = real.input_names
 
-        spy.input_names = real.input_names
-        tagger.backend = spy
+            def __call__(self, batch, real=real, signal=signal):
+                seen[signal] = batch["token_type_ids"].copy()
+                return real(batch)
+
+        tagger.backend = Spy()
         tagger.predict_batch(["John met paris in PARIS .", "nothing here"])
     tokens = tagger.tokenizer("John met paris in PARIS .")["input_ids"]
     assert seen["token_type"][0, :len(tokens)].tolist() == [0, 1, 0, 0, 0, 1, 0, 0]

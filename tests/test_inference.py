@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from space_models import VALIDATION, build_lookup_model, encoder_path
+from trainer.backends import Backend
 from trainer.inference import (DEFAULT_STRIDE, MAX_INPUT_CHARS, MAX_INPUT_SUBTOKENS, InputError, ModelLoadError,
                                NerTagger, load_model)
 from trainer.labels import tags_to_spans
@@ -213,7 +214,7 @@ def test_bare_encoder_is_not_an_ner_model():
         NerTagger.from_pretrained(encoder_path())
 
 
-class ScriptedBackend:
+class ScriptedBackend(Backend):
     """Log-probabilities scripted per content position (the same for every window), for decoding tests."""
     input_names = ("input_ids", "attention_mask")
 

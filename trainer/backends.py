@@ -35,6 +35,7 @@ without them.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -111,6 +112,11 @@ class Backend:
     def __call__(self, batch: Batch) -> np.ndarray:
         raise NotImplementedError
 
+    def for_longest(self, length: int) -> "Backend":
+        """The backend to run a set of windows on (one call of trainer.windows.predict_windows) whose longest has
+        `length` sub-tokens: this one, unless a backend says otherwise (OnnxBackend)."""
+        return self
+
 
 class TorchBackend(Backend):
     def __init__(self, model: torch.nn.Module, input_names: Sequence[str], name: str = "torch") -> None:
@@ -135,11 +141,12 @@ def torch_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class OnnxBackend(Backend):
-    """`threads`: ONNX Runtime's intra-op threads (default: torch's, one per core). `one_thread_max_length`: batches
-    whose windows are at most this many sub-tokens long (padded) run on a second, 1-thread session instead: batches of
-    sentences, not of paragraphs. A server wants that: its own work (HTTP, queue, JSON) runs beside the model on the
-    same cores, and for a sentence it costs more than the model does, so the model's second thread would take a core
-    from the server's work while shortening little that a visitor waits for (see app.py)."""
+    """`threads`: ONNX Runtime's intra-op threads (default: torch's, one per core). `one_thread_max_length`: a set of
+    windows whose longest is at most this many sub-tokens (texts of a sentence or so, not paragraphs) runs on a second,
+    1-thread session instead (`for_longest`). A server wants that: its own work (HTTP, queue, JSON) runs beside the
+    model on the same cores, and for a sentence it costs more than the model does, so a second model thread would take
+    a core from that work while shortening little that a visitor waits for (see app.py). The choice is made once for
+    all the windows of a call: a paragraph's short last window runs on every thread like its others."""
 
     def __init__(self, path: str, name: str = "onnx", threads: Optional[int] = None,
                  one_thread_max_length: int = 0) -> None:
@@ -161,12 +168,15 @@ class OnnxBackend(Backend):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
-    def session_for(self, batch: Batch):
-        return (self.one_thread if self.one_thread is not None
-                and batch["input_ids"].shape[1] <= self.one_thread_max_length else self.session)
+    def for_longest(self, length: int) -> "OnnxBackend":
+        if self.one_thread is None or length > self.one_thread_max_length:
+            return self
+        view = copy.copy(self)  # the same sessions, running on the 1-thread one
+        view.session, view.one_thread = self.one_thread, None
+        return view
 
     def logits(self, batch: Batch) -> np.ndarray:
-        return self.session_for(batch).run(["logits"], {n: batch[n] for n in self.input_names})[0]
+        return self.session.run(["logits"], {n: batch[n] for n in self.input_names})[0]
 
     def __call__(self, batch: Batch) -> np.ndarray:
         return log_softmax(self.logits(batch))

@@ -186,11 +186,14 @@ def predict_windows(forward: Any, inputs: Any, pad_id: int, batch_size: int,
                     progress: Optional[Progress] = None) -> list[np.ndarray]:
     """The log-probability of every label at every position of every window, in window order (`inputs`: the
     tokenizer's windows): one (positions, labels) array per window. `forward` is a trainer.backends backend: a padded
-    numpy batch of its `input_names` -> log-probabilities. Windows are run longest first in batches of `batch_size`."""
+    numpy batch of its `input_names` -> log-probabilities; the one it picks for the longest window runs them all.
+    Windows are run longest first in batches of `batch_size`."""
     from trainer.backends import pad_batch
 
     n_windows = len(inputs["input_ids"])
-    order = longest_first([len(ids) for ids in inputs["input_ids"]])
+    lengths = [len(ids) for ids in inputs["input_ids"]]
+    order = longest_first(lengths)
+    forward = forward.for_longest(max(lengths, default=0))
     out: list[np.ndarray] = [np.zeros((0, 0), dtype=np.float32)] * n_windows
     for b in range(0, n_windows, batch_size):
         if progress:
