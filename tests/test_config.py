@@ -45,6 +45,7 @@ def test_help_documents_every_option():
     (["--max-seq-length", "96"], "less than half the window (96 sub-tokens; e.g. --stride 24), got 64"),
     (["--attention-dropout", "1"], "--attention-dropout must be in [0, 1), got 1.0"),
     (["--attention-dropout", "-0.1"], "--attention-dropout must be in [0, 1), got -0.1"),
+    (["--hidden-dropout", "1"], "--hidden-dropout must be in [0, 1), got 1.0"),
 ])
 def test_invalid_config_is_a_clear_error(argv, message, capsys):
     assert main(argv) == 2

@@ -1,4 +1,4 @@
-"""What prepare() builds from a Config: here, the model's attention dropout (--attention-dropout)."""
+"""What prepare() builds from a Config: here, the model's dropouts (--attention-dropout, --hidden-dropout)."""
 
 import re
 
@@ -6,35 +6,45 @@ import pytest
 from transformers import BertConfig, DistilBertConfig, GPT2Config
 
 from trainer.config import Config
-from trainer.prepare import attention_dropout_override, prepare
+from trainer.prepare import dropout_overrides, prepare
 
 from conftest import CONLL_SAMPLE
 
 
-def test_attention_dropout_is_set_when_the_model_is_built(tiny_encoder_dir, tmp_path):
-    def attention_dropouts(p):
+def test_dropouts_are_set_when_the_model_is_built(tiny_encoder_dir, tmp_path):
+    def dropouts(attention, hidden):
         cfg = Config(model_name_or_path=tiny_encoder_dir, data_dir=str(CONLL_SAMPLE), max_train_samples=4,
-                     max_eval_samples=4, output_dir=str(tmp_path / f"out-{p}"), attention_dropout=p)
+                     max_eval_samples=4, output_dir=str(tmp_path / f"out-{attention}-{hidden}"),
+                     attention_dropout=attention, hidden_dropout=hidden)
         model = prepare(cfg).model
-        return model.config.attention_probs_dropout_prob, {
-            layer.attention.self.dropout.p for layer in model.bert.encoder.layer}
+        layers = model.bert.encoder.layer
+        return (model.config.attention_probs_dropout_prob, {layer.attention.self.dropout.p for layer in layers},
+                model.config.hidden_dropout_prob, {layer.output.dropout.p for layer in layers} | {
+                    model.bert.embeddings.dropout.p, model.dropout.p})
 
-    base = BertConfig.from_pretrained(tiny_encoder_dir).attention_probs_dropout_prob
-    assert base > 0
-    assert attention_dropouts(None) == (base, {base})  # unset: the model's own
-    assert attention_dropouts(0.0) == (0.0, {0.0})  # and recorded in the config every save writes
+    base = BertConfig.from_pretrained(tiny_encoder_dir)
+    a, h = base.attention_probs_dropout_prob, base.hidden_dropout_prob
+    assert a > 0 and h > 0
+    assert dropouts(None, None) == (a, {a}, h, {h})  # unset: the model's own
+    # Each on its own, and recorded in the config every save writes.
+    assert dropouts(0.0, None) == (0.0, {0.0}, h, {h})
+    assert dropouts(None, 0.0) == (a, {a}, 0.0, {0.0})
 
 
-@pytest.mark.parametrize("config, name", [(BertConfig(), "attention_probs_dropout_prob"),
-                                          (DistilBertConfig(), "attention_dropout")])
-def test_attention_dropout_name_follows_the_model_family(config, name, tmp_path):
+@pytest.mark.parametrize("config, names", [(BertConfig(), ("attention_probs_dropout_prob", "hidden_dropout_prob")),
+                                           (DistilBertConfig(), ("attention_dropout", "dropout"))])
+def test_dropout_names_follow_the_model_family(config, names, tmp_path):
     config.save_pretrained(tmp_path)
-    assert attention_dropout_override(str(tmp_path), None) == {}
-    assert attention_dropout_override(str(tmp_path), 0.0) == {name: 0.0}
+    assert dropout_overrides(str(tmp_path)) == {}
+    assert dropout_overrides(str(tmp_path), 0.0) == {names[0]: 0.0}
+    assert dropout_overrides(str(tmp_path), 0.0, 0.05) == {names[0]: 0.0, names[1]: 0.05}
 
 
-def test_a_model_without_attention_dropout_setting_is_refused(tmp_path):
-    GPT2Config().save_pretrained(tmp_path)  # calls it attn_pdrop
+def test_a_model_without_the_dropout_setting_is_refused(tmp_path):
+    GPT2Config().save_pretrained(tmp_path)  # calls them attn_pdrop and resid_pdrop
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path}: its config (GPT2Config) has none of "
-                                                   "attention_probs_dropout_prob, attention_dropout")):
-        attention_dropout_override(str(tmp_path), 0.0)
+                                                   "attention_probs_dropout_prob, attention_dropout; leave "
+                                                   "--attention-dropout unset")):
+        dropout_overrides(str(tmp_path), 0.0)
+    with pytest.raises(ValueError, match=re.escape("has none of hidden_dropout_prob, dropout; leave --hidden-dropout")):
+        dropout_overrides(str(tmp_path), hidden=0.0)

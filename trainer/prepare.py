@@ -40,22 +40,28 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-# What encoder families call the dropout on attention probabilities in their configs: BERT, RoBERTa, ELECTRA,
-# DeBERTa, XLM-R (attention_probs_dropout_prob); DistilBERT and most newer ones (attention_dropout).
-ATTENTION_DROPOUT_NAMES = ("attention_probs_dropout_prob", "attention_dropout")
+# What encoder families call their dropouts in their configs: BERT, RoBERTa, ELECTRA, DeBERTa, XLM-R
+# (attention_probs_dropout_prob, hidden_dropout_prob); DistilBERT and most newer ones (attention_dropout, dropout).
+DROPOUT_NAMES = {"attention": ("attention_probs_dropout_prob", "attention_dropout"),
+                 "hidden": ("hidden_dropout_prob", "dropout")}
 
 
-def attention_dropout_override(name_or_path: str, p: float | None) -> dict[str, float]:
-    """The from_pretrained keyword that sets the model's attention dropout to `p` (none for None: the model's own).
-    It must be set when the model is built: the dropout modules read it then."""
-    if p is None:
+def dropout_overrides(name_or_path: str, attention: float | None = None,
+                      hidden: float | None = None) -> dict[str, float]:
+    """The from_pretrained keywords that set the model's attention and hidden dropouts (none for None: the model's
+    own). They must be set when the model is built: the dropout modules read them then."""
+    wanted = {kind: p for kind, p in (("attention", attention), ("hidden", hidden)) if p is not None}
+    if not wanted:
         return {}
     config = AutoConfig.from_pretrained(name_or_path)
-    for name in ATTENTION_DROPOUT_NAMES:
-        if hasattr(config, name):
-            return {name: p}
-    raise ValueError(f"{name_or_path}: its config ({type(config).__name__}) has none of "
-                     f"{', '.join(ATTENTION_DROPOUT_NAMES)}; leave --attention-dropout unset for this model")
+    out = {}
+    for kind, p in wanted.items():
+        name = next((n for n in DROPOUT_NAMES[kind] if hasattr(config, n)), None)
+        if name is None:
+            raise ValueError(f"{name_or_path}: its config ({type(config).__name__}) has none of "
+                             f"{', '.join(DROPOUT_NAMES[kind])}; leave --{kind}-dropout unset for this model")
+        out[name] = p
+    return out
 
 
 def prepare(cfg: Config) -> Prepared:
@@ -79,7 +85,7 @@ def prepare(cfg: Config) -> Prepared:
     model = AutoModelForTokenClassification.from_pretrained(
         cfg.model_name_or_path, num_labels=len(id2label), id2label=id2label,
         label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True,
-        **attention_dropout_override(cfg.model_name_or_path, cfg.attention_dropout))
+        **dropout_overrides(cfg.model_name_or_path, cfg.attention_dropout, cfg.hidden_dropout))
     win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding,
                  cfg.case_signal)
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
