@@ -32,11 +32,12 @@ EVERYDAY_EXAMPLES = [
     "Lionel Messi scored twice as Inter Miami beat the New York Red Bulls at the Red Bull Arena.",
 ]
 MAX_BATCH = 16  # requests the queue hands to one forward pass
-# Batches whose windows are at most this many sub-tokens long (sentences, not paragraphs) run the model on one thread.
-# For a sentence the server's own work (HTTP, the queue, JSON; ~15 ms of CPU a request) costs more than the model
-# (~10 ms on one thread), so a second model thread would mostly take a core from that work: under 16 clients, one
-# sentence per request, our server then cost 22 instead of 27 ms of CPU a request (a probe). Paragraphs keep every
-# thread: there the model is the cost, and a second thread runs it ~1.7x faster. README, "The Space under load".
+# A call whose longest window has at most this many sub-tokens (a batch of sentences, not a paragraph) runs the model
+# on one thread. For a sentence the server's own work (HTTP, the queue, JSON; ~15-20 ms of CPU a request) costs more
+# than the model (~10 ms on one thread), so a second model thread mostly takes a core from that work: under 16
+# clients, one sentence per request, our server cost 18-28 ms of CPU a request against 36-43 with every thread
+# (bench/space_load.py; README, "The Space under load"). Paragraphs keep every thread: there the model is the cost,
+# and a second thread runs it ~1.7x faster.
 ONE_THREAD_MAX_LENGTH = 128
 
 
@@ -130,7 +131,8 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
                         with gr.Accordion("JSON", open=False):
                             answer = gr.JSON(label="The API's answer (character offsets, end exclusive)")
                 # The button and the API run the same batched `predict`, whose one answer per request is all an API
-                # caller gets; the page then renders it (`show`, outside the queue: no model). preprocess=False: the
+                # caller gets (every output costs the server and the clients per request); the page then renders it
+                # (`show`, outside the queue: no model). preprocess=False: the
                 # components' own checks (a slider's bounds, a checkbox group's choices) raise for the whole batch,
                 # so one bad request would fail every request queued with it; `predict` checks each request's raw
                 # values itself.
