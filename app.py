@@ -132,10 +132,9 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
                             answer = gr.JSON(label="The API's answer (character offsets, end exclusive)")
                 # The button and the API run the same batched `predict`, whose one answer per request is all an API
                 # caller gets (every output costs the server and the clients per request); the page then renders it
-                # (`show`, outside the queue: no model). preprocess=False: the
-                # components' own checks (a slider's bounds, a checkbox group's choices) raise for the whole batch,
-                # so one bad request would fail every request queued with it; `predict` checks each request's raw
-                # values itself.
+                # (`show`, outside the queue: no model). preprocess=False: the components' own checks (a slider's
+                # bounds, a checkbox group's choices) raise for the whole batch, so one bad request would fail every
+                # request queued with it; `predict` checks each request's raw values itself.
                 run.click(predict, [text, threshold, types], [answer], api_name="predict", batch=True,
                           max_batch_size=MAX_BATCH, concurrency_limit=1, concurrency_id="model", preprocess=False
                           ).success(show, [answer], [highlight, table, status], api_visibility="private", queue=False)
