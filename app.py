@@ -22,7 +22,7 @@ import gradio as gr  # noqa: E402
 
 from trainer import results_view as rv  # noqa: E402
 from trainer.error_analysis import KINDS  # noqa: E402
-from trainer.inference import Entity, InputError, ModelLoadError, NerTagger  # noqa: E402
+from trainer.inference import Entity, InputError, ModelLoadError, NerTagger, keep_entities  # noqa: E402
 
 # The course's CoNLL-2003 model, until the project publishes its own.
 DEFAULT_MODEL = "huggingface-course/bert-finetuned-ner"
@@ -93,7 +93,7 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
             if isinstance(ents, str):
                 answers.append({"text": item, "entities": [], "message": ents})
                 continue
-            ents = [e.as_dict() for e in ents if e.score >= minimum and (keep is None or e.type in keep)]
+            ents = [e.as_dict() for e in keep_entities(ents, minimum, keep)]
             answers.append({"text": item, "entities": ents,
                             "message": "No entities found." if item.strip() and not ents else ""})
         return [answers]

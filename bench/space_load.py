@@ -149,7 +149,7 @@ def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: l
         if kind == "ours":
             t, threshold, keep = payload
             if t == SURROGATE:
-                return raw_predict(url, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(types) + ']}')
+                return raw_predict(url, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(types) + ']}')[0]
             return c.predict(t, threshold, types if keep == "all" else keep, api_name="/predict")
         return c.predict(payload[0], api_name="/predict")
 
@@ -170,9 +170,8 @@ def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: l
             except Exception:  # noqa: BLE001 - an error answer counts as an error
                 (hostile_failed if hostile else errors)[0] += 1
                 continue
-            if hostile:  # raw_predict answers with the list of outputs, the client with the one output itself
-                answer = out[0] if isinstance(out, list) else out
-                if answer["message"].startswith("⚠️") and not answer["entities"]:
+            if hostile:
+                if out["message"].startswith("⚠️") and not out["entities"]:
                     hostile_answered[0] += 1
                 else:
                     hostile_failed[0] += 1

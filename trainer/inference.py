@@ -78,6 +78,11 @@ def _plain_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def keep_entities(entities: Iterable[Entity], threshold: float, types: Optional[set[str]]) -> list[Entity]:
+    """The entities scoring at least `threshold` whose type is in `types` (None: every type)."""
+    return [e for e in entities if e.score >= threshold and (types is None or e.type in types)]
+
+
 class NerTagger:
     """A token-classification model and its fast tokenizer, turned into `text -> list[Entity]`."""
 
@@ -187,7 +192,7 @@ class NerTagger:
             self._widen(spans[k], enc.word_ids(w), enc["offset_mapping"][w])
         for k, i in enumerate(todo):
             ents = self._spans(texts[i], readings[k], spans[k], logprobs)
-            out[i] = [e for e in ents if e.score >= threshold and (keep is None or e.type in keep)]
+            out[i] = keep_entities(ents, threshold, keep)
         return out
 
     @staticmethod
