@@ -5,6 +5,8 @@ scores on the same saved model."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from accelerate import Accelerator
@@ -59,6 +61,10 @@ def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores
     engine, out = two_process_output
     results = read_json(out / "train_results.json")
     assert results["engine"] == engine and results["world_size"] == 2
+    # The first loss logged is the random head's, near ln(9 labels) = 2.2, whatever the accumulation steps (2) and
+    # processes (2): the Trainer logged (and backpropagated) 4x that before it was told BERT's loss is a plain mean.
+    first_loss = next(e["loss"] for e in results["log_history"] if "loss" in e)
+    assert first_loss == pytest.approx(math.log(9), rel=0.1)
     evals = eval_entries(results)
     assert len(evals) == 2 and [e["eval_num_sentences"] for e in evals] == [N_VALIDATION, N_VALIDATION]
     prep = with_saved_model(out, tmp_path)

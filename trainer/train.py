@@ -38,6 +38,14 @@ class InOrderEvalTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # A *ForTokenClassification forward takes **kwargs, so the Trainer assumes its loss is divided by the tokens
+        # of the whole accumulated, all-process batch (num_items_in_batch); but BERT's is CrossEntropyLoss's plain
+        # mean over its own micro-batch. The Trainer then neither divides it by the accumulation steps nor undoes its
+        # x world-size: gradients and logged losses came out accumulation steps x processes too large (a first loss
+        # of 2.19 logged as 4.38 at 2 accumulation steps), and clipping at max_grad_norm bit that much harder.
+        # Saying the model takes no loss kwargs gives each micro-batch's mean / accumulation steps, averaged over
+        # processes: the Accelerate loop's arithmetic.
+        self.model_accepts_loss_kwargs = False
         self._eval_order: list[int] | None = None
         inner = self.compute_metrics
         if inner is not None:
