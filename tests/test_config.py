@@ -28,6 +28,23 @@ def test_json_and_yaml_config_files(tmp_path):
         Config(data_dir="x", num_train_epochs=1)
 
 
+def test_config_files_take_values_as_the_flags_would(tmp_path, capsys):
+    # YAML 1.1 reads 2e-5 (no dot) as a string; the README's example config holds exactly that.
+    (tmp_path / "run.yaml").write_text("data-dir: x\nlearning_rate: 2e-5\nseed: 3\nstride: '8'\n")
+    cfg = parse_config([str(tmp_path / "run.yaml")])
+    assert (cfg.learning_rate, cfg.seed, cfg.stride) == (2e-5, 3, 8)
+    for text, message in [("stride: abc", "stride must be an integer, got 'abc'"),
+                          ("seed: 2.5", "seed must be an integer, got 2.5"),
+                          ("bf16: maybe", "bf16 must be true or false"),
+                          ("context: documents", "context must be one of document, sentence"),
+                          ("learning_rat: 1", "unknown option 'learning_rat'"),
+                          ("- a list", "expected a mapping"),
+                          ("a: [", "cannot read the config file")]:
+        (tmp_path / "bad.yaml").write_text(text + "\n")
+        assert main([str(tmp_path / "bad.yaml")]) == 2
+        assert f"{tmp_path / 'bad.yaml'}: {message}" in capsys.readouterr().err
+
+
 def test_help_documents_every_option():
     text = make_parser().format_help()
     for f in dataclasses.fields(Config):
@@ -42,7 +59,7 @@ def test_help_documents_every_option():
     (["--data-dir", "a", "--dataset-name", "b"], "not both"),
     (["--stride", "-1"], "--stride must be >= 0"),
     (["--stride", "128"], "less than half the window (256 sub-tokens"),  # the default window over documents
-    (["--max-seq-length", "96"], "less than half the window (96 sub-tokens; e.g. --stride 24), got 64"),
+    (["--max-seq-length", "96", "--stride", "64"], "less than half the window (96 sub-tokens; e.g. --stride 24)"),
     (["--attention-dropout", "1"], "--attention-dropout must be in [0, 1), got 1.0"),
     (["--attention-dropout", "-0.1"], "--attention-dropout must be in [0, 1), got -0.1"),
     (["--hidden-dropout", "1"], "--hidden-dropout must be in [0, 1), got 1.0"),
@@ -69,3 +86,15 @@ def test_window_defaults_and_run_configs_from_before_windows(tmp_path):
     old.write_text(json.dumps({"data_dir": "x", "max_seq_length": 96}))
     loaded = Config.load(str(old))
     assert (loaded.context, loaded.max_seq_length, loaded.stride) == ("sentence", 96, 47)
+
+
+def test_a_shorter_window_gets_its_own_default_stride(tmp_path):
+    # A quarter of the window, at most 64: --max-seq-length alone is enough (it was refused for the stride of 256's).
+    assert [Config(max_seq_length=n).stride for n in (512, 256, 128, 96, 4)] == [64, 64, 32, 24, 1]
+    assert Config(max_seq_length=128, stride=8).stride == 8
+    # Evaluating a saved run with another window: the run's stride was chosen for its own window.
+    saved = tmp_path / "run_config.json"
+    Config(data_dir="x").save(str(saved))
+    assert Config.load(str(saved), max_seq_length=64).stride == 16
+    assert Config.load(str(saved), max_seq_length=64, stride=4).stride == 4
+    assert Config.load(str(saved)).stride == 64

@@ -40,6 +40,8 @@ def test_a_model_is_read_as_its_config_records_and_explicit_values_win():
     assert recorded_window(recorded) == {"context": "document", "max_length": 128, "stride": 32}
     assert model_window(bert, recorded) == Window("document", 128, 32)
     assert model_window(bert, recorded, 64, 8, "sentence") == Window("sentence", 64, 8)
+    # Another length alone: the stride is that length's default (a quarter), not the one chosen for 128.
+    assert model_window(bert, recorded, 64) == Window("document", 64, 16)
     # A model trained before windows were recorded (or elsewhere) read sentences, at its whole length.
     assert model_window(bert, SimpleNamespace(max_position_embeddings=512)) == Window("sentence", 512, DEFAULT_STRIDE)
     assert recorded_window({"ner_window": {"context": "sentence", "max_length": 512, "stride": 64}})["context"] == \

@@ -9,9 +9,10 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
-from typing import Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, Union, get_args, get_origin, get_type_hints
 
 from transformers import HfArgumentParser
 
@@ -28,13 +29,61 @@ def make_parser() -> HfArgumentParser:
     return parser
 
 
+def _as_field_type(path: str, name: str, value: Any, kind: Any) -> Any:
+    """`value` of option `name` in config file `path`, as the field's type, or a ValueError that says what was
+    expected. HfArgumentParser.parse_yaml_file / parse_json_file hand the file's values to the dataclass as they are,
+    and YAML 1.1 reads `2e-5` (no dot) as a string: flags go through argparse's type conversion, files did not."""
+    args = get_args(kind)
+    if get_origin(kind) is Union:  # Optional[X]
+        if value is None:
+            return None
+        kind = next(a for a in args if a is not type(None))
+    if get_origin(kind) is Literal:
+        if value not in get_args(kind):
+            raise ValueError(f"{path}: {name} must be one of {', '.join(map(str, get_args(kind)))}, got {value!r}")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{path}: {name} must be true or false, got {value!r}")
+        return value
+    if kind in (int, float):
+        try:
+            number = kind(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or (kind is int and number != value and not isinstance(value, str)):  # 2.5 is no int
+            raise ValueError(f"{path}: {name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+        return number
+    if kind is str and not isinstance(value, str):
+        raise ValueError(f"{path}: {name} must be a string, got {value!r}")
+    return value
+
+
+def read_config_file(path: str) -> Config:
+    """A JSON or YAML file of option names (dashes or underscores) -> Config, each value checked against its field."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read the config file: {e}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of option names to values, got {type(values).__name__}")
+    kinds = get_type_hints(Config)
+    out = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in kinds:
+            raise ValueError(f"{path}: unknown option {key!r} (see python -m trainer --help)")
+        out[name] = _as_field_type(path, name, value, kinds[name])
+    return Config(**out)
+
+
 def parse_config(argv: Sequence[str]) -> Config:
-    parser = make_parser()
     if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        path = argv[0]
-        (cfg,) = parser.parse_yaml_file(path) if path.endswith((".yaml", ".yml")) else parser.parse_json_file(path)
-        return cfg
-    (cfg,) = parser.parse_args_into_dataclasses(args=[str(a) for a in argv])
+        return read_config_file(argv[0])
+    (cfg,) = make_parser().parse_args_into_dataclasses(args=[str(a) for a in argv])
     return cfg
 
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-from trainer.limits import DEFAULT_STRIDE, DOCUMENT_MAX_LENGTH
+from trainer.limits import DEFAULT_STRIDE, DOCUMENT_MAX_LENGTH, default_stride
 
 TASK_TAG_COLUMNS = {"ner": "ner_tags", "pos": "pos_tags", "chunk": "chunk_tags"}
 # Column of each task in a CoNLL column file, counted from 0 (the token). CoNLL-2003 is `token POS chunk NER` and
@@ -80,9 +80,9 @@ class Config:
     max_seq_length: Optional[int] = _help(
         f"Sub-tokens per window, special tokens included (default: {DOCUMENT_MAX_LENGTH} with --context document, "
         "the tokenizer's limit with --context sentence), capped by the model's limit.", default=None)
-    stride: int = _help(
-        "Sub-tokens shared by consecutive windows of a long document or sentence (0 <= stride < half a window).",
-        default=DEFAULT_STRIDE)
+    stride: Optional[int] = _help(
+        "Sub-tokens shared by consecutive windows of a long document or sentence (0 <= stride < half a window; "
+        f"default: a quarter of --max-seq-length, at most {DEFAULT_STRIDE}).", default=None)
     decoding: Literal["argmax", "viterbi"] = _help(
         "How word tags are read from the model's label scores, in evaluation and the Space alike (recorded in the "
         "model's config): `viterbi`, the most probable sequence of valid IOB2 tags (an I-X only after B-X or I-X; "
@@ -173,6 +173,8 @@ class Config:
         if self.overwrite_output_dir and (self.resume or self.resume_from_checkpoint):
             raise ValueError("--overwrite-output-dir and --resume exclude each other: overwriting starts afresh")
         window = self.max_seq_length or (DOCUMENT_MAX_LENGTH if self.context == "document" else None)
+        if self.stride is None:
+            self.stride = default_stride(window)
         if self.stride < 0 or (window and 2 * self.stride >= window):
             raise ValueError(f"--stride must be >= 0 and less than half the window"
                              f"{f' ({window} sub-tokens; e.g. --stride {window // 4})' if window else ''}, "
@@ -222,6 +224,8 @@ class Config:
             values["context"] = "sentence"
             if values.get("max_seq_length"):
                 values["stride"] = min(DEFAULT_STRIDE, (values["max_seq_length"] - 1) // 2)
+        if overrides.get("max_seq_length") and overrides.get("stride") is None:
+            values.pop("stride", None)  # the saved stride was chosen for the saved window: a new one gets its own
         values.update(overrides)
         return cls(**values)
 

@@ -29,6 +29,12 @@ DOCUMENT_MAX_LENGTH = 256
 # Sub-tokens shared by consecutive windows: every word away from a text's ends is read with at least half of it as
 # context on each side (trainer.windows picks, for each word, the window where it has the most).
 DEFAULT_STRIDE = 64
+
+
+def default_stride(max_length: Optional[int]) -> int:
+    """The stride when none is given: a quarter of the window, at most DEFAULT_STRIDE (64 for 256 sub-tokens, 32 for
+    128), so that a shorter --max-seq-length needs no --stride of its own."""
+    return min(DEFAULT_STRIDE, max_length // 4) if max_length else DEFAULT_STRIDE
 CONTEXTS = ("document", "sentence")
 # The model config's record: {"context", "max_length", "stride", "decoding", "case_signal"}.
 CONFIG_ATTRIBUTE = "ner_window"
@@ -98,6 +104,8 @@ def model_window(tokenizer: Any, model_config: Any, requested_length: Optional[i
     config records, else what models trained without a record were trained on: sentences, the model's whole length,
     argmax, no case signal. The case signal is always the recorded one: the model was trained with it or without."""
     saved = recorded_window(model_config) or {"context": "sentence"}
+    # A new window length gets its own default stride: the recorded one was chosen for the recorded length.
+    saved_stride = default_stride(requested_length) if requested_length else saved.get("stride", DEFAULT_STRIDE)
     return window(tokenizer, model_config, context or saved["context"], requested_length or saved.get("max_length"),
-                  saved.get("stride", DEFAULT_STRIDE) if stride is None else stride,
+                  saved_stride if stride is None else stride,
                   decoding or saved.get("decoding", "argmax"), saved.get("case_signal", "none"))
