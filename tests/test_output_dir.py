@@ -72,6 +72,15 @@ def test_overwrite_removes_the_old_run_first(done, tiny_encoder_dir):
     assert (done / "notes.txt").read_text() == "mine" and (done / "run_complete.json").exists()
 
 
+@pytest.mark.parametrize("start_from", ["the run's model", "one of its checkpoints"])
+def test_overwrite_never_removes_the_model_the_run_starts_from(done, start_from, capsys):
+    model = done if start_from == "the run's model" else next(done.glob("checkpoint-*"))
+    before = listing(done)
+    assert run(str(model), done, "--overwrite-output-dir") == 2
+    assert "--overwrite-output-dir would remove the model this run starts from" in capsys.readouterr().err
+    assert listing(done) == before
+
+
 def test_resume_of_another_configuration_says_what_differs(done, tiny_encoder_dir, capsys):
     os.remove(done / "run_complete.json")  # as if interrupted
     before = listing(done)

@@ -57,6 +57,14 @@ def is_complete(output_dir: str) -> bool:
     return os.path.exists(os.path.join(output_dir, RUN_COMPLETE_FILE))
 
 
+def _inside(path: str, directory: str) -> bool:
+    """Whether local `path` is `directory` or lies in it (a Hub id that exists nowhere here is not)."""
+    if not os.path.exists(path):
+        return False
+    path, directory = os.path.realpath(path), os.path.realpath(directory)
+    return os.path.commonpath([path, directory]) == directory
+
+
 def _resuming(cfg: Config) -> bool:
     return bool(cfg.resume or cfg.resume_from_checkpoint)
 
@@ -78,6 +86,10 @@ def prepare_output_dir(cfg: Config) -> None:
     clear it when overwriting, check it can be written, and mark the run as not complete."""
     out = cfg.output_dir
     found = run_files(out)
+    if found and cfg.overwrite_output_dir and _inside(cfg.model_name_or_path, out):
+        raise OutputDirError(f"--overwrite-output-dir would remove the model this run starts from "
+                             f"({cfg.model_name_or_path} is in --output-dir {out}): choose another --output-dir, or "
+                             f"copy the model elsewhere first")
     if found and cfg.overwrite_output_dir:
         logger.info("--overwrite-output-dir: removing the previous run's files from %s: %s", out, ", ".join(found))
         for name in found:
