@@ -66,6 +66,15 @@ def test_card_renders_every_section_with_the_runs_numbers(out):
     assert "None" not in body.replace("`None`", "")
 
 
+def test_card_says_how_the_model_was_chosen(out):
+    assert "The best checkpoint was chosen by validation F1" in Path(write_model_card(out)).read_text(encoding="utf-8")
+    # A run with --eval-strategy no (or no validation split) keeps the model training ended with.
+    path = Path(out, "train_results.json")
+    path.write_text(json.dumps({**json.loads(path.read_text()), "best_validation_f1": None, "best_checkpoint": None}))
+    text = Path(write_model_card(out)).read_text(encoding="utf-8")
+    assert "chosen by validation F1" not in text and "the one training ended with" in text
+
+
 def test_card_metadata_is_the_runs_model_index(out):
     card = ModelCard.load(write_model_card(out, HUB_ID))
     meta = card.data.to_dict()
