@@ -1,4 +1,5 @@
-"""What prepare() builds from a Config: here, the model's dropouts (--attention-dropout, --hidden-dropout)."""
+"""What prepare() builds from a Config: the model's dropouts (--attention-dropout, --hidden-dropout), the training
+windows."""
 
 import re
 
@@ -29,6 +30,14 @@ def test_dropouts_are_set_when_the_model_is_built(tiny_encoder_dir, tmp_path):
     # Each on its own, and recorded in the config every save writes.
     assert dropouts(0.0, None) == (0.0, {0.0}, h, {h})
     assert dropouts(None, 0.0) == (a, {a}, 0.0, {0.0})
+
+
+def test_every_training_window_has_a_label(tiny_encoder_dir, tmp_path):
+    # Windows of 2 sub-tokens of text moving 1 at a time: a word of 3+ pieces leaves windows holding only its rest.
+    cfg = Config(model_name_or_path=tiny_encoder_dir, data_dir=str(CONLL_SAMPLE), max_train_samples=6,
+                 max_eval_samples=4, output_dir=str(tmp_path / "out"), max_seq_length=4, stride=1)
+    labels = prepare(cfg).train["labels"]
+    assert len(labels) > 6 and all(any(label != -100 for label in row) for row in labels)
 
 
 @pytest.mark.parametrize("config, names", [(BertConfig(), ("attention_probs_dropout_prob", "hidden_dropout_prob")),

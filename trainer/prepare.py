@@ -92,6 +92,13 @@ def prepare(cfg: Config) -> Prepared:
     # read texts in the windows the model was trained on (trainer.limits.model_window).
     setattr(model.config, CONFIG_ATTRIBUTE, win.as_dict())
     train, _ = encode(data.splits["train"], tokenizer, data.label2id, cfg.label_all_tokens, win, what="train")
+    # A window that holds only the rest of a word begun in the previous one (a word longer than a window less its
+    # stride) has no label: it teaches nothing, and its loss, a mean over no sub-token, is NaN.
+    labelled = [i for i, labels in enumerate(train["labels"]) if any(label != -100 for label in labels)]
+    if len(labelled) < len(train):
+        logger.info("%d training windows hold no labelled sub-token (the rest of a word longer than a window): "
+                    "left out", len(train) - len(labelled))
+        train = train.select(labelled)
     # Validation is scored per word from the encoded windows, so each of its words must keep a sub-token.
     validation, validation_windows = (
         encode(data.splits["validation"], tokenizer, data.label2id, False, win, data.sentence_sources("validation"),
