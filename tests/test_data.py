@@ -254,8 +254,11 @@ def test_document_ids_from_json_lines_and_files_without_documents(tmp_path):
     jsonl = tmp_path / "docs.jsonl"
     jsonl.write_text("\n".join(json.dumps({"tokens": [w], "tags": ["O"], **({"doc_id": d} if d is not None else {})})
                                for w, d in [("a", 7), ("b", 7), ("c", 3), ("d", 3), ("e", None), ("f", 7)]) + "\n")
-    train = load_data(files(jsonl)).splits["train"]
-    assert train["doc_id"] == [7, 7, 3, 3, -1, 7] and train["sent_idx"] == [0, 1, 0, 1, 4, 0]
+    data = load_data(files(jsonl))
+    train = data.splits["train"]
+    # Documents are numbered in order of first appearance; the ids the file wrote are kept for the predictions.
+    assert train["doc_id"] == [0, 0, 1, 1, -1, 0] and train["sent_idx"] == [0, 1, 0, 1, 4, 0]
+    assert data.document_ids("train") == [7, 7, 3, 3, -1, 7]
     assert describe(load_data(files(jsonl)))["documents"] == "-DOCSTART- / doc_id"
     # A column file without -DOCSTART- has no document boundaries: -1, the split is read in order.
     plain = load_data(files(FORMATS / "sample_iob1.conll"))
@@ -263,3 +266,32 @@ def test_document_ids_from_json_lines_and_files_without_documents(tmp_path):
     assert plain.splits["train"]["sent_idx"][:3] == [0, 1, 2]
     assert describe(plain)["documents"] == NO_DOCUMENTS
     assert describe(load_data(Config(data_dir=str(CONLL_SAMPLE))))["documents"] == "-DOCSTART- / doc_id"
+
+
+def test_string_document_ids_in_json_lines_keep_their_boundaries(tmp_path):
+    """Exporters often write string ids ("doc3"): they bound documents like integers (they were read as no document
+    at all, silently joining every document into one stream)."""
+    jsonl = tmp_path / "docs.jsonl"
+    ids = ["doc0", "doc0", "doc1", 1, None, -1, "doc0", ""]
+    jsonl.write_text("\n".join(json.dumps({"tokens": [w], "tags": ["O"], "doc_id": d})
+                               for w, d in zip("abcdefgh", ids)) + "\n")
+    data = load_data(files(jsonl))
+    train = data.splits["train"]
+    # "doc1" and 1 are different ids; null and -1 (what predictions files write) mean no document.
+    assert train["doc_id"] == [0, 0, 1, 2, -1, -1, 0, 3]
+    assert train["sent_idx"] == [0, 1, 0, 0, 4, 5, 0, 0]
+    assert data.document_ids("train") == ["doc0", "doc0", "doc1", 1, -1, -1, "doc0", ""]
+    from trainer.windows import group_documents
+    assert group_documents(train["doc_id"], "document") == [0, 0, 1, 2, 3, 3, 4, 5]
+    # A --max-train-samples cut keeps each sentence's id.
+    assert load_data(files(jsonl, max_train_samples=3)).document_ids("train") == ["doc0", "doc0", "doc1"]
+
+
+@pytest.mark.parametrize("doc_id, found", [(1.0, "float 1.0"), (True, "bool true"), ([1], "list [1]"),
+                                           ({"id": 1}, 'dict {"id": 1}')])
+def test_document_id_of_another_type_names_file_line_and_expectation(tmp_path, doc_id, found):
+    jsonl = tmp_path / "docs.jsonl"
+    jsonl.write_text(json.dumps({"tokens": ["a"], "tags": ["O"], "doc_id": "d"}) + "\n"
+                     + json.dumps({"tokens": ["b"], "tags": ["O"], "doc_id": doc_id}) + "\n")
+    msg = error_of(files(jsonl))
+    assert "docs.jsonl:2: \"doc_id\" must be a string or an integer" in msg and f"found {found}" in msg

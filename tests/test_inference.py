@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import unicodedata
 
+import numpy as np
 import pytest
 
 from space_models import VALIDATION, build_lookup_model, encoder_path
@@ -170,6 +173,48 @@ def test_threshold_and_type_filter(tagger):
     assert [e.type for e in tagger.predict(text, threshold=maybe + 0.01)] == ["PER", "LOC"]
     assert [e.type for e in tagger.predict(text, types={"LOC"})] == ["LOC"]
     assert tagger.predict(text, types=[]) == []
+
+
+def test_any_iterable_of_types_and_any_real_threshold(tagger):
+    text = "maybe John went to Paris"
+    assert [e.type for e in tagger.predict(text, types=(t for t in ["PER", "LOC"]))] == ["PER", "LOC"]
+    assert [e.type for e in tagger.predict(text, types=iter({"LOC"}))] == ["LOC"]
+    assert [e.type for e in tagger.predict(text, threshold=np.float32(0.9))] == ["PER", "LOC"]
+    assert tagger.check_options(np.float64(0.25), None) == (0.25, None)
+    for bad in (True, np.bool_(True), float("nan"), np.float32("nan"), 1.5, -0.1, "0.5", None):
+        with pytest.raises(InputError, match="minimum confidence must be a number from 0 to 1"):
+            tagger.predict(text, threshold=bad)
+    for bad in ("PER", 5, ["PER", 5]):
+        with pytest.raises(InputError, match="entity types must be a list of names"):
+            tagger.predict(text, types=bad)
+    with pytest.raises(InputError, match="Unknown entity type"):
+        tagger.predict(text, types=(t for t in ["PER", "CITY"]))
+
+
+def test_a_word_final_combining_mark_stays_with_its_entity(tagger):
+    # Decomposed text: the uncased normalizer strips the marks, so the last one after a word belongs to no sub-token.
+    text = "Paris\u0301\u0323 and Berlin\u0308. John"
+    assert triples(tagger.predict(text)) == [("LOC", "Paris\u0301\u0323", 0, 7), ("LOC", "Berlin\u0308", 12, 19),
+                                             ("PER", "John", 21, 25)]
+    nfd = unicodedata.normalize("NFD", "Pàrïs and Bogotá Berlín")  # marks inside a word were always covered
+    assert [e.text for e in tagger.predict(nfd)] == [unicodedata.normalize("NFD", "Pàrïs"),
+                                                      unicodedata.normalize("NFD", "Berlín")]
+
+
+def test_a_windowed_long_text_gives_no_indexing_warning(model_dir):
+    """Counting a long text's sub-tokens is no model input: the tokenizer's "indexing errors" warning is false."""
+    tagger = NerTagger.from_pretrained(model_dir, max_subtokens=10**6)  # a fresh tokenizer: it warns only once
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    hf_logger = logging.getLogger("transformers")
+    hf_logger.addHandler(handler)
+    try:
+        text = "Paris " * 2 * tagger.tokenizer.model_max_length
+        assert len(tagger.predict(text)) == 2 * tagger.tokenizer.model_max_length
+    finally:
+        hf_logger.removeHandler(handler)
+    assert not [m for m in seen if "indexing errors" in m]
 
 
 def test_batch_equals_one_by_one(model_dir):

@@ -1,7 +1,10 @@
 import json
+import os
 
-from trainer.outputs import (TrainStats, read_predictions, read_results, read_train_stats, write_evaluation,
-                             write_train_stats)
+import pytest
+
+from trainer.outputs import (THIS_MODEL, ResultsModelError, TrainStats, read_predictions, read_results,
+                             read_train_stats, results_model, write_evaluation, write_train_stats)
 
 
 def test_result_files_merge_splits(tmp_path):
@@ -29,3 +32,37 @@ def test_train_stats_round_trip_and_ignore_unknown_keys(tmp_path):
     raw["from_a_newer_version"] = 1
     (tmp_path / "train_results.json").write_text(json.dumps(raw))
     assert read_train_stats(str(tmp_path)) == stats
+
+
+def test_results_of_another_model_are_refused_not_merged(tmp_path):
+    """One eval_results.json never holds two models' scores (it held an NER model's validation and a chunker's test
+    side by side, neither naming its model)."""
+    out = str(tmp_path / "eval")
+    write_evaluation(out, "validation", {"overall": {"f1": 0.5}, "model": "/models/ner"}, [])
+    write_evaluation(out, "test", {"overall": {"f1": 0.6}, "model": "/models/ner"}, [])  # same model: merged
+    with pytest.raises(ResultsModelError) as e:
+        write_evaluation(out, "test", {"overall": {"f1": 0.9}, "model": "/models/chunk"}, [{"tokens": ["a"]}])
+    msg = str(e.value)
+    assert msg.startswith(os.path.join(out, "eval_results.json")) and "/models/ner" in msg and "/models/chunk" in msg
+    assert "--output-dir" in msg
+    # Nothing was written: the file and the predictions are the first model's.
+    assert {s: r["overall"]["f1"] for s, r in read_results(out).items()} == {"validation": 0.5, "test": 0.6}
+    assert read_predictions(out, "test") == []
+
+
+def test_records_without_a_model_count_as_the_directorys_own(tmp_path):
+    """eval_results.json written before records named their model: by training or by trainer.evaluate's default,
+    the model saved there, so that model may be evaluated again into its directory; another is refused."""
+    write_evaluation(str(tmp_path), "validation", {"overall": {"f1": 0.5}}, [])
+    write_evaluation(str(tmp_path), "test", {"overall": {"f1": 0.6}, "model": THIS_MODEL}, [])
+    with pytest.raises(ResultsModelError, match="the model saved in that directory"):
+        write_evaluation(str(tmp_path), "test", {"overall": {"f1": 0.6}, "model": "bert-base-cased"}, [])
+
+
+def test_results_name_a_model_by_path_or_as_the_directorys_own(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    assert results_model(str(model), str(model)) == THIS_MODEL
+    assert results_model(str(model) + "/", os.path.relpath(model)) == THIS_MODEL
+    assert results_model(str(model), str(tmp_path / "eval")) == os.path.realpath(model)
+    assert results_model("dslim/bert-base-NER", str(tmp_path)) == "dslim/bert-base-NER"  # a Hub id

@@ -63,6 +63,89 @@ def test_evaluate_cli_on_other_files(tiny_output, tmp_path):
     assert read_results(str(tmp_path))["test"]["num_sentences"] == 30
 
 
+def test_evaluate_cli_reads_only_the_split_it_scores(tiny_output, tmp_path, monkeypatch):
+    """--split test needs only a test file (a --data-dir without a training file was refused) and reads no other."""
+    import shutil
+    import trainer.data as data_mod
+
+    only_test = tmp_path / "only-test"
+    only_test.mkdir()
+    shutil.copy(CONLL_SAMPLE / "eng.testb", only_test / "test.conll")
+    read = []
+    real_read_file = data_mod.read_file
+    monkeypatch.setattr(data_mod, "read_file", lambda path, cfg: read.append(path) or real_read_file(path, cfg))
+    assert evaluate_main(["--model", tiny_output, "--split", "test", "--data-dir", str(only_test),
+                          "--max-eval-samples", "20", "--output-dir", str(tmp_path / "a")]) == 0
+    # The same scores as training's (read with the training file then: the scheme is the same, IOB1).
+    assert read_results(str(tmp_path / "a"))["test"]["overall"] == read_results(tiny_output)["test"]["overall"]
+    read.clear()
+    assert evaluate_main(["--model", tiny_output, "--split", "validation", "--data-dir", str(CONLL_SAMPLE),
+                          "--max-eval-samples", "20", "--output-dir", str(tmp_path / "b")]) == 0
+    assert [os.path.basename(p) for p in read] == ["eng.testa"]
+    # A split the directory has no file for names what was looked for.
+    assert evaluate_main(["--model", tiny_output, "--split", "validation", "--data-dir", str(only_test),
+                          "--output-dir", str(tmp_path / "c")]) == 2
+    assert not os.path.exists(tmp_path / "c" / "eval_results.json")
+
+
+def test_evaluate_cli_max_eval_samples_limits_the_training_split_too(tiny_output, tmp_path):
+    assert evaluate_main(["--model", tiny_output, "--split", "train", "--max-eval-samples", "5",
+                          "--output-dir", str(tmp_path)]) == 0
+    assert read_results(str(tmp_path))["train"]["num_sentences"] == 5
+    assert len(read_predictions(str(tmp_path), "train")) == 5
+
+
+def test_evaluate_cli_keeps_string_document_ids_of_json_lines(tiny_output, tmp_path):
+    """Documents named by strings in JSON lines are read as documents, and the predictions name them as the file
+    did."""
+    test = load_data(Config(data_dir=str(CONLL_SAMPLE))).splits["test"]
+    assert len(set(test["doc_id"])) > 1  # the sample's test split holds several documents
+    jsonl = tmp_path / "test.jsonl"
+    jsonl.write_text("".join(json.dumps({"tokens": t, "tags": g, "doc_id": f"doc{d}"}) + "\n"
+                             for t, g, d in zip(test["tokens"], test["tags"], test["doc_id"])))
+    for name, path in (("jsonl", jsonl), ("conll", CONLL_SAMPLE / "eng.testb")):
+        assert evaluate_main(["--model", tiny_output, "--split", "test", "--test-file", str(path),
+                              "--output-dir", str(tmp_path / name)]) == 0
+    rows = read_predictions(str(tmp_path / "jsonl"), "test")
+    assert [r["doc_id"] for r in rows] == [f"doc{d}" for d in test["doc_id"]]
+    assert [r["sent_idx"] for r in rows] == test["sent_idx"]
+    # Read in the same document windows as the CoNLL file (with -DOCSTART- lines): the same predictions.
+    assert [r["pred"] for r in rows] == [r["pred"] for r in read_predictions(str(tmp_path / "conll"), "test")]
+
+
+def test_evaluate_cli_refuses_to_mix_two_models_results(tiny_output, out, tmp_path, capsys):
+    """Each record names its model; another model's results are refused, not merged into the same file."""
+    ev = tmp_path / "ev"
+    assert evaluate_main(["--model", tiny_output, "--split", "validation", "--max-eval-samples", "5",
+                          "--output-dir", str(ev)]) == 0
+    assert read_results(str(ev))["validation"]["model"] == os.path.realpath(tiny_output)
+    capsys.readouterr()
+    assert evaluate_main(["--model", out, "--split", "test", "--max-eval-samples", "5", "--output-dir", str(ev)]) == 2
+    err = capsys.readouterr().err
+    assert f"{ev / 'eval_results.json'} holds results of another model" in err and "--output-dir" in err
+    assert os.path.realpath(tiny_output) in err and os.path.realpath(out) in err
+    assert set(read_results(str(ev))) == {"validation"} and read_predictions(str(ev), "test") is None
+
+
+def test_evaluate_cli_into_the_model_directory_rewrites_its_card(out):
+    """The default output directory is the trained run's own: the card must report the new scores (it kept the
+    old ones, so README.md and eval_results.json disagreed)."""
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    assert read_results(out)["test"]["num_sentences"] == 20
+    assert evaluate_main(["--model", out, "--split", "test"]) == 0
+    results = read_results(out)
+    assert results["test"]["model"] == "." and results["test"]["num_sentences"] > 20
+    assert results["validation"]["num_sentences"] == 20  # the run's other split is kept
+    card = ModelCard.load(os.path.join(out, "README.md"))
+    _, index = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    assert {(r.dataset_split, r.metric_type): r.metric_value for r in index} == {
+        (split, m): round(results[split]["overall"][m], 4)
+        for split in ("validation", "test") for m in ("precision", "recall", "f1", "accuracy")}
+    assert f"| {results['test']['num_sentences']} | {results['test']['num_words']} |" in card.text
+
+
 def test_first_subtoken_only_strategy_trains(tiny_encoder_dir, tmp_path):
     from conftest import train_cli
     out = tmp_path / "m"

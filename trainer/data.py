@@ -16,7 +16,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from datasets import Dataset, DatasetDict, Features, List, Value, load_dataset
 
@@ -47,6 +47,9 @@ class NerData:
     source: str                # human-readable description of where the data came from (cards, results)
     files: dict[str, str] = field(default_factory=dict)
     lines: dict[str, list[int]] = field(default_factory=dict)  # per file split: each sentence's first line
+    # Per JSON lines split: each document number's id as the file wrote it (a string, or an integer other than the
+    # number), which the predictions files show instead of the number.
+    doc_names: dict[str, dict[int, str | int]] = field(default_factory=dict)
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -55,6 +58,11 @@ class NerData:
     def split_source(self, split: str) -> str:
         """Where one split came from, for result files: `source [split: file]`."""
         return f"{self.source} [{split}: {self.files.get(split, self.source)}]"
+
+    def document_ids(self, split: str) -> list[str | int]:
+        """Each sentence's document as its source named it (the file's doc_id), or its number; -1: no document."""
+        names = self.doc_names.get(split, {})
+        return [names.get(d, d) for d in self.splits[split]["doc_id"]]
 
     def sentence_sources(self, split: str) -> list[str]:
         """Where each sentence of a split came from, for messages: `file:line`, or `source [split] row N`."""
@@ -70,6 +78,7 @@ class _Sentence:
     doc_id: int
     sent_idx: int
     line: int  # line of its first word, for messages
+    doc_name: Optional[str | int] = None  # the document's id as the file wrote it, where it is not doc_id (JSON lines)
 
 
 def _chunk_tags(cfg: Config) -> bool:
@@ -201,6 +210,7 @@ def read_conll(path: str, label_column: int, chunk_tags: bool, what: str = "the 
 def read_jsonl(path: str, tag_keys: tuple[str, ...], chunk_tags: bool) -> list[_Sentence]:
     """Read JSON lines: one sentence a line, `{"tokens": [...], "tags": [...]}` (optionally `doc_id`)."""
     sentences: list[_Sentence] = []
+    doc_numbers: dict[str | int, int] = {}  # each doc_id seen: its document number
     for lineno, line in _decoded_lines(path):
         if not line.strip():
             continue
@@ -232,13 +242,19 @@ def read_jsonl(path: str, tag_keys: tuple[str, ...], chunk_tags: bool) -> list[_
             for tag in tags:
                 if err := tag_error(tag):
                     raise DataError(f"{path}:{lineno}: {err}")
-        # Without a doc_id a line belongs to no document (-1); consecutive lines with one doc_id are a document,
-        # and sent_idx counts within it, as for CoNLL files.
-        doc_id = obj.get("doc_id")
-        doc_id = doc_id if isinstance(doc_id, int) and not isinstance(doc_id, bool) and doc_id >= 0 else -1
+        # Without a doc_id (absent, null, or the -1 our predictions files write) a line belongs to no document (-1);
+        # consecutive lines with one doc_id are a document, and sent_idx counts within it, as for CoNLL files.
+        # Exporters write ids as strings ("doc3", "wiki_0017") as often as integers; the rest of the code numbers
+        # documents with integers, so each id gets one, in order of first appearance, and its name is kept for the
+        # predictions files.
+        name = obj.get("doc_id")
+        if isinstance(name, bool) or not isinstance(name, (str, int, type(None))):
+            raise DataError(f"{path}:{lineno}: \"doc_id\" must be a string or an integer (null or -1: no document), "
+                            f"found {type(name).__name__} {json.dumps(name)[:60]}")
+        doc_id = -1 if name is None or name == -1 else doc_numbers.setdefault(name, len(doc_numbers))
         same_doc = doc_id >= 0 and sentences and sentences[-1].doc_id == doc_id
         sent_idx = sentences[-1].sent_idx + 1 if same_doc else 0 if doc_id >= 0 else len(sentences)
-        sentences.append(_Sentence(tokens, tags, doc_id, sent_idx, lineno))
+        sentences.append(_Sentence(tokens, tags, doc_id, sent_idx, lineno, name if doc_id >= 0 else -1))
     if not sentences:
         raise DataError(f"{path}: no sentences found: expected JSON lines like {{\"tokens\": [...], \"tags\": [...]}}")
     return sentences
@@ -264,7 +280,12 @@ def read_file(path: str, cfg: Config) -> list[_Sentence]:
     return read_conll(path, cfg.tag_file_column, chunk, what)
 
 
-def find_split_files(data_dir: str) -> dict[str, str]:
+def _expected_files(split: str) -> str:
+    return ", ".join(s + "[.txt|.conll|.jsonl]" for s in SPLIT_FILE_STEMS[split])
+
+
+def find_split_files(data_dir: str, require_train: bool = True) -> dict[str, str]:
+    """Each split's file in `data_dir`; training needs a training file, evaluation (`require_train=False`) not."""
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: no such directory (--data-dir)")
     found = {}
@@ -275,9 +296,8 @@ def find_split_files(data_dir: str) -> dict[str, str]:
             if hit:
                 found[split] = hit
                 break
-    if "train" not in found:
-        raise DataError(f"{data_dir}: no training file: expected one of "
-                        f"{', '.join(s + '[.txt|.conll|.jsonl]' for s in SPLIT_FILE_STEMS['train'])}")
+    if require_train and "train" not in found:
+        raise DataError(f"{data_dir}: no training file: expected one of {_expected_files('train')}")
     return found
 
 
@@ -312,10 +332,18 @@ def _report_unseen(split: str, where: str, rows: list[_Sentence], known: set[str
                        "these words count as missed", where, line, split, tag, count)
 
 
-def load_files(cfg: Config) -> NerData:
-    files = find_split_files(cfg.data_dir) if cfg.data_dir else {
+def load_files(cfg: Config, only: Optional[Sequence[str]] = None) -> NerData:
+    """The configured files; `only`: just these splits (evaluation reads and converts nothing it does not score)."""
+    files = find_split_files(cfg.data_dir, require_train=only is None or "train" in only) if cfg.data_dir else {
         s: p for s, p in (("train", cfg.train_file), ("validation", cfg.validation_file),
                           ("test", cfg.test_file)) if p}
+    if only is not None:
+        for split in only:
+            if split not in files:
+                raise DataError(f"{cfg.data_dir}: no {split} file: expected one of {_expected_files(split)}"
+                                if cfg.data_dir else f"no {split} file: expected --{split}-file (given: "
+                                f"{', '.join(f'--{s}-file' for s in files) or 'none'})")
+        files = {s: p for s, p in files.items() if s in only}
     raw = {split: read_file(path, cfg) for split, path in files.items()}
     # The scheme and labels come from the training split. Evaluation-only use (trainer.evaluate) may have none: the
     # scheme is then read from what there is, and the model brings its own labels.
@@ -333,7 +361,9 @@ def load_files(cfg: Config) -> NerData:
     source = (f"CoNLL files in {cfg.data_dir}" if cfg.data_dir
               else "local files " + ", ".join(os.path.basename(p) for p in files.values()))
     return NerData(splits, labels, scheme, source, {k: os.path.abspath(v) for k, v in files.items()},
-                   {split: [r.line for r in rows] for split, rows in raw.items()})
+                   {split: [r.line for r in rows] for split, rows in raw.items()},
+                   {split: {r.doc_id: r.doc_name for r in rows if r.doc_name is not None} for split, rows in raw.items()
+                    if any(r.doc_name is not None for r in rows)})
 
 
 def load_hub(cfg: Config) -> NerData:
@@ -374,9 +404,12 @@ def load_hub(cfg: Config) -> NerData:
     return NerData(DatasetDict(out), labels, scheme, f"{cfg.dataset_name} (Hub: {where})")
 
 
-def load_data(cfg: Config) -> NerData:
-    """Load every available split of the configured source, converted to IOB2, truncated by --max-*-samples."""
-    data = load_hub(cfg) if cfg.dataset_name else load_files(cfg)
+def load_data(cfg: Config, only: Optional[Sequence[str]] = None) -> NerData:
+    """Load every available split of the configured source (`only`: just these, for evaluation; files need not exist
+    for the others), converted to IOB2, truncated by --max-*-samples."""
+    data = load_hub(cfg) if cfg.dataset_name else load_files(cfg, only)
+    if only is not None:
+        data.splits = DatasetDict({s: d for s, d in data.splits.items() if s in only})
     for split, d in list(data.splits.items()):
         limit = cfg.max_train_samples if split == "train" else cfg.max_eval_samples
         if limit is not None and limit < len(d):

@@ -11,20 +11,31 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any, Optional, Sequence
 
 from transformers import AutoModelForTokenClassification
 
+from trainer.card import CardError, write_model_card
 from trainer.data import DataError
 from trainer.evaluation import DATA_FIELDS, eval_config, evaluate, load_split
 from trainer.limits import model_window
+from trainer.outputs import (CARD_FILE, EVAL_RESULTS_FILE, RUN_CONFIG_FILE, THIS_MODEL, check_results_model,
+                             results_model)
 from trainer.prepare import load_tokenizer
+
+logger = logging.getLogger(__name__)
 
 
 def evaluate_saved(model: str, split: str, output_dir: Optional[str] = None, batch_size: int = 32,
                    **overrides: Any) -> dict[str, Any]:
-    """Score the saved model `model` on `split` and write the result files (default: into the model directory)."""
+    """Score the saved model `model` on `split` and write the result files (default: into the model directory).
+    Results are merged only with the same model's; into a trained run's own directory, its model card is rewritten
+    to match them."""
+    out = output_dir or model
+    model_id = results_model(model, out)
+    check_results_model(out, model_id)  # before the work, not after it
     cfg = eval_config(model, overrides)
     data = load_split(cfg, split)
     net = AutoModelForTokenClassification.from_pretrained(model)
@@ -33,8 +44,17 @@ def evaluate_saved(model: str, split: str, output_dir: Optional[str] = None, bat
     # otherwise.
     window = model_window(tokenizer, net.config, cfg.max_seq_length, overrides.get("stride"), overrides.get("context"),
                           overrides.get("decoding"))
-    return evaluate(net, tokenizer, data, split, batch_size=batch_size, output_dir=output_dir or model,
-                    window=window).record
+    record = evaluate(net, tokenizer, data, split, batch_size=batch_size, output_dir=out, window=window,
+                      model_id=model_id).record
+    if model_id == THIS_MODEL and os.path.exists(os.path.join(out, RUN_CONFIG_FILE)):
+        # A trained run's directory: its card reports eval_results.json, so it is rebuilt from the new results
+        # rather than left saying the old ones.
+        try:
+            write_model_card(out)
+        except CardError as e:
+            logger.warning("model card not rewritten (%s may disagree with %s): %s", os.path.join(out, CARD_FILE),
+                           EVAL_RESULTS_FILE, e)
+    return record
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -42,7 +62,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="saved model directory (or Hub id)")
     ap.add_argument("--split", default="validation", help="split to score: train, validation or test")
-    ap.add_argument("--output-dir", help="where the result files go (default: the model directory)")
+    ap.add_argument("--output-dir", help="where the result files go (default: the model directory, whose model card "
+                    "is then rewritten); results of another model there are not merged with, but refused")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-seq-length", type=int, help="sub-tokens per window (default: the model's, as trained)")
     ap.add_argument("--context", choices=("document", "sentence"),
@@ -54,7 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for flag in DATA_FIELDS:
         ap.add_argument("--" + flag.replace("_", "-"), dest=flag)
     ap.add_argument("--label-column", type=int)
-    ap.add_argument("--max-eval-samples", type=int)
+    ap.add_argument("--max-eval-samples", type=int, help="score only the split's first N sentences")
     args = vars(ap.parse_args(argv))
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:

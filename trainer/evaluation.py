@@ -26,7 +26,7 @@ from trainer.config import Config
 from trainer.data import DataError, NerData, load_data
 from trainer.limits import Window, model_window
 from trainer.metrics import evaluation_record
-from trainer.outputs import RUN_CONFIG_FILE, write_evaluation
+from trainer.outputs import RUN_CONFIG_FILE, THIS_MODEL, write_evaluation
 from trainer.windows import DocumentWindows, Progress, predict_windows
 
 logger = logging.getLogger(__name__)
@@ -45,9 +45,11 @@ class Evaluation:
 def eval_config(model: str, overrides: Optional[dict[str, Any]] = None, run_config: Optional[str] = None) -> Config:
     """The config a model is evaluated with: its training run's (`run_config`, default `<model>/run_config.json`),
     with the given overrides; a new data source replaces the old one entirely. The training run's sample limits do
-    not carry over: evaluation scores whole splits unless asked."""
+    not carry over: evaluation scores whole splits unless asked, and `max_eval_samples` (--max-eval-samples) limits
+    whichever split is scored, the training split too."""
     given = {"max_train_samples": None, "max_eval_samples": None,
              **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    given["max_train_samples"] = given["max_eval_samples"]
     saved = run_config or os.path.join(model, RUN_CONFIG_FILE)
     if not os.path.exists(saved):
         return Config(model_name_or_path=model, **given)
@@ -57,7 +59,9 @@ def eval_config(model: str, overrides: Optional[dict[str, Any]] = None, run_conf
 
 
 def load_split(cfg: Config, split: str) -> NerData:
-    data = load_data(cfg)
+    """The data of one split only: the source's other splits are not needed (a --data-dir may hold only a test file)
+    and not read."""
+    data = load_data(cfg, only=(split,))
     if split not in data.splits:
         raise DataError(f"{data.source}: no {split} split (found {', '.join(data.splits)})")
     return data
@@ -79,10 +83,14 @@ def predict_words(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, se
 
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: NerData, split: str,
              max_seq_length: Optional[int] = None, batch_size: int = 32, output_dir: Optional[str] = None,
-             progress: Optional[Progress] = None, window: Optional[Window] = None) -> Evaluation:
+             progress: Optional[Progress] = None, window: Optional[Window] = None,
+             model_id: Optional[str] = None) -> Evaluation:
     """Predict every sentence of `data`'s `split`, score it at word level, and write the result files into
     `output_dir` if given. The text is read in the windows the model was trained with (its config's record,
-    trainer.limits.model_window), `max_seq_length` (--max-seq-length) or `window` overriding them."""
+    trainer.limits.model_window), `max_seq_length` (--max-seq-length) or `window` overriding them. The record names
+    the model as `model_id` (trainer.outputs.results_model), by default, when written, as the model saved in
+    `output_dir` (what a training run scores); writing into a directory holding another model's results raises
+    trainer.outputs.ResultsModelError."""
     dataset = data.splits[split]
     unknown = sorted({t for tags in dataset["tags"] for t in tags} - set(model.config.label2id))
     if unknown:
@@ -91,8 +99,11 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: N
     tokens, gold, doc_ids = list(dataset["tokens"]), list(dataset["tags"]), list(dataset["doc_id"])
     pred = predict_words(model, tokenizer, tokens, window, doc_ids, batch_size, progress, split)
     record = evaluation_record(gold, pred, data.scheme, split, data.split_source(split), window.as_dict())
+    if model_id or output_dir:
+        record["model"] = model_id or THIS_MODEL
+    # The predictions name documents as the data did (a JSON line's "doc3"), not by the numbers used internally.
     rows = [{"doc_id": d, "sent_idx": s, "tokens": t, "gold": g, "pred": p}
-            for d, s, t, g, p in zip(doc_ids, dataset["sent_idx"], tokens, gold, pred)]
+            for d, s, t, g, p in zip(data.document_ids(split), dataset["sent_idx"], tokens, gold, pred)]
     if output_dir:
         write_evaluation(output_dir, split, record, rows)
     o = record["overall"]

@@ -22,7 +22,10 @@ trainer.windows and trainer.backends: serving never depends on training code.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
+import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Optional, Sequence
 
@@ -141,20 +144,30 @@ class NerTagger:
         except UnicodeEncodeError as exc:  # a lone UTF-16 surrogate, e.g. a JSON "\ud800" escape
             raise InputError(f"The text holds an invalid character (a lone surrogate, U+{ord(text[exc.start]):04X}) "
                              f"at position {exc.start}.") from None
+        # verbose=False: a text longer than the model is read in windows (predict_batch), so the tokenizer's
+        # "will result in indexing errors" warning about this count would be false.
         n = len(self.tokenizer(text, add_special_tokens=False, return_attention_mask=False,
-                               return_token_type_ids=False)["input_ids"])
+                               return_token_type_ids=False, verbose=False)["input_ids"])
         if n > self.max_subtokens:
             raise InputError(f"The text is {n:,} sub-tokens long; the limit is {self.max_subtokens:,} (about "
                              f"{4 * self.max_subtokens:,} characters of English prose). Split it into smaller parts.")
         return text
 
     def check_options(self, threshold: Any = 0.0, types: Any = None) -> tuple[float, Optional[set[str]]]:
-        """`threshold` as a float in [0, 1] and `types` as a set of known entity types (None: all), else InputError."""
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        """`threshold` as a float in [0, 1] and `types` as a set of known entity types (None: all), else InputError.
+        Any real number will do (numpy's too), but not a bool or NaN; any iterable of names, read once (a generator
+        checked and then read again would be empty)."""
+        if (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or math.isnan(threshold)
+                or not 0.0 <= threshold <= 1.0):
             raise InputError(f"The minimum confidence must be a number from 0 to 1, got {threshold!r}.")
         if types is None:
             return float(threshold), None
-        if isinstance(types, str) or not all(isinstance(t, str) for t in types):
+        if not isinstance(types, str):
+            try:
+                types = list(types)
+            except TypeError:  # not iterable: refused below
+                pass
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
             raise InputError(f"The entity types must be a list of names, got {types!r}.")
         unknown = sorted(set(types) - set(self.entity_types))
         if unknown:
@@ -218,6 +231,10 @@ class NerTagger:
         ents = []
         for typ, a, b in tags_to_spans(tags):
             start, end = spans[words[a]].start, spans[words[b - 1]].end
+            # A normalizer that strips accents maps a word-final combining mark (decomposed text: "e" + U+0301) to no
+            # sub-token; the entity still ends with the whole character, not before its mark.
+            while end < len(text) and unicodedata.combining(text[end]):
+                end += 1
             score = float(probs[a:b].mean())
             ents.append(Entity(type=typ, text=text[start:end], start=start, end=end, score=round(score, 4)))
         return ents

@@ -4,7 +4,8 @@ What the trainer writes and the Space, the model card and the Hub read:
 - `run_config.json`: the run's `Config` (written and read by `trainer.config.Config.save/load`).
 - `train_results.json`: a `TrainStats` (time, throughput, log history, data description, versions, device).
 - `eval_results.json`: `{split: record}`, one word-level record per evaluated split (`trainer.metrics`'s
-  `evaluation_record`: overall and per-entity scores, sizes, dataset, protocol); a new split's record is merged in.
+  `evaluation_record`: overall and per-entity scores, sizes, dataset, protocol, and `model`: the model scored, "."
+  for the one saved in the same directory); a new split's record is merged in, never one of another model.
 - `predictions_<split>.jsonl`: one sentence a line, `{"doc_id", "sent_idx", "tokens", "gold", "pred"}` (IOB2 tags).
 
 Every write goes to a temporary file first and is renamed into place, so a reader never sees half a file. Imports
@@ -40,8 +41,43 @@ RESULT_FILE_PATTERNS = (RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, 
 RUN_STATE_PATTERNS = ("checkpoint-*", "training_args.bin", "runs", RUN_IDENTITY_FILE, RUN_COMPLETE_FILE, "*.tmp")
 
 
+# What a record names as its model when the model is the one saved in the directory the results are in (a training
+# run's, or `trainer.evaluate`'s default): relative, so the records still match after the directory is moved, copied
+# or pushed.
+THIS_MODEL = "."
+
+
+class ResultsModelError(ValueError):
+    """`eval_results.json` holds another model's results: merging would mix two models' scores in one file."""
+
+
 def predictions_file(split: str) -> str:
     return f"predictions_{split}.jsonl"
+
+
+def results_model(model: str, output_dir: str) -> str:
+    """How records written into `output_dir` name `model` (a local directory or a Hub id): THIS_MODEL for the model
+    saved in `output_dir` itself, else its absolute path or its Hub id."""
+    if not os.path.isdir(model):
+        return model
+    path = os.path.realpath(model)
+    return THIS_MODEL if path == os.path.realpath(output_dir) else path
+
+
+def check_results_model(output_dir: str, model: str) -> None:
+    """Raise ResultsModelError if `output_dir`'s eval_results.json holds results of a model other than `model` (as
+    `results_model` names it). Records written before records named their model count as the directory's own
+    model's: by default both training and `trainer.evaluate` wrote there only the model saved there."""
+    path = os.path.join(output_dir, EVAL_RESULTS_FILE)
+    others = {split: rec.get("model", THIS_MODEL) for split, rec in (read_results(output_dir) or {}).items()
+              if rec.get("model", THIS_MODEL) != model}
+    if others:
+        split, other = next(iter(others.items()))
+        other = "the model saved in that directory" if other == THIS_MODEL else other
+        model = "the model saved in that directory" if model == THIS_MODEL else model
+        raise ResultsModelError(f"{path} holds results of another model ({split}: {other}); not merging the results "
+                                f"of {model} into it: give another --output-dir, or remove that directory's "
+                                f"{EVAL_RESULTS_FILE} and {predictions_file('*')} first")
 
 
 @dataclass
@@ -97,7 +133,9 @@ def write_jsonl(path: str, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def write_evaluation(output_dir: str, split: str, record: dict[str, Any], rows: Iterable[dict[str, Any]]) -> None:
-    """Merge `record` into `eval_results.json` under `split` and write `predictions_<split>.jsonl`."""
+    """Merge `record` into `eval_results.json` under `split` and write `predictions_<split>.jsonl`. Raises
+    ResultsModelError, writing nothing, if the file holds results of another model than the record's `model`."""
+    check_results_model(output_dir, record.get("model", THIS_MODEL))
     os.makedirs(output_dir, exist_ok=True)
     results = read_results(output_dir) or {}
     results[split] = record

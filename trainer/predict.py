@@ -4,15 +4,17 @@
   accelerate launch -m trainer.predict --model model --input corpus.jsonl --output entities.jsonl
 
 Input: JSON-lines files (one object a line; the text in `--text-field`, default `text`, an optional id in
-`--id-field`, default `id`) or plain text files (each non-empty line is one text). Output: one line per input text,
-in input order: `{"id", "source": "file:line", "entities": [{"type", "text", "start", "end", "score"}]}`, or
-`"error"` instead of `"entities"` for a text that cannot be tagged (the run goes on).
+`--id-field`, default `id`) or plain text files (each non-empty line is one text), UTF-8; the extension decides
+(`.jsonl`, `.json`, `.ndjson` in any case are JSON lines), or `--format text|jsonl` for every input. Output: one line
+per input text, in input order: `{"id", "source": "file:line", "entities": [{"type", "text", "start", "end",
+"score"}]}`, or `"error"` instead of `"entities"` for a text that cannot be tagged (the run goes on).
 
-Prediction is `trainer.inference.NerTagger` (the Space's path, windows over long texts, no length limit here).
-The output is resumable: texts are tagged into `<output>.shard-<rank>-of-<n>`, whose lines are kept and their texts
-skipped when the same command runs again (a line cut off by a kill is dropped); `<output>` itself appears, whole, only
-at the end. Under `accelerate launch` each of the n processes tags every n-th text into its own shard; the main
-process merges the shards in input order.
+Prediction is `trainer.inference.NerTagger` (the Space's path, windows over long texts, no length limit here). The
+output is resumable: texts are tagged into `<output>.shard-<rank>-of-<n>`, whose lines are kept and their texts
+skipped when the same command runs again (a line cut off by a kill is dropped; a line that is not the row of the input
+text at its place is refused, never kept); `<output>` itself appears, whole, only at the end. An existing file that is
+not this tool's finished output of these inputs is never changed: the run is refused. Under `accelerate launch` each
+of the n processes tags every n-th text into its own shard; the main process merges the shards in input order.
 """
 
 from __future__ import annotations
@@ -39,34 +41,79 @@ class Record:
     text: Any
 
 
-def read_records(paths: Sequence[str], text_field: str = "text", id_field: str = "id") -> Iterator[Record]:
-    """Every input text, in order. Plain text files: one text a non-empty line; JSON lines: one object a line."""
+# JSON lines by extension, whatever its case ("CORPUS.JSONL" too); --format overrides it.
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+FORMATS = ("auto", "text", "jsonl")
+
+
+def read_records(paths: Sequence[str], text_field: str = "text", id_field: str = "id",
+                 fmt: str = "auto") -> Iterator[Record]:
+    """Every input text, in order. Plain text files: one text a non-empty line; JSON lines: one object a line.
+    `fmt` "auto" tells them apart by extension (JSONL_SUFFIXES), "text" and "jsonl" read every file so."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown input format {fmt!r}: choose one of {', '.join(FORMATS)}")
     for path in paths:
         if not os.path.isfile(path):
             raise InputFileError(f"{path}: no such file")
-        is_jsonl = path.endswith((".jsonl", ".json"))
-        with open(path, encoding="utf-8", newline="") as f:
-            for lineno, line in enumerate(f, 1):
-                line = line.rstrip("\r\n").lstrip("\ufeff") if lineno == 1 else line.rstrip("\r\n")
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                if not is_jsonl:
-                    yield Record(where, where, line)
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputFileError(f"{where}: invalid JSON ({e.msg} at column {e.colno}): expected one object "
-                                         f"per line like {{\"{text_field}\": \"...\"}}") from None
-                if not isinstance(obj, dict) or text_field not in obj:
-                    raise InputFileError(f"{where}: expected a JSON object with a {text_field!r} field "
-                                         f"(--text-field)")
-                yield Record(obj.get(id_field, where), where, obj[text_field])
+        is_jsonl = fmt == "jsonl" or (fmt == "auto" and path.lower().endswith(JSONL_SUFFIXES))
+        looked = fmt != "auto"  # whether a plain text file chosen by its extension was checked for JSON lines
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                for lineno, line in enumerate(f, 1):
+                    line = line.rstrip("\r\n").lstrip("\ufeff") if lineno == 1 else line.rstrip("\r\n")
+                    if not line.strip():
+                        continue
+                    where = f"{path}:{lineno}"
+                    if not is_jsonl:
+                        if not looked:
+                            # JSON lines under another extension would be tagged braces and keys included, with
+                            # offsets into the JSON: say so once, on the file's first text.
+                            looked = True
+                            if _is_json_object(line):
+                                logger.warning("%s is a JSON object, but %s is read as plain text (a text a line) by "
+                                               "its extension; pass --format jsonl to read its %r field", where, path,
+                                               text_field)
+                        yield Record(where, where, line)
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise InputFileError(f"{where}: invalid JSON ({e.msg} at column {e.colno}): expected one "
+                                             f"object per line like {{\"{text_field}\": \"...\"}}") from None
+                    if not isinstance(obj, dict) or text_field not in obj:
+                        raise InputFileError(f"{where}: expected a JSON object with a {text_field!r} field "
+                                             f"(--text-field)")
+                    yield Record(obj.get(id_field, where), where, obj[text_field])
+        except UnicodeDecodeError:
+            raise InputFileError(_not_utf8(path)) from None
+
+
+def _is_json_object(line: str) -> bool:
+    if not line.lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _not_utf8(path: str) -> str:
+    """Where `path` first fails to decode as UTF-8: the text reader decodes in blocks, so its error has no line."""
+    with open(path, "rb") as f:
+        data = f.read()
+    # bytes.splitlines breaks at \n, \r and \r\n, as the text reader (newline="") does: the same line numbers.
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return (f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line): "
+                    "expected UTF-8 text; convert the file, e.g. `iconv -f latin1 -t utf-8`")
+    return f"{path}: not UTF-8: expected UTF-8 text"
 
 
 def complete_lines(path: str) -> int:
-    """How many whole lines `path` holds, after dropping a last line cut off by a kill (no newline)."""
+    """How many whole lines `path` holds, after dropping a last line cut off by a kill (no newline). Only for this
+    tool's own shards, checked by `checked_rows` first: it truncates."""
     if not os.path.exists(path):
         return 0
     with open(path, "rb+") as f:
@@ -77,11 +124,92 @@ def complete_lines(path: str) -> int:
     return data[:keep].count(b"\n")
 
 
+def _same_json(a: Any, b: Any) -> bool:
+    # As JSON text: an id read back from a row equals the input's even where == does not (NaN).
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _entities_fit(entities: Any, text: Any) -> bool:
+    """Whether each entity's offsets pick its own text out of `text`: the row was tagged from this text."""
+    if not isinstance(entities, list):
+        return False
+    return all(isinstance(e, dict) and isinstance(text, str) and isinstance(e.get("start"), int)
+               and isinstance(e.get("end"), int) and text[e["start"]:e["end"]] == e.get("text") for e in entities)
+
+
+def checked_rows(path: str, records: Sequence[Record], output: str, finished: bool = False) -> int:
+    """How many texts `path` (a shard of `output`, or with `finished` the output itself) already holds, read only.
+    Each whole line must be this tool's row for the record at its place (source, id, entity texts), else
+    InputFileError: the file was written from other input, or the input changed since, and keeping its rows would
+    attach them to the wrong texts. A last line cut off by a kill (no newline) is not counted; in a finished output,
+    which is written whole, it and a missing row are errors."""
+    restart = (f"delete {output} and any {output}.shard-* files to start over, or choose another --output"
+               if not finished else "remove it or choose another --output")
+    count = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                if not finished:  # cut off by a kill: tag_shard drops it
+                    break
+                raise InputFileError(f"{path}:{count + 1}: the last line has no newline, which no finished output of "
+                                     f"this tool lacks; {restart}")
+            if count == len(records):
+                raise InputFileError(f"{path}:{count + 1}: expected no more than {len(records)} lines, one per input "
+                                     f"text: it is not this tool's output for these inputs; {restart}")
+            rec = records[count]
+            try:
+                row = json.loads(raw)
+            except ValueError:  # not JSON, or not UTF-8
+                row = None
+            found = row.get("source") if isinstance(row, dict) else None
+            if not (found == rec.source and _same_json(row.get("id"), rec.id)
+                    and ("error" in row or _entities_fit(row.get("entities"), rec.text))):
+                what = (f"a row for {found} whose id or entities do not match the text there now"
+                        if found == rec.source else f"a row for {found}" if isinstance(found, str)
+                        else "a line this tool did not write")
+                raise InputFileError(f"{path}:{count + 1}: expected the row for {rec.source}, found {what}: the file "
+                                     f"was written from other input, or the input changed since; {restart}")
+            count += 1
+    if finished and count != len(records):
+        raise InputFileError(f"{path} holds {count} rows for {len(records)} input texts: it is not this tool's "
+                             f"output for these inputs; {restart}")
+    return count
+
+
+def check_output(output: str, inputs: Sequence[str], world: int) -> None:
+    """Refuse, before any model is loaded, an --output that cannot be written without harm: one that is an input
+    (or whose shards or temporary file would be), a directory, or one in a directory that does not exist."""
+    written = [output, output + ".tmp"] + [shard_path(output, r, world) for r in range(world)]
+    for path in inputs:
+        for w in written:
+            # Real paths catch symlinks and ./ spellings; samefile also hard links.
+            if os.path.realpath(w) == os.path.realpath(path) or (os.path.exists(w) and os.path.samefile(w, path)):
+                raise InputFileError(f"--output {output}: the run would write {w}, which is the input {path}; "
+                                     "choose another --output")
+    if os.path.isdir(output):
+        raise InputFileError(f"--output {output} is a directory: expected a file name")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise InputFileError(f"--output {output}: the directory {parent} does not exist; create it or choose "
+                             "another --output")
+
+
+def json_line(row: dict[str, Any]) -> str:
+    """One output line. A lone surrogate (an id or file name from a JSON "\\udc00" escape) cannot be UTF-8: that
+    row is written with ASCII escapes, still valid JSON that reads back the same string."""
+    line = json.dumps(row, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(row, ensure_ascii=True)
+    return line + "\n"
+
+
 def tag_shard(tagger: Any, records: Sequence[Record], out_path: str, batch_size: int, progress: bool) -> None:
     """Tag `records` into `out_path`, continuing after the lines it already holds."""
     from tqdm.auto import tqdm
 
-    done = complete_lines(out_path)
+    done = complete_lines(out_path)  # predict_corpus checked its lines first: this drops only a cut-off last line
     if done:
         logger.info("%s: %d of %d texts already tagged, continuing", out_path, done, len(records))
     with open(out_path, "a", encoding="utf-8") as out, tqdm(total=len(records), initial=done, disable=not progress,
@@ -105,7 +233,7 @@ def tag_shard(tagger: Any, records: Sequence[Record], out_path: str, batch_size:
                 else:
                     row["entities"] = [e.as_dict() for e in ents]
                 answers.append(row)
-            out.write("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in answers))
+            out.write("".join(json_line(a) for a in answers))
             out.flush()
             bar.update(len(batch))
 
@@ -135,12 +263,20 @@ def merge_shards(output: str, world: int, total: int) -> None:
 
 
 def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: int = 32, text_field: str = "text",
-                   id_field: str = "id", backend: Optional[str] = None, progress: bool = True) -> int:
-    """Tag every text of `inputs` into `output`; returns the number of texts. Distributed under accelerate launch."""
+                   id_field: str = "id", backend: Optional[str] = None, progress: bool = True,
+                   fmt: str = "auto") -> int:
+    """Tag every text of `inputs` into `output`; returns the number of texts. Distributed under accelerate launch.
+    Everything that can be refused is refused before the model is loaded and before any file is opened to write."""
     from accelerate import PartialState
     from accelerate.utils import parse_flag_from_env
 
+    from trainer import backends
     from trainer.inference import NerTagger, load_model
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if (backend or "auto") not in backends.CHOICES:
+        raise ValueError(f"unknown inference backend {backend!r}: choose one of {', '.join(backends.CHOICES)}")
 
     # A bare PartialState() ignores ACCELERATE_USE_CPU (only Accelerator reads it), so on CPUs every launched process
     # would run alone (DistributedType.NO): pass it on.
@@ -151,21 +287,26 @@ def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: i
         raise RuntimeError(f"launched as {launched} processes (WORLD_SIZE) but Accelerate runs {state.num_processes} "
                            f"(distributed type {state.distributed_type}); on CPUs launch with "
                            "ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N")
-    records = list(read_records(inputs, text_field, id_field))
+    records = list(read_records(inputs, text_field, id_field, fmt))
+    world, rank = state.num_processes, state.process_index
+    check_output(output, inputs, world)
     if os.path.exists(output):
-        # A finished output is complete exactly when it has a line per text; then there is nothing to do.
-        if complete_lines(output) == len(records):
-            logger.info("%s already holds all %d texts", output, len(records))
-            return len(records)
-        raise InputFileError(f"{output} exists but does not hold one line per input text; remove it or choose "
-                             f"another --output")
+        # A finished output holds this tool's row for every text, in order; then there is nothing to do. Anything
+        # else is refused (read only: a file the user gave is never changed).
+        checked_rows(output, records, output, finished=True)
+        logger.info("%s already holds all %d texts", output, len(records))
+        return len(records)
+    # Every process checks every shard (read only, the same answer everywhere) before any loads the model or
+    # writes: a process that refused alone would leave the others waiting for it.
+    for r in range(world):
+        if os.path.exists(shard_path(output, r, world)):
+            checked_rows(shard_path(output, r, world), records[r::world], output)
     # The main process first: it downloads the model and writes the ONNX cache once; the others then read them.
     with state.main_process_first():
         model_obj, tokenizer = load_model(model)
         model_obj.to(state.device)  # a GPU per process under accelerate launch; "auto" then keeps torch
         tagger = NerTagger(model_obj, tokenizer, source=model, backend=backend or "auto",
                            max_chars=10**9, max_subtokens=10**9)  # a corpus: no per-request cost bound
-    world, rank = state.num_processes, state.process_index
     tag_shard(tagger, records[rank::world], shard_path(output, rank, world), batch_size,
               progress and state.is_local_main_process)
     state.wait_for_everyone()
@@ -175,24 +316,41 @@ def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: i
     return len(records)
 
 
+def positive_int(value: str) -> int:
+    n = int(value)  # argparse turns the ValueError into "invalid positive_int value"
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return n
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from trainer import backends
+
     ap = argparse.ArgumentParser(prog="python -m trainer.predict", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="a trained output directory or Hub model id")
     ap.add_argument("--input", nargs="+", required=True, help="text files (a text a line) or JSON-lines files")
     ap.add_argument("--output", required=True, help="the JSON-lines file to write (resumed if it exists)")
-    ap.add_argument("--batch-size", type=int, default=32, help="texts per call of the tagger")
+    ap.add_argument("--batch-size", type=positive_int, default=32, help="texts per call of the tagger")
     ap.add_argument("--text-field", default="text", help="text field of JSON-lines input")
     ap.add_argument("--id-field", default="id", help="id field of JSON-lines input (default: file:line)")
-    ap.add_argument("--backend", default="auto", help="inference backend (see README, 'Fast inference')")
+    ap.add_argument("--format", choices=FORMATS, default="auto",
+                    help="input format: auto (.jsonl, .json, .ndjson in any case are JSON lines, other files plain "
+                         "text), text or jsonl (every input)")
+    ap.add_argument("--backend", choices=backends.CHOICES, default="auto",
+                    help="inference backend (see README, 'Fast inference')")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    # INFO for this project's loggers only: third-party libraries stay at WARNING (onnxruntime's quantizer logs
+    # dozens of INFO lines to the root logger). Run as `-m`, this module's logger is "__main__", not "trainer.*".
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("trainer", logger.name):
+        logging.getLogger(name).setLevel(logging.INFO)
     from trainer.inference import ModelLoadError
 
     try:
         n = predict_corpus(args.model, args.input, args.output, args.batch_size, args.text_field, args.id_field,
-                           args.backend, not args.no_progress)
+                           args.backend, not args.no_progress, args.format)
     except (InputFileError, ModelLoadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
