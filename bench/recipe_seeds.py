@@ -15,6 +15,8 @@ comparable with anything else: training speed is measured by bench/speed_side_by
       --result bench/results/recipe_attention_dropout.json      # the recommended recipe, both contexts
   python bench/recipe_seeds.py --lanes 2 --modes document_case_attn0 document_case_drop0 \
       --result bench/results/recipe_hidden_dropout.json
+  python bench/recipe_seeds.py --modes document_case_attn0_bf16 \
+      --result bench/results/recipe_bf16.json      # on a CPU with native bf16 (AVX512-BF16/AMX)
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ MODES = {
     # And no hidden dropout either: a CPU step ~1.16x faster (bench/step_levers.py); measured -0.4 test F1, not taken.
     "document_case_drop0": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0",
                                        "--hidden-dropout", "0"],
+    # The recommended recipe in bf16, on a CPU (or GPU) that computes it natively; elsewhere --bf16 trains in fp32.
+    "document_case_attn0_bf16": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0", "--bf16"],
 }
 RECOMMENDED = "document_case_attn0"  # the README's quick start
 

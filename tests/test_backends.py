@@ -11,7 +11,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
 from space_models import LABELS, build_lookup_model, encoder_path
-from trainer import backends
+from trainer import backends, precision
 from trainer.inference import NerTagger
 
 TEXTS = ["Yesterday John Zwingmann's team flew from Paris to Berlin.", "Reuters reported from London .",
@@ -19,9 +19,16 @@ TEXTS = ["Yesterday John Zwingmann's team flew from Paris to Berlin.", "Reuters 
 ONNX = ("onnx", "onnx-int8")
 
 
-def needs_ort(name: str) -> None:
+LOSSY = ("torch-int8", "torch-bf16", "onnx-int8")  # rounded weights: a random model's tiny margins may flip
+
+
+def skip_unless_runnable(name: str) -> None:
+    """Skip what this machine cannot run: ONNX backends without onnxruntime, bf16 without native bf16 (refused: see
+    test_bf16_backend_is_refused_where_emulated)."""
     if name.startswith("onnx"):
         pytest.importorskip("onnxruntime")
+    if name == "torch-bf16" and not precision.native_bf16("cpu"):
+        pytest.skip("this CPU has no native bf16")
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +64,9 @@ def listing(d: str) -> dict[str, float]:
 
 @pytest.mark.parametrize("name", backends.BACKENDS)
 def test_backend_labels_match_torch_on_a_random_model(random_dir, tmp_path, name):
-    """fp32 backends agree with torch exactly (labels) and closely (probabilities); int8 ones on most positions
+    """fp32 backends agree with torch exactly (labels) and closely (probabilities); int8 and bf16 ones on most positions
     (a random model's label margins are tiny, so rounding the weights may flip a few)."""
-    needs_ort(name)
+    skip_unless_runnable(name)
     tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
     batch = padded(tagger.tokenizer, tagger.backend.input_names)
     want_label, want_prob = backends.label_and_prob(tagger.backend(batch))
@@ -67,7 +74,7 @@ def test_backend_labels_match_torch_on_a_random_model(random_dir, tmp_path, name
     label, prob = backends.label_and_prob(backend(batch))
     keep = batch["attention_mask"].astype(bool)
     assert label.shape == prob.shape == keep.shape
-    if name.endswith("int8"):
+    if name in LOSSY:
         assert (label == want_label)[keep].mean() >= 0.8
         assert np.abs(prob - want_prob)[keep].max() < 0.1
     else:
@@ -78,7 +85,7 @@ def test_backend_labels_match_torch_on_a_random_model(random_dir, tmp_path, name
 @pytest.mark.parametrize("name", backends.BACKENDS)
 def test_every_backend_gives_the_same_entities_on_the_lookup_model(lookup_dir, tmp_path, name):
     """On the lookup model (large label margins) even int8 weights give exactly the torch model's entities."""
-    needs_ort(name)
+    skip_unless_runnable(name)
     want = NerTagger.from_pretrained(lookup_dir).predict_batch(TEXTS)
     got = NerTagger.from_pretrained(lookup_dir, backend=name, onnx_cache_dir=str(tmp_path)).predict_batch(TEXTS)
     assert [[(e.type, e.start, e.end) for e in ents] for ents in got] == \
@@ -93,7 +100,7 @@ def test_texts_of_short_windows_run_on_one_thread_when_asked(random_dir, tmp_pat
     """one_thread_max_length (the Space's setting): a set of windows whose longest is at most that long runs on a
     1-thread session, however many there are; a set with a longer one runs every window on every thread, its short
     last window too; both predict alike."""
-    needs_ort(name)
+    skip_unless_runnable(name)
     tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
     batch = padded(tagger.tokenizer, tagger.backend.input_names)
     length = batch["input_ids"].shape[1]
@@ -161,6 +168,13 @@ def test_a_stale_cache_entry_is_exported_again(tmp_path, monkeypatch):
     keep = batch["attention_mask"].astype(bool)
     assert (second.backend(batch).argmax(-1) == torch_labels.backend(batch).argmax(-1))[keep].all()
     assert not (first.backend(batch) == second.backend(batch)).all(-1)[keep].all()
+
+
+def test_bf16_backend_is_refused_where_emulated(lookup_dir, monkeypatch):
+    """Emulated bf16 is many times slower than fp32: asking for it on such a CPU says so instead of crawling."""
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    with pytest.raises(ValueError, match="native bf16"):
+        NerTagger.from_pretrained(lookup_dir, backend="torch-bf16")
 
 
 def test_unknown_backend_names_the_choices(lookup_dir):

@@ -9,6 +9,9 @@ offsets, spans) stays in trainer.inference.
   torch-int8  torch.ao.quantization.quantize_dynamic on every nn.Linear (int8 weights, dynamically quantized
               activations). torch.ao.quantization is deprecated (torch 2.13 warns that it "will be removed" and points
               at torchao); it still works in 2.13, its warnings are silenced here.
+  torch-bf16  a bf16 copy of the model (weights and activations). Fast only where the hardware computes bf16
+              natively (a GPU, or a CPU with AVX512-BF16/AMX: oneDNN runs its matrix products on them); elsewhere it
+              is emulated and many times slower than fp32, so it is then refused with that said.
   onnx        the model exported once to ONNX and run by ONNX Runtime, fp32
   onnx-int8   that export with int8 weights (onnxruntime.quantization.quantize_dynamic on MatMul/Gemm,
               7-bit weights with per-channel scales: see quantize_onnx)
@@ -49,7 +52,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8")
 # Chosen by bench/inference_speed.py (bench/results/inference_speed.json): the fastest backend, batch and one request
 # at a time, whose word-level F1 on the CoNLL-2003 validation split is within 0.3 points of torch fp32. There, on a
 # 2-core AVX2 CPU (no AVX-512/VNNI/bf16), ms/sentence batch / one at a time: pipeline 11.8 / 20.6, torch 5.6 / 17.6,
@@ -348,6 +351,11 @@ def model_input_names(model: torch.nn.Module, tokenizer_names: Sequence[str]) ->
     return names if "input_ids" in names else ("input_ids", *names)
 
 
+def torch_bf16(model: torch.nn.Module) -> torch.nn.Module:
+    """A bf16 copy of `model` (the original is left as it is)."""
+    return copy.deepcopy(model).to(torch.bfloat16)
+
+
 def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Sequence[str],
                  model_dir: Optional[str] = None, cache_dir: Optional[str] = None,
                  one_thread_max_length: int = 0) -> Backend:
@@ -364,6 +372,13 @@ def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Seque
         return TorchBackend(model, names)
     if name == "torch-int8":
         return TorchBackend(torch_int8(model), names, name="torch-int8")
+    if name == "torch-bf16":
+        from trainer.precision import native_bf16
+
+        if not native_bf16(next(model.parameters()).device.type):
+            raise ValueError("backend 'torch-bf16' needs native bf16 (a CPU with avx512_bf16/amx_bf16, or a GPU "
+                             "with bf16): here it would be emulated, many times slower than fp32; use 'auto'")
+        return TorchBackend(torch_bf16(model), names, name="torch-bf16")
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:

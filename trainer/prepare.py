@@ -15,6 +15,7 @@ from trainer.data import NerData, load_data
 from trainer.encode import encode
 from trainer.limits import CONFIG_ATTRIBUTE, Window, window
 from trainer.output_dir import check_identity, prepare_output_dir
+from trainer.precision import attention_implementation
 from trainer.windows import DocumentWindows
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ def prepare(cfg: Config) -> Prepared:
     model = AutoModelForTokenClassification.from_pretrained(
         cfg.model_name_or_path, num_labels=len(id2label), id2label=id2label,
         label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True,
-        **dropout_overrides(cfg.model_name_or_path, cfg.attention_dropout, cfg.hidden_dropout))
+        **dropout_overrides(cfg.model_name_or_path, cfg.attention_dropout, cfg.hidden_dropout),
+        **attention_implementation(cfg))
     win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding,
                  cfg.case_signal)
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
