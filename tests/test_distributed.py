@@ -95,7 +95,8 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
     # The Trainer engine's evaluator: Trainer.evaluate + word_level_metrics.
     args = TrainingArguments(output_dir=str(tmp_path / "trainer"), per_device_eval_batch_size=4, report_to="none",
                              use_cpu=True)
-    trainer = InOrderEvalTrainer(model=prep.model, args=args, eval_dataset=prep.validation, data_collator=collator,
+    trainer = InOrderEvalTrainer(run_config=Config(), model=prep.model, args=args, eval_dataset=prep.validation,
+                                 data_collator=collator,
                                  compute_metrics=word_level_metrics(prep),
                                  preprocess_logits_for_metrics=lambda logits, labels: logits.float().log_softmax(-1))
     by_trainer = trainer.evaluate()

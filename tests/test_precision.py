@@ -33,3 +33,22 @@ def test_eager_attention_only_for_native_bf16_on_a_cpu(monkeypatch):
     assert precision.attention_implementation(Config(bf16=True)) == {}
     monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: True)
     assert precision.attention_implementation(Config(bf16=True)) == {}
+
+
+def test_evaluation_runs_sdpa_while_training_runs_eager(monkeypatch, tmp_path):
+    """Eager attention is the fast one in a bf16 backward on a CPU, sdpa in inference: evaluation switches and back."""
+    from transformers import AutoModelForTokenClassification, BertConfig, BertForTokenClassification
+
+    BertForTokenClassification(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                          intermediate_size=32, vocab_size=50)).save_pretrained(tmp_path)
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    cfg = Config(bf16=True)
+    model = AutoModelForTokenClassification.from_pretrained(tmp_path, **precision.attention_implementation(cfg))
+    assert model.config._attn_implementation == "eager"
+    with precision.inference_attention(model, cfg):
+        assert model.config._attn_implementation == "sdpa"
+    assert model.config._attn_implementation == "eager"
+    plain = AutoModelForTokenClassification.from_pretrained(tmp_path)
+    with precision.inference_attention(plain, Config()):  # nothing to switch
+        assert plain.config._attn_implementation == "sdpa"

@@ -37,7 +37,7 @@ from trainer.config import Config
 from trainer.finish import finish
 from trainer.metrics import validation_scores
 from trainer.outputs import TrainStats
-from trainer.precision import mixed_precision
+from trainer.precision import inference_attention, mixed_precision
 from trainer.prepare import prepare
 from trainer.windows import DocumentWindows, longest_first, restore_order
 
@@ -269,8 +269,9 @@ def run(cfg: Config) -> dict[str, Any]:
         if logging:
             window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
         if validating:
-            validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
-                     cfg.output_dir, state, epochs, eval_order, prep.window.decoding)
+            with inference_attention(accelerator.unwrap_model(model), cfg):
+                validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
+                         cfg.output_dir, state, epochs, eval_order, prep.window.decoding)
         if saving:
             state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
             checkpoint(accelerator, cfg, state)

@@ -18,7 +18,7 @@ from trainer.config import Config
 from trainer.finish import finish
 from trainer.metrics import validation_scores
 from trainer.outputs import TrainStats
-from trainer.precision import mixed_precision
+from trainer.precision import inference_attention, mixed_precision
 from trainer.prepare import Prepared, prepare
 from trainer.windows import longest_first, restore_order
 
@@ -36,8 +36,9 @@ class InOrderEvalTrainer(Trainer):
     replaces that.) Distributed, the default sharded, in-order sampler is kept.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, run_config: Config, **kwargs):
         super().__init__(*args, **kwargs)
+        self.run_config = run_config
         # A *ForTokenClassification forward takes **kwargs, so the Trainer assumes its loss is divided by the tokens
         # of the whole accumulated, all-process batch (num_items_in_batch); but BERT's is CrossEntropyLoss's plain
         # mean over its own micro-batch. The Trainer then neither divides it by the accumulation steps nor undoes its
@@ -57,6 +58,10 @@ class InOrderEvalTrainer(Trainer):
             return None
         self._eval_order = longest_first([len(ids) for ids in eval_dataset["input_ids"]])
         return self._eval_order
+
+    def evaluation_loop(self, *args, **kwargs):
+        with inference_attention(self.model, self.run_config):
+            return super().evaluation_loop(*args, **kwargs)
 
     def _in_dataset_order(self, p: EvalPrediction) -> EvalPrediction:
         if self._eval_order is None:
@@ -129,6 +134,7 @@ def word_level_metrics(prep: Prepared):
 def run(cfg: Config) -> dict[str, Any]:
     prep = prepare(cfg)
     trainer = InOrderEvalTrainer(
+        run_config=cfg,
         model=prep.model,
         args=training_arguments(cfg, prep.validation is not None),
         train_dataset=prep.train,
@@ -163,4 +169,5 @@ def run(cfg: Config) -> dict[str, Any]:
         mixed_precision="bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "no",
         log_history=trainer.state.log_history,
     )
-    return finish(cfg, prep, trainer.model, stats)
+    with inference_attention(trainer.model, cfg):
+        return finish(cfg, prep, trainer.model, stats)
