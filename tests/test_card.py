@@ -58,6 +58,7 @@ def test_card_renders_every_section_with_the_runs_numbers(out):
     assert "`output_dir`" not in body and "hub_model_id" not in body
     train = json.loads(Path(out, "train_results.json").read_text())
     assert f"{train['train_runtime_s']:.1f} s" in body
+    assert train["mixed_precision"] == "no" and " in fp32," in body  # the precision used, not the one asked for
     assert f"- torch {train['versions']['torch']}" in body and f"- seqeval {train['versions']['seqeval']}" in body
     assert body.count("\n| ") > 0 and "| 1.00 |" in body and "| 2.00 |" in body  # training log, 2 epochs
 
