@@ -47,7 +47,7 @@ def model_source(model: Optional[str] = None) -> str:
 
 def load_tagger(source: str, backend: Optional[str] = None) -> NerTagger:
     """The Space's tagger: the fast CPU backend measured by bench/inference_speed.py unless --backend or
-    $NER_BACKEND names another (torch, torch-int8, onnx, onnx-int8; see README, 'Fast inference')."""
+    $NER_BACKEND names another (see trainer/backends.py and README, 'Fast inference')."""
     return NerTagger.from_pretrained(source, backend=backend or os.environ.get("NER_BACKEND") or "auto",
                                      one_thread_max_length=ONE_THREAD_MAX_LENGTH)
 

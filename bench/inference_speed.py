@@ -273,7 +273,7 @@ def main() -> None:
         "default_rule": f"fastest (geometric mean of batch and one-by-one ms/sentence) with F1 loss <= "
                         f"{100 * F1_BUDGET:.1f} points vs torch fp32",
         "default_choice": chosen,
-        "default_in_code": backends.DEFAULT_BACKEND,
+        "default_in_code": backends.default_backend(),
         "cpu": cpu_info(), "torch_threads": torch.get_num_threads(),
         "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
@@ -298,7 +298,7 @@ def main() -> None:
               f"{100 * r['f1']:>8.2f}{'' if loss is None else f'{loss:.2f}':>9}{r['parity_vs_pipeline']:>7.3f}"
               f"{'' if pt is None else f'{pt:.3f}':>8}")
     print(f"\ntraining-protocol F1 (torch, words given): {100 * protocol_f1:.2f}; default by the rule: {chosen} "
-          f"(in code: {backends.DEFAULT_BACKEND}); result: {os.path.relpath(args.result, ROOT)}")
+          f"(in code: {backends.default_backend()}); result: {os.path.relpath(args.result, ROOT)}")
 
 
 if __name__ == "__main__":

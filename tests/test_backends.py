@@ -13,13 +13,14 @@ from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 from space_models import LABELS, build_lookup_model, encoder_path
 from trainer import backends, precision
 from trainer.inference import NerTagger
+from trainer.windows import predict_windows
 
 TEXTS = ["Yesterday John Zwingmann's team flew from Paris to Berlin.", "Reuters reported from London .",
          "It will maybe rain in Berlin, says Google.", "x"]
 ONNX = ("onnx", "onnx-int8")
 
 
-LOSSY = ("torch-int8", "torch-bf16", "onnx-int8")  # rounded weights: a random model's tiny margins may flip
+LOSSY = ("torch-int8", "torch-bf16", "onnx-int8", "onnx-int8+torch-bf16")  # rounded weights: tiny margins may flip
 
 
 def skip_unless_runnable(name: str) -> None:
@@ -27,7 +28,7 @@ def skip_unless_runnable(name: str) -> None:
     test_bf16_backend_is_refused_where_emulated)."""
     if name.startswith("onnx"):
         pytest.importorskip("onnxruntime")
-    if name == "torch-bf16" and not precision.native_bf16("cpu"):
+    if "torch-bf16" in name and not precision.native_bf16("cpu"):
         pytest.skip("this CPU has no native bf16")
 
 
@@ -173,8 +174,39 @@ def test_a_stale_cache_entry_is_exported_again(tmp_path, monkeypatch):
 def test_bf16_backend_is_refused_where_emulated(lookup_dir, monkeypatch):
     """Emulated bf16 is many times slower than fp32: asking for it on such a CPU says so instead of crawling."""
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
-    with pytest.raises(ValueError, match="native bf16"):
-        NerTagger.from_pretrained(lookup_dir, backend="torch-bf16")
+    for name in ("torch-bf16", "onnx-int8+torch-bf16"):
+        with pytest.raises(ValueError, match="native bf16"):
+            NerTagger.from_pretrained(lookup_dir, backend=name)
+
+
+def test_auto_is_the_measured_default_for_this_cpu(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert backends.resolve("auto") == backends.resolve(None) == "onnx-int8"
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
+    assert backends.resolve("auto") == "onnx-int8+torch-bf16"
+
+
+class Recording(backends.Backend):
+    def __init__(self, name: str) -> None:
+        self.name, self.input_names, self.calls = name, ("input_ids",), []
+
+    def __call__(self, batch):
+        self.calls.append(batch["input_ids"].shape)
+        return np.zeros((*batch["input_ids"].shape, 2), dtype=np.float32)
+
+
+def test_length_routed_backend_runs_each_call_on_one_backend_by_its_longest_window():
+    """Sentences on the short backend, a paragraph on the long one: all of a call's windows on the same backend,
+    its short last window too."""
+    short, long = Recording("short"), Recording("long")
+    routed = backends.LengthRoutedBackend(short, long, max_short_length=8)
+    assert routed.name == "short+long" and routed.input_names == ("input_ids",)
+    predict_windows(routed, {"input_ids": [[1] * 8, [1] * 3]}, pad_id=0, batch_size=1)
+    assert short.calls == [(1, 8), (1, 3)] and not long.calls
+    predict_windows(routed, {"input_ids": [[1] * 9, [1] * 3]}, pad_id=0, batch_size=1)
+    assert long.calls == [(1, 9), (1, 3)] and len(short.calls) == 2
+    routed({"input_ids": np.ones((2, 9), dtype=np.int64)})  # called directly: routed by the batch's width
+    assert long.calls[-1] == (2, 9)
 
 
 def test_unknown_backend_names_the_choices(lookup_dir):
@@ -182,5 +214,5 @@ def test_unknown_backend_names_the_choices(lookup_dir):
         NerTagger.from_pretrained(lookup_dir, backend="tensorrt")
     for choice in backends.CHOICES:
         assert choice in str(err.value)
-    assert backends.resolve("auto") == backends.DEFAULT_BACKEND in backends.BACKENDS
+    assert backends.resolve("auto") == backends.default_backend() in backends.BACKENDS
     assert backends.resolve("ONNX") == "onnx"

@@ -15,7 +15,10 @@ offsets, spans) stays in trainer.inference.
   onnx        the model exported once to ONNX and run by ONNX Runtime, fp32
   onnx-int8   that export with int8 weights (onnxruntime.quantization.quantize_dynamic on MatMul/Gemm,
               7-bit weights with per-channel scales: see quantize_onnx)
-  auto        DEFAULT_BACKEND below, the fastest measured at no more than 0.3 points of F1 loss
+  onnx-int8+torch-bf16
+              both: a call whose longest window has at most LONG_WINDOW sub-tokens (sentences) runs on onnx-int8,
+              a longer one (paragraphs) on torch-bf16. Needs native bf16, as torch-bf16 does.
+  auto        default_backend() below: the fastest measured at no more than 0.3 points of F1 loss, for this CPU
 
 The int8 backends quantize activations per batch tensor at run time, so a text's labels can depend on which texts
 share its batch (in the benchmark 92% of sentences got the same entities alone as in a batch; fp32 backends: 100%).
@@ -52,13 +55,26 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8", "onnx-int8+torch-bf16")
 # Chosen by bench/inference_speed.py (bench/results/inference_speed.json): the fastest backend, batch and one request
 # at a time, whose word-level F1 on the CoNLL-2003 validation split is within 0.3 points of torch fp32. There, on a
 # 2-core AVX2 CPU (no AVX-512/VNNI/bf16), ms/sentence batch / one at a time: pipeline 11.8 / 20.6, torch 5.6 / 17.6,
 # torch-int8 3.5 / 10.9 (F1 -1.3 points: out), onnx 4.0 / 7.5, onnx-int8 2.9 / 5.9 (F1 +0.3 points; 4.0x / 3.5x
 # the pipeline, median of per-round ratios over 5 rounds).
 DEFAULT_BACKEND = "onnx-int8"
+# On a CPU that computes bf16 natively (bench/results/inference_speed_amx.json, bench/results/backend_by_length.json:
+# a 2-core Xeon with AVX-512 VNNI and AMX, the recommended document model): onnx-int8 is still the fastest on
+# sentences (4.2x / 3.1x the pipeline in batch / one at a time, F1 +0.1), but on windows of 128 sub-tokens and more
+# torch-bf16 is (AMX runs its products; ONNX Runtime's int8 ones do not scale as well with length): a 1,500-character
+# paragraph (two windows, 256 + 103 sub-tokens) in batches of 16 took 11 ms against 32-35 ms (onnx-int8) and 40 ms
+# (the pipeline, fp32). Both, each where it is faster.
+DEFAULT_BACKEND_NATIVE_BF16 = "onnx-int8+torch-bf16"
+# The longest window (sub-tokens) a call may have to run on onnx-int8 in onnx-int8+torch-bf16. Measured there
+# (bench/backend_by_length.py), ms per text in batches of 16 / one at a time, torch-bf16 against onnx-int8: 62
+# sub-tokens 2.35/7.38 vs 2.65/4.24; 101: 4.32/9.21 vs 5.40/6.79; 132: 5.27/9.55 vs 7.81/9.56; 196: 7.92/14.44 vs
+# 16.94/14.19; the 293-sub-token paragraph: 11.95/25.94 vs 31.31/47.20. Up to about 128, onnx-int8 answers one text
+# faster (the Space's common case, a sentence); beyond, torch-bf16 wins in batches and then one at a time too.
+LONG_WINDOW = 128
 CHOICES = BACKENDS + ("auto",)
 
 ONNX_OPSET = 17
@@ -71,11 +87,20 @@ Batch = dict[str, np.ndarray]
 Output = tuple[np.ndarray, np.ndarray]  # (label ids int64, probabilities float32), both (batch, length)
 
 
+def default_backend() -> str:
+    """What "auto" runs on this CPU: DEFAULT_BACKEND_NATIVE_BF16 where it computes bf16 natively, else
+    DEFAULT_BACKEND."""
+    from trainer.precision import native_bf16
+
+    return DEFAULT_BACKEND_NATIVE_BF16 if native_bf16("cpu") else DEFAULT_BACKEND
+
+
 def resolve(name: Optional[str]) -> str:
-    """The backend a name stands for ("auto" or None -> DEFAULT_BACKEND); ValueError naming the choices otherwise."""
+    """The backend a name stands for ("auto" or None -> default_backend()); ValueError naming the choices
+    otherwise."""
     name = (name or "auto").strip().lower()
     if name == "auto":
-        return DEFAULT_BACKEND
+        return default_backend()
     if name not in BACKENDS:
         raise ValueError(f"unknown inference backend {name!r}: choose one of {', '.join(CHOICES)}")
     return name
@@ -183,6 +208,21 @@ class OnnxBackend(Backend):
 
     def __call__(self, batch: Batch) -> np.ndarray:
         return log_softmax(self.logits(batch))
+
+
+class LengthRoutedBackend(Backend):
+    """One backend for calls whose longest window has at most `max_short_length` sub-tokens, another for longer ones
+    (the choice is made once per call, as OnnxBackend's one-thread session is, through `for_longest`)."""
+
+    def __init__(self, short: Backend, long: Backend, max_short_length: int) -> None:
+        self.short, self.long, self.max_short_length = short, long, max_short_length
+        self.name, self.input_names = f"{short.name}+{long.name}", short.input_names
+
+    def for_longest(self, length: int) -> Backend:
+        return (self.short if length <= self.max_short_length else self.long).for_longest(length)
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        return self.for_longest(batch["input_ids"].shape[1])(batch)
 
 
 # --- ONNX export and cache ------------------------------------------------------------------------------------------
@@ -359,7 +399,7 @@ def torch_bf16(model: torch.nn.Module) -> torch.nn.Module:
 def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Sequence[str],
                  model_dir: Optional[str] = None, cache_dir: Optional[str] = None,
                  one_thread_max_length: int = 0) -> Backend:
-    """The backend `name` (see BACKENDS; "auto" -> DEFAULT_BACKEND) for `model`, reading `input_names` from batches.
+    """The backend `name` (see BACKENDS; "auto" -> default_backend()) for `model`, reading `input_names` from batches.
 
     `model_dir`: the local directory the model was loaded from, if any (only to name the ONNX cache entry cheaply;
     nothing is written there). `cache_dir`: where ONNX files go (default: default_cache_dir()). `one_thread_max_length`:
@@ -372,17 +412,21 @@ def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Seque
         return TorchBackend(model, names)
     if name == "torch-int8":
         return TorchBackend(torch_int8(model), names, name="torch-int8")
-    if name == "torch-bf16":
+    if "torch-bf16" in name:
         from trainer.precision import native_bf16
 
         if not native_bf16(next(model.parameters()).device.type):
-            raise ValueError("backend 'torch-bf16' needs native bf16 (a CPU with avx512_bf16/amx_bf16, or a GPU "
+            raise ValueError(f"backend {name!r} needs native bf16 (a CPU with avx512_bf16/amx_bf16, or a GPU "
                              "with bf16): here it would be emulated, many times slower than fp32; use 'auto'")
-        return TorchBackend(torch_bf16(model), names, name="torch-bf16")
+        bf16 = TorchBackend(torch_bf16(model), names, name="torch-bf16")
+        if name == "torch-bf16":
+            return bf16
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise ImportError(f"backend {name!r} needs onnxruntime (pip install -r requirements.txt), "
                           "or use backend='torch'") from exc
-    path = onnx_files(model, names, model_dir, cache_dir, int8=name == "onnx-int8")
-    return OnnxBackend(path, name=name, one_thread_max_length=one_thread_max_length)
+    int8 = name.startswith("onnx-int8")
+    onnx = OnnxBackend(onnx_files(model, names, model_dir, cache_dir, int8=int8), name="onnx-int8" if int8 else name,
+                       one_thread_max_length=one_thread_max_length)
+    return LengthRoutedBackend(onnx, bf16, LONG_WINDOW) if name == "onnx-int8+torch-bf16" else onnx
