@@ -155,6 +155,26 @@ def test_first_subtoken_only_strategy_trains(tiny_encoder_dir, tmp_path):
     assert read_results(str(out))["validation"]["num_sentences"] == 10
 
 
+def test_bf16_run_is_scored_as_its_saved_model_in_fp32(tiny_encoder_dir, tmp_path, monkeypatch):
+    """A bf16 run trains under autocast (and, on a CPU, with eager attention), but its scores are those of the saved
+    model as users load it: the model scored is read back from disk, without Accelerate's bf16 autocast wrapper
+    around its forward, which the trained model object keeps (a real bf16 run scored 93.39 there, 93.43 saved)."""
+    from conftest import train_cli
+    from trainer import precision, train
+
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_bf16"}))  # bf16 (emulated if need be)
+    scored = []
+    monkeypatch.setattr(train, "finish", lambda cfg, prep, model, stats: scored.append(model) or {})
+    out = tmp_path / "m"
+    train_cli(["--model-name-or-path", tiny_encoder_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out),
+               "--max-train-samples", "16", "--max-eval-samples", "8", "--num-train-epochs", "1", "--bf16"])
+    assert list(out.glob("checkpoint-*/trainer_state.json"))  # it trained
+    (model,) = scored
+    assert not hasattr(model, "_original_forward")  # Accelerate's mixed-precision forward wrapper
+    assert model.config._attn_implementation == "sdpa" and model.name_or_path == str(out)
+
+
 def test_minilm_learns_conll_entities(minilm_output, minilm_dir):
     """A minute or two of CPU on ~400 sentences: the loss falls and validation F1 ends far above the untrained
     model's."""
