@@ -47,12 +47,13 @@ def main() -> None:
             continue
         model = AutoModelForTokenClassification.from_pretrained(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        data = load_split(eval_config(model_dir), "test")
+        cfg = eval_config(model_dir)
+        data = {split: load_split(cfg, split) for split in ("validation", "test")}  # each reads only its own split
         run = {"model": name, "context": model_window(tokenizer, model.config).context}
         for decoding in ("argmax", "viterbi"):
             window = model_window(tokenizer, model.config, decoding=decoding)  # the model's window, this decoding
             for split in ("validation", "test"):
-                record = evaluate(model, tokenizer, data, split, window=window).record
+                record = evaluate(model, tokenizer, data[split], split, window=window).record
                 run[f"{split}_{decoding}_f1"] = record["overall"]["f1"]
         print(json.dumps(run), flush=True)
         runs.append(run)
