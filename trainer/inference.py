@@ -117,7 +117,7 @@ class NerTagger:
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.max_subtokens = max_subtokens
-        # The forward pass (trainer.backends: torch, torch-int8, onnx, onnx-int8, auto). ONNX files are cached outside
+        # The forward pass (trainer.backends.CHOICES: torch, onnx-int8, auto, ...). ONNX files are cached outside
         # the model directory; a local `source` only names the cache entry.
         model_dir = os.path.expanduser(source) if source and os.path.isdir(os.path.expanduser(source)) else None
         self.backend = backends.make_backend(backend, self.model, tokenizer.model_input_names, model_dir,
