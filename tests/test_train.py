@@ -134,16 +134,21 @@ def test_evaluate_cli_into_the_model_directory_rewrites_its_card(out):
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
     assert read_results(out)["test"]["num_sentences"] == 20
+    before = ModelCard.load(os.path.join(out, "README.md")).text
+    assert "the first 20 sentences of validation and the first 20 sentences of test" in before
     assert evaluate_main(["--model", out, "--split", "test"]) == 0
     results = read_results(out)
     assert results["test"]["model"] == "." and results["test"]["num_sentences"] > 20
-    assert results["validation"]["num_sentences"] == 20  # the run's other split is kept
+    assert "max_eval_samples" not in results["test"]  # scored in full now
+    assert results["validation"]["num_sentences"] == results["validation"]["max_eval_samples"] == 20  # kept
     card = ModelCard.load(os.path.join(out, "README.md"))
     _, index = model_index_to_eval_results(card.data.to_dict()["model-index"])
     assert {(r.dataset_split, r.metric_type): r.metric_value for r in index} == {
         (split, m): round(results[split]["overall"][m], 4)
         for split in ("validation", "test") for m in ("precision", "recall", "f1", "accuracy")}
     assert f"| {results['test']['num_sentences']} | {results['test']['num_words']} |" in card.text
+    # The quick-run note names what is still a sample: it said both splits were (the run's setting) after one was not.
+    assert "evaluated on the first 20 sentences of validation." in card.text and "sentences of test" not in card.text
 
 
 def test_first_subtoken_only_strategy_trains(tiny_encoder_dir, tmp_path):

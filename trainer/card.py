@@ -288,7 +288,9 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "example": widgets[0] if widgets else "My name is Wolfgang and I live in Berlin.",
         "quick_run": cfg.max_train_samples is not None,
         "max_train_samples": cfg.max_train_samples,
-        "max_eval_samples": cfg.max_eval_samples,
+        # Per split, as each was last scored: a split re-scored in full (trainer.evaluate) is no longer a sample.
+        "sampled_splits": {split: r["max_eval_samples"] for split, r in results.items()
+                           if r.get("max_eval_samples")},
     }
     return context
 

@@ -45,7 +45,7 @@ def evaluate_saved(model: str, split: str, output_dir: Optional[str] = None, bat
     window = model_window(tokenizer, net.config, cfg.max_seq_length, overrides.get("stride"), overrides.get("context"),
                           overrides.get("decoding"))
     record = evaluate(net, tokenizer, data, split, batch_size=batch_size, output_dir=out, window=window,
-                      model_id=model_id).record
+                      model_id=model_id, first_sentences=cfg.max_eval_samples).record
     if model_id == THIS_MODEL and os.path.exists(os.path.join(out, RUN_CONFIG_FILE)):
         # A trained run's directory: its card reports eval_results.json, so it is rebuilt from the new results
         # rather than left saying the old ones.

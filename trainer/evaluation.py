@@ -84,13 +84,14 @@ def predict_words(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, se
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: NerData, split: str,
              max_seq_length: Optional[int] = None, batch_size: int = 32, output_dir: Optional[str] = None,
              progress: Optional[Progress] = None, window: Optional[Window] = None,
-             model_id: Optional[str] = None) -> Evaluation:
+             model_id: Optional[str] = None, first_sentences: Optional[int] = None) -> Evaluation:
     """Predict every sentence of `data`'s `split`, score it at word level, and write the result files into
     `output_dir` if given. The text is read in the windows the model was trained with (its config's record,
     trainer.limits.model_window), `max_seq_length` (--max-seq-length) or `window` overriding them. The record names
     the model as `model_id` (trainer.outputs.results_model), by default, when written, as the model saved in
     `output_dir` (what a training run scores); writing into a directory holding another model's results raises
-    trainer.outputs.ResultsModelError."""
+    trainer.outputs.ResultsModelError. `first_sentences`: the limit the split was loaded with (--max-eval-samples),
+    recorded so that what reads the results (the model card) can say the scores cover only the split's start."""
     dataset = data.splits[split]
     unknown = sorted({t for tags in dataset["tags"] for t in tags} - set(model.config.label2id))
     if unknown:
@@ -101,6 +102,8 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: N
     record = evaluation_record(gold, pred, data.scheme, split, data.split_source(split), window.as_dict())
     if model_id or output_dir:
         record["model"] = model_id or THIS_MODEL
+    if first_sentences is not None:
+        record["max_eval_samples"] = first_sentences
     # The predictions name documents as the data did (a JSON line's "doc3"), not by the numbers used internally.
     rows = [{"doc_id": d, "sent_idx": s, "tokens": t, "gold": g, "pred": p}
             for d, s, t, g, p in zip(data.document_ids(split), dataset["sent_idx"], tokens, gold, pred)]

@@ -54,7 +54,8 @@ def finish(cfg: Config, prep: Prepared, model: torch.nn.Module, stats: TrainStat
     for split in ("validation", "test"):
         if split in prep.data.splits:
             results[split] = evaluate(model, prep.tokenizer, prep.data, split, window=prep.window,
-                                      batch_size=cfg.per_device_eval_batch_size, output_dir=out).record
+                                      batch_size=cfg.per_device_eval_batch_size, output_dir=out,
+                                      first_sentences=cfg.max_eval_samples).record
     stats = dataclasses.replace(stats, engine=cfg.engine, data=describe(prep.data), versions=versions(),
                                 device=device_name())
     write_train_stats(out, stats)
