@@ -59,7 +59,8 @@ MODES = {
     # The recommended recipe in bf16, on a CPU (or GPU) that computes it natively; elsewhere --bf16 trains in fp32.
     "document_case_attn0_bf16": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0", "--bf16"],
 }
-RECOMMENDED = "document_case_attn0"  # the README's quick start
+RECOMMENDED = "document_case_attn0"  # the README's quick start, on a CPU without native bf16
+RECOMMENDED_BF16 = "document_case_attn0_bf16"  # the quick start where bf16 is native
 
 
 def run_one(mode: str, seed: int, out_dir: str, threads: int) -> str:

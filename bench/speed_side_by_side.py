@@ -54,7 +54,7 @@ import time
 
 from ceiling import bound, gemm_gflops, recipe_work
 from machine import cpu_info
-from recipe_seeds import MODES, RECIPE, RECOMMENDED
+from recipe_seeds import MODES, RECIPE, RECOMMENDED, RECOMMENDED_BF16
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -131,7 +131,7 @@ def main() -> None:
         "ours_recommended": lambda: ours("ours_recommended", RECIPE + MODES[RECOMMENDED]),
         "ours_recommended_model_dropout": lambda: ours("ours_recommended_model_dropout",
                                                        RECIPE + MODES["document_case"]),
-        "ours_recommended_bf16": lambda: ours("ours_recommended_bf16", RECIPE + MODES[RECOMMENDED] + ["--bf16"]),
+        "ours_recommended_bf16": lambda: ours("ours_recommended_bf16", RECIPE + MODES[RECOMMENDED_BF16]),
     }
     # What ours_recommended trains and validates on, counted once: the bound's work (bench/ceiling.py).
     work = None if "ours_recommended" not in args.runs else recipe_work(
@@ -170,7 +170,7 @@ def main() -> None:
                      "course_bf16": "course_recipe.py as written with BF16=1",
                      "ours_recommended": RECIPE + MODES[RECOMMENDED] + ["--num-train-epochs", "1"],
                      "ours_recommended_model_dropout": RECIPE + MODES["document_case"] + ["--num-train-epochs", "1"],
-                     "ours_recommended_bf16": RECIPE + MODES[RECOMMENDED] + ["--bf16", "--num-train-epochs", "1"]},
+                     "ours_recommended_bf16": RECIPE + MODES[RECOMMENDED_BF16] + ["--num-train-epochs", "1"]},
         "rounds": rounds,
         "median_ratios": {k: statistics.median(r["ratios"][k] for r in rounds) for k in rounds[0]["ratios"]},
         "elapsed_s": time.perf_counter() - t0,
