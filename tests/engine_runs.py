@@ -101,7 +101,9 @@ def launch_two_processes(argv: list[str], module: str = "trainer") -> subprocess
            "--main_process_port", str(free_port()), "-m", module, *argv]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-5000:]
+    # Rank 0's own error first: the tail alone holds only the other rank's "connection closed" and the launcher's.
+    rank0 = "\n".join(line for line in proc.stderr.splitlines() if "[rank0]" in line)[-4000:]
+    assert proc.returncode == 0, f"{rank0}\n...\n{proc.stderr[-3000:]}"
     return proc
 
 
