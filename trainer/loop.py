@@ -28,13 +28,12 @@ from typing import Any, Optional, Sequence
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
-from transformers import (AutoModelForTokenClassification, DataCollatorForTokenClassification, Trainer,
-                          get_scheduler)
+from transformers import DataCollatorForTokenClassification, Trainer, get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from trainer import checkpoints
 from trainer.config import Config
-from trainer.finish import finish
+from trainer.finish import finish, saved_model
 from trainer.metrics import validation_scores
 from trainer.outputs import TrainStats
 from trainer.precision import inference_attention, mixed_precision
@@ -331,8 +330,7 @@ def run(cfg: Config) -> dict[str, Any]:
     accelerator.wait_for_everyone()
     results: dict[str, Any] = {}
     if accelerator.is_main_process:
-        # Scored from disk, so the numbers are those of the saved model that users load.
-        best = AutoModelForTokenClassification.from_pretrained(cfg.output_dir).to(accelerator.device)
+        best = saved_model(cfg, accelerator.device)
         runtime = state.train_runtime_s
         stats = TrainStats(
             train_runtime_s=runtime,

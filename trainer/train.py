@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import (AutoModelForTokenClassification, DataCollatorForTokenClassification, EvalPrediction,
-                          Trainer, TrainerCallback, TrainingArguments)
+from transformers import (DataCollatorForTokenClassification, EvalPrediction, Trainer, TrainerCallback,
+                          TrainingArguments)
 from transformers.trainer import TRAINER_STATE_NAME
 
 from trainer.checkpoints import resume_checkpoint
 from trainer.config import Config
-from trainer.finish import finish
+from trainer.finish import finish, saved_model
 from trainer.metrics import validation_scores
 from trainer.outputs import TrainStats
 from trainer.precision import inference_attention, mixed_precision
@@ -169,9 +169,4 @@ def run(cfg: Config) -> dict[str, Any]:
         mixed_precision="bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "no",
         log_history=trainer.state.log_history,
     )
-    # Scored from disk, as the Accelerate loop does, so the numbers are those of the saved model that users load: the
-    # trained model object keeps Accelerate's mixed-precision wrapper (its forward runs under bf16 autocast after
-    # training too, which scored a bf16 run 93.39 where its saved model scores 93.43) and, for bf16 on a CPU, eager
-    # attention.
-    best = AutoModelForTokenClassification.from_pretrained(cfg.output_dir).to(trainer.args.device)
-    return finish(cfg, prep, best, stats)
+    return finish(cfg, prep, saved_model(cfg, trainer.args.device), stats)
