@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import torch
 from accelerate import PartialState
 from datasets import Dataset
 from transformers import (AutoConfig, AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel,
@@ -12,6 +13,7 @@ from transformers import (AutoConfig, AutoModelForTokenClassification, AutoToken
 
 from trainer.config import Config
 from trainer.data import NerData, load_data
+from trainer.dropout import use_fast_dropout
 from trainer.encode import encode
 from trainer.limits import CONFIG_ATTRIBUTE, Window, window
 from trainer.output_dir import check_identity, prepare_output_dir
@@ -88,6 +90,8 @@ def prepare(cfg: Config) -> Prepared:
         label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True,
         **dropout_overrides(cfg.model_name_or_path, cfg.attention_dropout, cfg.hidden_dropout),
         **attention_implementation(cfg))
+    if not torch.cuda.is_available():  # training on a CPU, where PyTorch's dropout masks are slow to draw
+        use_fast_dropout(model)
     win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding,
                  cfg.case_signal)
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
