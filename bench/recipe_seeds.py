@@ -58,6 +58,11 @@ MODES = {
                                        "--hidden-dropout", "0"],
     # The recommended recipe in bf16, on a CPU (or GPU) that computes it natively; elsewhere --bf16 trains in fp32.
     "document_case_attn0_bf16": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0", "--bf16"],
+    # And with the word embeddings frozen: no gradient or optimizer state for half of MiniLM's parameters.
+    "document_case_attn0_frozen": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0",
+                                              "--freeze-word-embeddings"],
+    "document_case_attn0_frozen_bf16": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0",
+                                                   "--freeze-word-embeddings", "--bf16"],
 }
 RECOMMENDED = "document_case_attn0"  # the README's quick start, on a CPU without native bf16
 RECOMMENDED_BF16 = "document_case_attn0_bf16"  # the quick start where bf16 is native

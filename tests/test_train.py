@@ -180,6 +180,22 @@ def test_bf16_run_is_scored_as_its_saved_model_in_fp32(tiny_encoder_dir, tmp_pat
     assert model.config._attn_implementation == "sdpa" and model.name_or_path == str(out)
 
 
+@pytest.mark.parametrize("engine", ["trainer", "accelerate"])
+def test_frozen_word_embeddings_stay_as_pretrained_while_the_rest_trains(tiny_encoder_dir, tmp_path, engine):
+    from conftest import train_cli
+    from safetensors.torch import load_file
+
+    out = tmp_path / "m"
+    train_cli(["--model-name-or-path", tiny_encoder_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out),
+               "--max-train-samples", "16", "--max-eval-samples", "8", "--num-train-epochs", "1",
+               "--learning-rate", "1e-3", "--freeze-word-embeddings", "--engine", engine])
+    base, trained = load_file(f"{tiny_encoder_dir}/model.safetensors"), load_file(f"{out}/model.safetensors")
+    key = "embeddings.word_embeddings.weight"
+    assert torch.equal(trained[f"bert.{key}"], base[key])
+    for other in ("embeddings.position_embeddings.weight", "encoder.layer.0.output.dense.weight"):
+        assert not torch.equal(trained[f"bert.{other}"], base[other])
+
+
 def test_minilm_learns_conll_entities(minilm_output, minilm_dir):
     """A minute or two of CPU on ~400 sentences: the loss falls and validation F1 ends far above the untrained
     model's."""

@@ -119,6 +119,10 @@ class Config:
     hidden_dropout: Optional[float] = _help(
         "Dropout on the hidden states (embeddings, each layer's outputs, the classifier's input; default: the model's "
         "own, 0.1 for BERT). Without it a CPU training step runs ~1.16x faster (bench/step_levers.py).", default=None)
+    freeze_word_embeddings: bool = _help(
+        "Keep the encoder's word (sub-token) embeddings as pretrained: no gradient and no optimizer state for what is "
+        "often its largest matrix (half of MiniLM's parameters). Position and token-type embeddings (the case "
+        "signal) still train.", default=False)
     warmup_steps: float = _help(
         "Linear warm-up: a number of optimizer steps, or a float in [0, 1) for a fraction of all steps.", default=0.0)
     lr_scheduler_type: str = _help("Learning-rate schedule (transformers SchedulerType).", default="linear")

@@ -90,6 +90,8 @@ def prepare(cfg: Config) -> Prepared:
         label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True,
         **dropout_overrides(cfg.model_name_or_path, cfg.attention_dropout, cfg.hidden_dropout),
         **attention_implementation(cfg))
+    if cfg.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     if not torch.cuda.is_available():  # training on a CPU, where PyTorch's dropout masks are slow to draw
         use_fast_dropout(model)
     win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding,
