@@ -64,8 +64,8 @@ MODES = {
     "document_case_attn0_frozen_bf16": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0",
                                                    "--freeze-word-embeddings", "--bf16"],
 }
-RECOMMENDED = "document_case_attn0"  # the README's quick start, on a CPU without native bf16
-RECOMMENDED_BF16 = "document_case_attn0_bf16"  # the quick start where bf16 is native
+RECOMMENDED = "document_case_attn0_frozen"  # the README's quick start, on a CPU without native bf16
+RECOMMENDED_BF16 = "document_case_attn0_frozen_bf16"  # the quick start where bf16 is native
 
 
 def run_one(mode: str, seed: int, out_dir: str, threads: int) -> str:
