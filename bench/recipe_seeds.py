@@ -17,6 +17,8 @@ comparable with anything else: training speed is measured by bench/speed_side_by
       --result bench/results/recipe_hidden_dropout.json
   python bench/recipe_seeds.py --modes document_case_attn0_bf16 \
       --result bench/results/recipe_bf16.json      # on a CPU with native bf16 (AVX512-BF16/AMX)
+  python bench/recipe_seeds.py --modes document_case_attn0_frozen_bf16 sentence_case_attn0_frozen_bf16 \
+      --result bench/results/recipe_frozen_bf16.json      # the recommended recipe, both contexts, native bf16
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ MODES = {
     "document_case_attn0_frozen": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0",
                                               "--freeze-word-embeddings"],
     "document_case_attn0_frozen_bf16": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0",
+                                                   "--freeze-word-embeddings", "--bf16"],
+    "sentence_case_attn0_frozen_bf16": SENTENCE + ["--case-signal", "token_type", "--attention-dropout", "0",
                                                    "--freeze-word-embeddings", "--bf16"],
 }
 RECOMMENDED = "document_case_attn0_frozen"  # the README's quick start, on a CPU without native bf16

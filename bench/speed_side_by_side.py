@@ -36,6 +36,9 @@ and, where the CPU computes bf16 natively (AVX512-BF16/AMX; elsewhere --bf16 fal
                     mixed precision, so the bf16 gain is not credited to this trainer alone
   ours_recommended_bf16
                     the recommended recipe with --bf16
+  ours_trained_embeddings_bf16
+                    the same training its word embeddings (bench/recipe_seeds.py MODES["document_case_attn0_bf16"]),
+                    to measure what --freeze-word-embeddings buys
 
   python bench/speed_side_by_side.py --runs course course_bf16 ours_recommended ours_recommended_bf16 --rounds 2 \
       --result bench/results/speed_bf16.json      # on a CPU with native bf16
@@ -67,13 +70,15 @@ SAME = ["--context", "sentence", "--learning-rate", "1e-4", "--per-device-train-
 _at = MODES[RECOMMENDED].index("--attention-dropout")
 MODEL_DROPOUT = MODES[RECOMMENDED][:_at] + MODES[RECOMMENDED][_at + 2:]
 RUNS = ("reference_same", "ours_same", "course", "ours_recommended", "ours_recommended_model_dropout")
-BF16_RUNS = ("course_bf16", "ours_recommended_bf16")
+BF16_RUNS = ("course_bf16", "ours_recommended_bf16", "ours_trained_embeddings_bf16")
 RATIOS = {"ours_same_over_reference_same": ("ours_same", "reference_same"),
           "ours_recommended_over_course": ("ours_recommended", "course"),
           "attention_dropout_0_over_model_dropout": ("ours_recommended", "ours_recommended_model_dropout"),
           "ours_recommended_bf16_over_course": ("ours_recommended_bf16", "course"),
           "ours_recommended_bf16_over_course_bf16": ("ours_recommended_bf16", "course_bf16"),
           "ours_recommended_bf16_over_fp32": ("ours_recommended_bf16", "ours_recommended"),
+          "ours_trained_embeddings_bf16_over_course": ("ours_trained_embeddings_bf16", "course"),
+          "frozen_over_trained_word_embeddings_bf16": ("ours_recommended_bf16", "ours_trained_embeddings_bf16"),
           "course_bf16_over_fp32": ("course_bf16", "course")}
 
 
@@ -134,6 +139,8 @@ def main() -> None:
         "ours_recommended": lambda: ours("ours_recommended", RECIPE + MODES[RECOMMENDED]),
         "ours_recommended_model_dropout": lambda: ours("ours_recommended_model_dropout", RECIPE + MODEL_DROPOUT),
         "ours_recommended_bf16": lambda: ours("ours_recommended_bf16", RECIPE + MODES[RECOMMENDED_BF16]),
+        "ours_trained_embeddings_bf16": lambda: ours("ours_trained_embeddings_bf16",
+                                                     RECIPE + MODES["document_case_attn0_bf16"]),
     }
     # What ours_recommended trains and validates on, counted once: the bound's work (bench/ceiling.py).
     work = None if "ours_recommended" not in args.runs else recipe_work(
@@ -172,7 +179,9 @@ def main() -> None:
                      "course_bf16": "course_recipe.py as written with BF16=1",
                      "ours_recommended": RECIPE + MODES[RECOMMENDED] + ["--num-train-epochs", "1"],
                      "ours_recommended_model_dropout": RECIPE + MODEL_DROPOUT + ["--num-train-epochs", "1"],
-                     "ours_recommended_bf16": RECIPE + MODES[RECOMMENDED_BF16] + ["--num-train-epochs", "1"]},
+                     "ours_recommended_bf16": RECIPE + MODES[RECOMMENDED_BF16] + ["--num-train-epochs", "1"],
+                     "ours_trained_embeddings_bf16": RECIPE + MODES["document_case_attn0_bf16"]
+                     + ["--num-train-epochs", "1"]},
         "rounds": rounds,
         "median_ratios": {k: statistics.median(r["ratios"][k] for r in rounds) for k in rounds[0]["ratios"]},
         "elapsed_s": time.perf_counter() - t0,

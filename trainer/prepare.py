@@ -11,6 +11,7 @@ from datasets import Dataset
 from transformers import (AutoConfig, AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel,
                           PreTrainedTokenizerBase, set_seed)
 
+from trainer.allocator import keep_freed_memory
 from trainer.config import Config
 from trainer.data import NerData, load_data
 from trainer.dropout import use_fast_dropout
@@ -92,8 +93,9 @@ def prepare(cfg: Config) -> Prepared:
         **attention_implementation(cfg))
     if cfg.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    if not torch.cuda.is_available():  # training on a CPU, where PyTorch's dropout masks are slow to draw
+    if not torch.cuda.is_available():  # training on a CPU: dropout masks are slow to draw, fresh pages slow to fault
         use_fast_dropout(model)
+        keep_freed_memory()
     win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding,
                  cfg.case_signal)
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
