@@ -1,8 +1,7 @@
 """One training step of the recommended recipe's shape (4 windows of 256 sub-tokens, MiniLM, fused AdamW, no
 attention dropout, the trainer's CPU dropout, trainer.dropout.FastDropout, and its allocator setting,
-trainer.allocator) with levers: PyTorch's own dropout (what
-FastDropout saves), and levers that change what is trained: no hidden-layer dropout, frozen word embeddings, frozen
-embeddings and lowest layers. Step times only, median of steps after a warm-up, variants interleaved over rounds;
+trainer.allocator) with levers: PyTorch's own dropout (what FastDropout saves), and levers that change what is
+trained: no hidden-layer dropout, frozen word embeddings, frozen embeddings and lowest layers. Step times only, median of steps after a warm-up, variants interleaved over rounds;
 what each lever costs in F1 is not measured here (bench/recipe_seeds.py measures a recipe over 3 seeds). `--bf16`
 steps as `--bf16` trains on a CPU with native bf16: under bf16 autocast, with eager attention
 (trainer.precision.attention_implementation).
