@@ -3,11 +3,11 @@
 PyTorch's CPU dropout draws its mask with `bernoulli_`: one Mersenne Twister draw per element, on one thread. In a
 bf16 training step of MiniLM on a CPU with AMX (4 windows of 256 sub-tokens), where the matrix products are fast, the
 model's 14 hidden dropouts spent 14% of the step drawing masks (2.1 ms per 4 x 256 x 384 mask). FastDropout reads the
-same kind of mask off 16-bit slices of 64-bit draws, four elements a draw: 0.7 ms a dropout, mask and product (probes on a 2-core Xeon
-with amx_bf16; `python bench/step_levers.py` measures the step with either). torch.compile would fuse the draws
-into its kernels, but compiling the model costs more than a short CPU run gains. On a GPU PyTorch's own fused kernel
-is fast, so only CPU training swaps its dropouts (trainer/prepare.py). Not saved with the model: inference has no
-dropout.
+same kind of mask off 16-bit slices of 64-bit draws, four elements a draw: 0.7 ms for mask and product, the step 1.10x
+faster (`python bench/step_levers.py --bf16`, its torch_dropout row), a whole run ~1.01x (README, Training speed).
+torch.compile would fuse the draws into its kernels, but compiling the model costs more than a short CPU run gains.
+On a GPU PyTorch's own fused kernel is fast, so only CPU training swaps its dropouts (trainer/prepare.py). Not saved
+with the model: inference has no dropout.
 """
 
 from __future__ import annotations
