@@ -44,32 +44,31 @@ RECIPE = ["--learning-rate", "1e-4", "--num-train-epochs", "3", "--no-label-all-
           "--save-total-limit", "1"]
 DOCUMENT = ["--context", "document", "--max-seq-length", "256", "--stride", "64", "--per-device-train-batch-size", "4"]
 SENTENCE = ["--context", "sentence", "--per-device-train-batch-size", "40"]
+CASE = ["--case-signal", "token_type"]
+# No dropout on attention probabilities: PyTorch's fused attention kernel then runs in training (README, Training
+# speed).
+ATTN0 = CASE + ["--attention-dropout", "0"]
 # Each context without and with the case signal for the uncased encoder (trainer.casing).
 MODES = {
     "document": DOCUMENT + ["--case-signal", "none"],
     "sentence": SENTENCE + ["--case-signal", "none"],
-    "document_case": DOCUMENT + ["--case-signal", "token_type"],
-    "sentence_case": SENTENCE + ["--case-signal", "token_type"],
-    # No dropout on attention probabilities: PyTorch's fused attention kernel then runs in training (README, Training
-    # speed).
-    "document_case_attn0": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0"],
-    # The recommended recipe on isolated sentences: the comparison the recipe is chosen by.
-    "sentence_case_attn0": SENTENCE + ["--case-signal", "token_type", "--attention-dropout", "0"],
+    "document_case": DOCUMENT + CASE,
+    "sentence_case": SENTENCE + CASE,
+    "document_case_attn0": DOCUMENT + ATTN0,
+    "sentence_case_attn0": SENTENCE + ATTN0,
     # And no hidden dropout either: a CPU step ~1.16x faster (bench/step_levers.py); measured -0.4 test F1, not taken.
-    "document_case_drop0": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0",
-                                       "--hidden-dropout", "0"],
-    # The recommended recipe in bf16, on a CPU (or GPU) that computes it natively; elsewhere --bf16 trains in fp32.
-    "document_case_attn0_bf16": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0", "--bf16"],
-    # And with the word embeddings frozen: no gradient or optimizer state for half of MiniLM's parameters.
-    "document_case_attn0_frozen": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0",
-                                              "--freeze-word-embeddings"],
-    "document_case_attn0_frozen_bf16": DOCUMENT + ["--case-signal", "token_type", "--attention-dropout", "0",
-                                                   "--freeze-word-embeddings", "--bf16"],
-    "sentence_case_attn0_frozen_bf16": SENTENCE + ["--case-signal", "token_type", "--attention-dropout", "0",
-                                                   "--freeze-word-embeddings", "--bf16"],
+    "document_case_drop0": DOCUMENT + ATTN0 + ["--hidden-dropout", "0"],
+    # In bf16, on a CPU (or GPU) that computes it natively; elsewhere --bf16 trains in fp32.
+    "document_case_attn0_bf16": DOCUMENT + ATTN0 + ["--bf16"],
+    # With the word embeddings frozen (the recommended recipe): no gradient or optimizer state for half of MiniLM's
+    # parameters. Sentences with the same recipe: the comparison the recipe is chosen by.
+    "document_case_attn0_frozen": DOCUMENT + ATTN0 + ["--freeze-word-embeddings"],
+    "document_case_attn0_frozen_bf16": DOCUMENT + ATTN0 + ["--freeze-word-embeddings", "--bf16"],
+    "sentence_case_attn0_frozen_bf16": SENTENCE + ATTN0 + ["--freeze-word-embeddings", "--bf16"],
 }
 RECOMMENDED = "document_case_attn0_frozen"  # the README's quick start, on a CPU without native bf16
 RECOMMENDED_BF16 = "document_case_attn0_frozen_bf16"  # the quick start where bf16 is native
+TRAINED_EMBEDDINGS_BF16 = "document_case_attn0_bf16"  # the same, training the word embeddings
 
 
 def run_one(mode: str, seed: int, out_dir: str, threads: int) -> str:

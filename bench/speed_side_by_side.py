@@ -37,7 +37,7 @@ and, where the CPU computes bf16 natively (AVX512-BF16/AMX; elsewhere --bf16 fal
   ours_recommended_bf16
                     the recommended recipe with --bf16
   ours_trained_embeddings_bf16
-                    the same training its word embeddings (bench/recipe_seeds.py MODES["document_case_attn0_bf16"]),
+                    the same training its word embeddings (bench/recipe_seeds.py TRAINED_EMBEDDINGS_BF16),
                     to measure what --freeze-word-embeddings buys
 
   python bench/speed_side_by_side.py --runs course course_bf16 ours_recommended ours_recommended_bf16 --rounds 2 \
@@ -57,7 +57,7 @@ import time
 
 from ceiling import bound, gemm_gflops, recipe_work
 from machine import cpu_info
-from recipe_seeds import MODES, RECIPE, RECOMMENDED, RECOMMENDED_BF16
+from recipe_seeds import MODES, RECIPE, RECOMMENDED, RECOMMENDED_BF16, TRAINED_EMBEDDINGS_BF16
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -140,7 +140,7 @@ def main() -> None:
         "ours_recommended_model_dropout": lambda: ours("ours_recommended_model_dropout", RECIPE + MODEL_DROPOUT),
         "ours_recommended_bf16": lambda: ours("ours_recommended_bf16", RECIPE + MODES[RECOMMENDED_BF16]),
         "ours_trained_embeddings_bf16": lambda: ours("ours_trained_embeddings_bf16",
-                                                     RECIPE + MODES["document_case_attn0_bf16"]),
+                                                     RECIPE + MODES[TRAINED_EMBEDDINGS_BF16]),
     }
     # What ours_recommended trains and validates on, counted once: the bound's work (bench/ceiling.py).
     work = None if "ours_recommended" not in args.runs else recipe_work(
@@ -180,7 +180,7 @@ def main() -> None:
                      "ours_recommended": RECIPE + MODES[RECOMMENDED] + ["--num-train-epochs", "1"],
                      "ours_recommended_model_dropout": RECIPE + MODEL_DROPOUT + ["--num-train-epochs", "1"],
                      "ours_recommended_bf16": RECIPE + MODES[RECOMMENDED_BF16] + ["--num-train-epochs", "1"],
-                     "ours_trained_embeddings_bf16": RECIPE + MODES["document_case_attn0_bf16"]
+                     "ours_trained_embeddings_bf16": RECIPE + MODES[TRAINED_EMBEDDINGS_BF16]
                      + ["--num-train-epochs", "1"]},
         "rounds": rounds,
         "median_ratios": {k: statistics.median(r["ratios"][k] for r in rounds) for k in rounds[0]["ratios"]},
