@@ -17,17 +17,18 @@ from trainer.windows import predict_windows
 
 TEXTS = ["Yesterday John Zwingmann's team flew from Paris to Berlin.", "Reuters reported from London .",
          "It will maybe rain in Berlin, says Google.", "x"]
-ONNX = ("onnx", "onnx-int8")
-
-
-LOSSY = ("torch-int8", "torch-bf16", "onnx-int8", "onnx-int8+torch-bf16")  # rounded weights: tiny margins may flip
+ONNX = ("onnx", "onnx-int8", "openvino")  # the backends that run an ONNX file
+# Rounded weights or activations (openvino: bf16 where the CPU has it): a random model's tiny margins may flip.
+LOSSY = ("torch-int8", "torch-bf16", "onnx-int8", "onnx-int8+torch-bf16", "openvino")
 
 
 def skip_unless_runnable(name: str) -> None:
     """Skip what this machine cannot run: ONNX backends without onnxruntime, bf16 without native bf16 (refused: see
     test_bf16_backend_is_refused_where_emulated)."""
-    if name.startswith("onnx"):
+    if name.startswith("onnx") or name == "openvino":
         pytest.importorskip("onnxruntime")
+    if name == "openvino":
+        pytest.importorskip("openvino")
     if "torch-bf16" in name and not precision.native_bf16("cpu"):
         pytest.skip("this CPU has no native bf16")
 
@@ -105,13 +106,15 @@ def test_texts_of_short_windows_run_on_one_thread_when_asked(random_dir, tmp_pat
     tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
     batch = padded(tagger.tokenizer, tagger.backend.input_names)
     length = batch["input_ids"].shape[1]
-    threads = lambda b: b.session.get_session_options().intra_op_num_threads  # noqa: E731
+
+    def threads(session) -> int:
+        return getattr(session, "threads", None) or session.get_session_options().intra_op_num_threads
 
     default = backends.make_backend(name, tagger.model, tagger.tokenizer.model_input_names, random_dir, str(tmp_path))
     assert default.one_thread is None and default.for_longest(1) is default
-    backend = backends.OnnxBackend(default.path, name, threads=2, one_thread_max_length=length)
-    assert threads(backend.for_longest(length)) == 1 and threads(backend.for_longest(length + 1)) == 2
-    assert threads(backend) == 2  # the view leaves the backend as it was
+    backend = type(default)(default.path, name, threads=2, one_thread_max_length=length)
+    assert threads(backend.for_longest(length).session) == 1 and threads(backend.for_longest(length + 1).session) == 2
+    assert threads(backend.session) == 2  # the view leaves the backend as it was
     np.testing.assert_allclose(backend.for_longest(length)(batch), default(batch), atol=1e-4)
 
     # Through a tagger: which session ran each batch of windows of one call.
@@ -120,15 +123,42 @@ def test_texts_of_short_windows_run_on_one_thread_when_asked(random_dir, tmp_pat
     used: list[int] = []
     for session in (backend.session, backend.one_thread):
         run = session.run
-        n = session.get_session_options().intra_op_num_threads
-        session.run = lambda *a, run=run, n=n: used.append(n) or run(*a)
+        session.run = lambda *a, run=run, n=threads(session): used.append(n) or run(*a)
     tagger.predict_batch(["Paris"] * 8)
     assert used and set(used) == {1}
     used.clear()
     tagger.predict_batch(["Paris"] * 7 + [" ".join(["Paris"] * length)])  # one text of several windows
     assert len(used) > 1 and set(used) == {2}
     # With one thread in all, there is no second session to choose.
-    assert backends.OnnxBackend(default.path, name, threads=1, one_thread_max_length=length).one_thread is None
+    assert type(default)(default.path, name, threads=1, one_thread_max_length=length).one_thread is None
+
+
+def test_openvino_in_fp32_computes_what_torch_does(random_dir, tmp_path):
+    """The openvino backend is lossy only by its bf16 (where the CPU has it): in fp32 it reads the ONNX export as
+    torch computes the model, to the same labels and probabilities."""
+    skip_unless_runnable("openvino")
+    tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
+    batch = padded(tagger.tokenizer, tagger.backend.input_names)
+    want = tagger.backend(batch)
+    path = backends.onnx_files(tagger.model, tagger.backend.input_names, random_dir, str(tmp_path))
+    backend = backends.OpenVinoBackend(path, precision="f32")
+    keep = batch["attention_mask"].astype(bool)
+    np.testing.assert_allclose(backend(batch)[keep], want[keep], atol=1e-4)
+    assert backend.precision == "f32"
+    assert backends.OpenVinoBackend(path).precision == ("bf16" if precision.native_bf16("cpu") else "f32")
+
+
+def test_the_export_traces_eager_attention_and_leaves_the_model_as_it_was(random_dir, tmp_path):
+    """OpenVINO fuses eager attention (see eager_attention); the model the tagger keeps serving with stays on its
+    own attention."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
+    tagger.model.set_attn_implementation("sdpa")
+    path = backends.onnx_files(tagger.model, tagger.backend.input_names, random_dir, str(tmp_path))
+    assert tagger.model.config._attn_implementation == "sdpa"
+    ops = {node.op_type for node in onnx.load(path).graph.node}
+    assert "Softmax" in ops and "IsNaN" not in ops  # the SDPA trace guards fully masked rows with IsNaN/Where
 
 
 def test_onnx_files_go_to_the_cache_and_are_reused(lookup_dir, tmp_path):

@@ -18,6 +18,8 @@ offsets, spans) stays in trainer.inference.
   onnx-int8+torch-bf16
               both: a call whose longest window has at most LONG_WINDOW sub-tokens (sentences) runs on onnx-int8,
               a longer one (paragraphs) on torch-bf16. Needs native bf16, as torch-bf16 does.
+  openvino    the same ONNX export run by OpenVINO Runtime on the CPU, in bf16 where the CPU computes it natively
+              (AMX/AVX512-BF16: its attention runs as one fused kernel on them), else fp32
   auto        default_backend() below: the fastest measured at no more than 0.3 points of F1 loss, for this CPU
 
 The int8 backends quantize activations per batch tensor at run time, so a text's labels can depend on which texts
@@ -36,17 +38,21 @@ optimum~=2.1, while this project pins transformers 5.x; installing it would down
 it is small: one `torch.onnx.export` call with dynamic batch/sequence axes, one `quantize_dynamic` call, and a session.
 
 onnxruntime (and onnx, for quantization) are imported only when an ONNX backend is built, so the torch backends work
-without them.
+without them; openvino only for its backend. Why not Optimum Intel (`OVModelForTokenClassification`) for it:
+optimum-intel 2.2 requires transformers<5.6. We never call OpenVINO's model converter (`openvino.convert_model`), which
+sends usage telemetry unless opted out: OpenVINO Runtime reads the ONNX file, and the runtime sends nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from typing import Callable, Optional, Sequence
 
@@ -55,7 +61,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8", "onnx-int8+torch-bf16")
+BACKENDS = ("torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8", "onnx-int8+torch-bf16", "openvino")
 # Chosen by bench/inference_speed.py (bench/results/inference_speed.json): the fastest backend, batch and one request
 # at a time, whose word-level F1 on the CoNLL-2003 validation split is within 0.3 points of torch fp32. There, on a
 # 2-core AVX2 CPU (no AVX-512/VNNI/bf16), ms/sentence batch / one at a time: pipeline 11.8 / 20.6, torch 5.6 / 17.6,
@@ -79,7 +85,7 @@ CHOICES = BACKENDS + ("auto",)
 
 ONNX_OPSET = 17
 # Bump when the export or quantization recipe changes: it is part of the cache key.
-EXPORT_RECIPE = "torchscript-opset17-v1+int8-per-channel-7bit"
+EXPORT_RECIPE = "torchscript-opset17-eager-attention-v2+int8-per-channel-7bit"
 # Largest |logit| difference between the fp32 ONNX graph and torch accepted when a cached or new export is checked.
 EXPORT_TOLERANCE = 1e-3
 
@@ -185,8 +191,7 @@ class OnnxBackend(Backend):
         self.name, self.path = name, path
         self.input_names = tuple(i.name for i in self.session.get_inputs())
 
-    @staticmethod
-    def _session(path: str, threads: int):
+    def _session(self, path: str, threads: int):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -208,6 +213,45 @@ class OnnxBackend(Backend):
 
     def __call__(self, batch: Batch) -> np.ndarray:
         return log_softmax(self.logits(batch))
+
+
+class OpenVinoBackend(OnnxBackend):
+    """The ONNX export on OpenVINO Runtime (CPU); `threads` and `one_thread_max_length` as in OnnxBackend.
+    `precision`: "bf16" or "f32" (default: bf16 where the CPU computes it natively, else f32)."""
+
+    def __init__(self, path: str, name: str = "openvino", threads: Optional[int] = None,
+                 one_thread_max_length: int = 0, precision: Optional[str] = None) -> None:
+        from trainer.precision import native_bf16
+
+        self.precision = precision or ("bf16" if native_bf16("cpu") else "f32")
+        super().__init__(path, name, threads, one_thread_max_length)
+
+    def _session(self, path: str, threads: int) -> "_OpenVinoSession":
+        return _OpenVinoSession(path, threads, self.precision)
+
+
+class _OpenVinoSession:
+    """An OpenVINO compiled model behind the two calls OnnxBackend makes of an ONNX Runtime session (`run`,
+    `get_inputs`). An infer request runs one call at a time, so calls from several threads take turns."""
+
+    def __init__(self, path: str, threads: int, precision: str) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        self.threads = threads
+        # LATENCY: one request uses every thread given (the default, THROUGHPUT, splits them into streams).
+        self.compiled = core.compile_model(core.read_model(path), "CPU", {
+            "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"})
+        self.request = self.compiled.create_infer_request()
+        self.lock = threading.Lock()
+
+    def get_inputs(self) -> list:
+        return [type("Input", (), {"name": port.get_any_name()}) for port in self.compiled.inputs]
+
+    def run(self, output_names: Sequence[str], feed: Batch) -> list[np.ndarray]:
+        with self.lock:  # the outputs live in the request's buffers until its next call: copied before that
+            result = self.request.infer(feed)
+            return [np.array(result[name]) for name in output_names]
 
 
 class LengthRoutedBackend(Backend):
@@ -296,6 +340,24 @@ def _replace_atomically(directory: str, final: str, write: Callable[[str], None]
             os.remove(tmp)
 
 
+@contextlib.contextmanager
+def eager_attention(model: torch.nn.Module):
+    """`model` with its attention computed as the eager product -> mask -> softmax -> product while inside.
+
+    Traced that way, OpenVINO fuses the attention into one kernel: on the 2-core AMX Xeon, 16 windows of 256 sub-tokens
+    on one thread took 192 ms against 258 ms for the SDPA trace, whose NaN guards stay separate operations (ONNX
+    Runtime fp32: 951 against 1,038 ms). Both compute the same numbers."""
+    before = getattr(model.config, "_attn_implementation", None)
+    switch = before not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    if switch:
+        model.set_attn_implementation("eager")
+    try:
+        yield model
+    finally:
+        if switch:
+            model.set_attn_implementation(before)
+
+
 def export_onnx(model: torch.nn.Module, names: Sequence[str], path: str) -> None:
     """fp32 ONNX graph of `model` with dynamic batch and sequence axes, inputs `names`, output `logits`.
 
@@ -305,7 +367,7 @@ def export_onnx(model: torch.nn.Module, names: Sequence[str], path: str) -> None
     args = tuple(torch.from_numpy(sample[n]) for n in names)
     axes = {n: {0: "batch", 1: "sequence"} for n in (*names, "logits")}
     wrapped = _Logits(model, names).eval()
-    with warnings.catch_warnings():
+    with eager_attention(model), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript exporter deprecation and tracer notices
         try:
             torch.onnx.export(wrapped, args, path, input_names=list(names), output_names=["logits"],
@@ -421,11 +483,15 @@ def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Seque
         bf16 = TorchBackend(torch_bf16(model), names, name="torch-bf16")
         if name == "torch-bf16":
             return bf16
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(f"backend {name!r} needs onnxruntime (pip install -r requirements.txt), "
-                          "or use backend='torch'") from exc
+    for package in ("onnxruntime", "openvino") if name == "openvino" else ("onnxruntime",):
+        try:
+            __import__(package)
+        except ImportError as exc:
+            raise ImportError(f"backend {name!r} needs {package} (pip install -r requirements.txt), "
+                              "or use backend='torch'") from exc
+    if name == "openvino":
+        return OpenVinoBackend(onnx_files(model, names, model_dir, cache_dir),
+                               one_thread_max_length=one_thread_max_length)
     int8 = name.startswith("onnx-int8")
     onnx = OnnxBackend(onnx_files(model, names, model_dir, cache_dir, int8=int8), name="onnx-int8" if int8 else name,
                        one_thread_max_length=one_thread_max_length)
