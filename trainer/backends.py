@@ -15,11 +15,11 @@ offsets, spans) stays in trainer.inference.
   onnx        the model exported once to ONNX and run by ONNX Runtime, fp32
   onnx-int8   that export with int8 weights (onnxruntime.quantization.quantize_dynamic on MatMul/Gemm,
               7-bit weights with per-channel scales: see quantize_onnx)
-  onnx-int8+torch-bf16
-              both: a call whose longest window has at most LONG_WINDOW sub-tokens (sentences) runs on onnx-int8,
-              a longer one (paragraphs) on torch-bf16. Needs native bf16, as torch-bf16 does.
-  openvino    the same ONNX export run by OpenVINO Runtime on the CPU, in bf16 where the CPU computes it natively
-              (AMX/AVX512-BF16: its attention runs as one fused kernel on them), else fp32
+  openvino    the ONNX export run by OpenVINO Runtime on the CPU, in bf16 where the CPU computes it natively
+              (AMX/AVX512-BF16), else fp32
+  onnx-int8+openvino
+              both: a call whose longest window has at most SHORT_WINDOW sub-tokens (a sentence, or a batch of them)
+              runs on onnx-int8, a longer one (paragraphs) on openvino
   auto        default_backend() below: the fastest measured at no more than 0.3 points of F1 loss, for this CPU
 
 The int8 backends quantize activations per batch tensor at run time, so a text's labels can depend on which texts
@@ -61,26 +61,27 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8", "onnx-int8+torch-bf16", "openvino")
+BACKENDS = ("torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8", "openvino", "onnx-int8+openvino")
 # Chosen by bench/inference_speed.py (bench/results/inference_speed.json): the fastest backend, batch and one request
 # at a time, whose word-level F1 on the CoNLL-2003 validation split is within 0.3 points of torch fp32. There, on a
 # 2-core AVX2 CPU (no AVX-512/VNNI/bf16), ms/sentence batch / one at a time: pipeline 11.8 / 20.6, torch 5.6 / 17.6,
 # torch-int8 3.5 / 10.9 (F1 -1.3 points: out), onnx 4.0 / 7.5, onnx-int8 2.9 / 5.9 (F1 +0.3 points; 4.0x / 3.5x
-# the pipeline, median of per-round ratios over 5 rounds).
+# the pipeline, median of per-round ratios over 5 rounds; measured with the export of before it traced eager
+# attention).
 DEFAULT_BACKEND = "onnx-int8"
-# On a CPU that computes bf16 natively (bench/results/inference_speed_amx.json, bench/results/backend_by_length.json:
-# a 2-core Xeon with AVX-512 VNNI and AMX, the recommended document model): onnx-int8 is still the fastest on
-# sentences (4.2x / 3.1x the pipeline in batch / one at a time, F1 +0.1), but on windows of 128 sub-tokens and more
-# torch-bf16 is (AMX runs its products; ONNX Runtime's int8 ones do not scale as well with length): a 1,500-character
-# paragraph (two windows, 256 + 103 sub-tokens) in batches of 16 took 11 ms against 32-35 ms (onnx-int8) and 40 ms
-# (the pipeline, fp32). Both, each where it is faster.
-DEFAULT_BACKEND_NATIVE_BF16 = "onnx-int8+torch-bf16"
-# The longest window (sub-tokens) a call may have to run on onnx-int8 in onnx-int8+torch-bf16. Measured there
-# (bench/backend_by_length.py), ms per text in batches of 16 / one at a time, torch-bf16 against onnx-int8: 62
-# sub-tokens 2.35/7.38 vs 2.65/4.24; 101: 4.32/9.21 vs 5.40/6.79; 132: 5.27/9.55 vs 7.81/9.56; 196: 7.92/14.44 vs
-# 16.94/14.19; the 293-sub-token paragraph: 11.95/25.94 vs 31.31/47.20. Up to about 128, onnx-int8 answers one text
-# faster (the Space's common case, a sentence); beyond, torch-bf16 wins in batches and then one at a time too.
-LONG_WINDOW = 128
+# On a CPU that computes bf16 natively (a 2-core Xeon with AVX-512 VNNI and AMX, the recommended document model;
+# bench/results/inference_speed_amx_openvino.json, bench/results/backend_by_length.json): openvino is the fastest in
+# batches at every length (1,000 validation sentences: 0.89 ms/sentence against 1.29 for onnx-int8, 1.39 for torch-bf16
+# and 5.14 for the pipeline; the 1,500-character paragraph, two windows of 256 + 103 sub-tokens, in batches of 16: 11.6
+# ms against 19.8 and 13.7) and one text at a time from about 64 sub-tokens (the paragraph: 17.9 ms against 40.8 and
+# 28.5), but a short text alone costs it more than onnx-int8 (3.00 against 2.32 ms/sentence): OpenVINO does more work
+# per call for each new input shape. Both, each where it is faster.
+DEFAULT_BACKEND_NATIVE_BF16 = "onnx-int8+openvino"
+# The longest window (sub-tokens) a call may have to run on onnx-int8 in onnx-int8+openvino. Measured there
+# (bench/backend_by_length.py), ms per text one at a time, onnx-int8 against openvino: 14 sub-tokens 1.90 vs 2.19;
+# 28: 2.63 vs 3.08; 43: 3.75 vs 4.08; 62: 4.48 vs 4.40; 101: 6.66 vs 5.70. In batches of 16 openvino is ahead at
+# every length, by 10-20% up to 64 sub-tokens, where a batch costs little either way.
+SHORT_WINDOW = 64
 CHOICES = BACKENDS + ("auto",)
 
 ONNX_OPSET = 17
@@ -474,25 +475,26 @@ def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Seque
         return TorchBackend(model, names)
     if name == "torch-int8":
         return TorchBackend(torch_int8(model), names, name="torch-int8")
-    if "torch-bf16" in name:
+    if name == "torch-bf16":
         from trainer.precision import native_bf16
 
         if not native_bf16(next(model.parameters()).device.type):
             raise ValueError(f"backend {name!r} needs native bf16 (a CPU with avx512_bf16/amx_bf16, or a GPU "
                              "with bf16): here it would be emulated, many times slower than fp32; use 'auto'")
-        bf16 = TorchBackend(torch_bf16(model), names, name="torch-bf16")
-        if name == "torch-bf16":
-            return bf16
-    for package in ("onnxruntime", "openvino") if name == "openvino" else ("onnxruntime",):
+        return TorchBackend(torch_bf16(model), names, name="torch-bf16")
+    for package in ("onnxruntime", "openvino") if "openvino" in name else ("onnxruntime",):
         try:
             __import__(package)
         except ImportError as exc:
             raise ImportError(f"backend {name!r} needs {package} (pip install -r requirements.txt), "
                               "or use backend='torch'") from exc
+    fp32 = onnx_files(model, names, model_dir, cache_dir)
     if name == "openvino":
-        return OpenVinoBackend(onnx_files(model, names, model_dir, cache_dir),
-                               one_thread_max_length=one_thread_max_length)
+        return OpenVinoBackend(fp32, one_thread_max_length=one_thread_max_length)
     int8 = name.startswith("onnx-int8")
-    onnx = OnnxBackend(onnx_files(model, names, model_dir, cache_dir, int8=int8), name="onnx-int8" if int8 else name,
-                       one_thread_max_length=one_thread_max_length)
-    return LengthRoutedBackend(onnx, bf16, LONG_WINDOW) if name == "onnx-int8+torch-bf16" else onnx
+    onnx = OnnxBackend(onnx_files(model, names, model_dir, cache_dir, int8=True) if int8 else fp32,
+                       name="onnx-int8" if int8 else name, one_thread_max_length=one_thread_max_length)
+    if name == "onnx-int8+openvino":
+        return LengthRoutedBackend(onnx, OpenVinoBackend(fp32, one_thread_max_length=one_thread_max_length),
+                                   SHORT_WINDOW)
+    return onnx
