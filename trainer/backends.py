@@ -70,16 +70,17 @@ BACKENDS = ("torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8", "openvino"
 # attention).
 DEFAULT_BACKEND = "onnx-int8"
 # On a CPU that computes bf16 natively (a 2-core Xeon with AVX-512 VNNI and AMX, the recommended document model;
-# bench/results/inference_speed_amx_openvino.json, bench/results/backend_by_length.json): openvino is the fastest in
-# batches at every length (1,000 validation sentences: 0.89 ms/sentence against 1.29 for onnx-int8, 1.39 for torch-bf16
-# and 5.14 for the pipeline; the 1,500-character paragraph, two windows of 256 + 103 sub-tokens, in batches of 16: 11.6
-# ms against 19.8 and 13.7) and one text at a time from about 64 sub-tokens (the paragraph: 17.9 ms against 40.8 and
-# 28.5), but a short text alone costs it more than onnx-int8 (3.00 against 2.32 ms/sentence): OpenVINO does more work
-# per call for each new input shape. Both, each where it is faster.
+# bench/results/inference_speed_amx.json, bench/results/backend_by_length.json): openvino is the fastest in batches
+# at every length (1,000 validation sentences: 1.05 ms/sentence against 1.32 for onnx-int8, 1.39 for torch-bf16 and
+# 5.24 for the pipeline; the 1,500-character paragraph, two windows of 256 + 103 sub-tokens, in batches of 16: 11.5 ms
+# against 20.6 and 13.7) and one text at a time from about 64 sub-tokens (the paragraph: 19.0 ms against 40.2 and
+# 29.2), but a short text alone costs it more than onnx-int8 (3.03 against 2.37 ms/sentence): OpenVINO does more work
+# per call for each new input shape. Both, each where it is faster: 5.8x the pipeline in batch, 3.6x one at a time,
+# F1 -0.07 points.
 DEFAULT_BACKEND_NATIVE_BF16 = "onnx-int8+openvino"
 # The longest window (sub-tokens) a call may have to run on onnx-int8 in onnx-int8+openvino. Measured there
-# (bench/backend_by_length.py), ms per text one at a time, onnx-int8 against openvino: 14 sub-tokens 1.90 vs 2.19;
-# 28: 2.63 vs 3.08; 43: 3.75 vs 4.08; 62: 4.48 vs 4.40; 101: 6.66 vs 5.70. In batches of 16 openvino is ahead at
+# (bench/backend_by_length.py), ms per text one at a time, onnx-int8 against openvino: 14 sub-tokens 1.89 vs 2.22;
+# 28: 2.67 vs 2.88; 43: 3.57 vs 4.36; 62: 4.75 vs 4.85; 101: 7.01 vs 6.06. In batches of 16 openvino is ahead at
 # every length, by 10-20% up to 64 sub-tokens, where a batch costs little either way.
 SHORT_WINDOW = 64
 CHOICES = BACKENDS + ("auto",)
@@ -190,7 +191,7 @@ class OnnxBackend(Backend):
         self.one_thread_max_length = one_thread_max_length if threads > 1 else 0
         self.one_thread = self._session(path, 1) if self.one_thread_max_length else None
         self.name, self.path = name, path
-        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.input_names = self._input_names(self.session)
 
     def _session(self, path: str, threads: int):
         import onnxruntime as ort
@@ -201,6 +202,10 @@ class OnnxBackend(Backend):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+    @staticmethod
+    def _input_names(session) -> tuple[str, ...]:
+        return tuple(i.name for i in session.get_inputs())
 
     def for_longest(self, length: int) -> "OnnxBackend":
         if self.one_thread is None or length > self.one_thread_max_length:
@@ -230,10 +235,14 @@ class OpenVinoBackend(OnnxBackend):
     def _session(self, path: str, threads: int) -> "_OpenVinoSession":
         return _OpenVinoSession(path, threads, self.precision)
 
+    @staticmethod
+    def _input_names(session: "_OpenVinoSession") -> tuple[str, ...]:
+        return tuple(port.get_any_name() for port in session.compiled.inputs)
+
 
 class _OpenVinoSession:
-    """An OpenVINO compiled model behind the two calls OnnxBackend makes of an ONNX Runtime session (`run`,
-    `get_inputs`). An infer request runs one call at a time, so calls from several threads take turns."""
+    """An OpenVINO compiled model behind the call OnnxBackend makes of an ONNX Runtime session, `run`. An infer
+    request runs one call at a time, so calls from several threads take turns."""
 
     def __init__(self, path: str, threads: int, precision: str) -> None:
         import openvino as ov
@@ -245,9 +254,6 @@ class _OpenVinoSession:
             "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"})
         self.request = self.compiled.create_infer_request()
         self.lock = threading.Lock()
-
-    def get_inputs(self) -> list:
-        return [type("Input", (), {"name": port.get_any_name()}) for port in self.compiled.inputs]
 
     def run(self, output_names: Sequence[str], feed: Batch) -> list[np.ndarray]:
         with self.lock:  # the outputs live in the request's buffers until its next call: copied before that
