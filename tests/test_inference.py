@@ -67,6 +67,31 @@ def test_same_words_and_tags_as_evaluation(tagger):
         assert [(e.type, e.start, e.end) for e in tagger.predict(text)] == expected
 
 
+def test_evaluation_reads_with_the_backend_it_is_given(tagger, tmp_path):
+    """predict_words on another backend (how bench/inference_speed.py scores each backend on whole documents) runs
+    that backend's forward pass, not torch's, and reads the same tags from the same logits."""
+    from trainer import backends
+    from trainer.evaluation import predict_words
+    from trainer.limits import Window
+
+    pytest.importorskip("onnxruntime")
+    sentences = [tokens for tokens, _ in VALIDATION]
+    onnx = backends.make_backend("onnx", tagger.model, tagger.tokenizer.model_input_names, None, str(tmp_path))
+    calls = []
+
+    class Counted(backends.Backend):
+        name, input_names = onnx.name, onnx.input_names
+
+        def __call__(self, batch):
+            calls.append(batch["input_ids"].shape)
+            return onnx(batch)
+
+    window = Window("document", 12, 3)
+    got = predict_words(tagger.model, tagger.tokenizer, sentences, window, [0] * len(sentences), backend=Counted())
+    assert calls
+    assert got == predict_words(tagger.model, tagger.tokenizer, sentences, window, [0] * len(sentences))
+
+
 def test_long_text_windows_merge_to_the_unwindowed_result(model_dir, tagger):
     small = NerTagger.from_pretrained(model_dir, max_length=16, stride=4)
     unit = "We met John Zwingmann in Paris , maybe at Reuters . "

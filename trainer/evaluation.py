@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from trainer.backends import TorchBackend, model_input_names
+from trainer.backends import Backend, TorchBackend, model_input_names
 from trainer.config import Config
 from trainer.data import DataError, NerData, load_data
 from trainer.limits import Window, model_window
@@ -69,13 +69,15 @@ def load_split(cfg: Config, split: str) -> NerData:
 
 def predict_words(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, sentences: Sequence[Sequence[str]],
                   window: Window, doc_ids: Optional[Sequence[int]] = None, batch_size: int = 32,
-                  progress: Optional[Progress] = None, what: str = "data") -> list[list[str]]:
+                  progress: Optional[Progress] = None, what: str = "data",
+                  backend: Optional[Backend] = None) -> list[list[str]]:
     """One predicted tag per word of each sentence: sentences grouped into documents by `doc_ids` (None: no
     boundaries) as `window.context` says, read in overlapping windows, each word labelled by its first sub-token in
     the window where that has the most context (trainer.windows, the Space's rule), decoded per sentence as
-    `window.decoding` says (trainer.decoding). Words the tokenizer gives no sub-token are predicted O."""
+    `window.decoding` says (trainer.decoding). Words the tokenizer gives no sub-token are predicted O. `backend`:
+    the forward pass (trainer.backends) to read the windows with; by default the model itself, in torch."""
     windows = DocumentWindows.build(tokenizer, sentences, doc_ids, window, what)
-    forward = TorchBackend(model, model_input_names(model, tokenizer.model_input_names))
+    forward = backend or TorchBackend(model, model_input_names(model, tokenizer.model_input_names))
     logprobs = (predict_windows(forward, windows.inputs, tokenizer.pad_token_id or 0, batch_size, progress)
                 if len(windows) else [])
     return windows.word_tags(logprobs, model.config.id2label, window.decoding)
