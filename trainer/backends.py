@@ -71,12 +71,12 @@ BACKENDS = ("torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8", "openvino"
 DEFAULT_BACKEND = "onnx-int8"
 # On a CPU that computes bf16 natively (a 2-core Xeon with AVX-512 VNNI and AMX, the recommended document model;
 # bench/results/inference_speed_amx.json, bench/results/backend_by_length.json): openvino is the fastest in batches
-# at every length (1,000 validation sentences: 1.05 ms/sentence against 1.32 for onnx-int8, 1.39 for torch-bf16 and
-# 5.24 for the pipeline; the 1,500-character paragraph, two windows of 256 + 103 sub-tokens, in batches of 16: 11.5 ms
+# at every length (1,000 validation sentences: 1.05 ms/sentence against 1.23 for onnx-int8, 1.41 for torch-bf16 and
+# 4.88 for the pipeline; the 1,500-character paragraph, two windows of 256 + 103 sub-tokens, in batches of 16: 11.5 ms
 # against 20.6 and 13.7) and one text at a time from about 64 sub-tokens (the paragraph: 19.0 ms against 40.2 and
-# 29.2), but a short text alone costs it more than onnx-int8 (3.03 against 2.37 ms/sentence): OpenVINO does more work
-# per call for each new input shape. Both, each where it is faster: 5.8x the pipeline in batch, 3.6x one at a time,
-# F1 -0.07 points.
+# 29.2), but a short text alone costs it more than onnx-int8 (2.97 against 2.36 ms/sentence): OpenVINO does more work
+# per call for each new input shape. Both, each where it is faster: 5.5x the pipeline in batch, 3.6x one at a time,
+# validation F1 on documents 93.40 against 93.43 for torch fp32 (onnx-int8 alone: 93.13).
 DEFAULT_BACKEND_NATIVE_BF16 = "onnx-int8+openvino"
 # The longest window (sub-tokens) a call may have to run on onnx-int8 in onnx-int8+openvino. Measured there
 # (bench/backend_by_length.py), ms per text one at a time, onnx-int8 against openvino: 14 sub-tokens 1.89 vs 2.22;
