@@ -18,9 +18,10 @@ the gold words by character offsets in the joined text (a word overlapping an en
 word B-, the others I-) and scored with trainer.metrics.score against the gold IOB2 tags. This is the F1 of the text
 path the Space serves for a sentence. The training protocol's F1 (trainer.evaluation: words given pre-split, whole
 documents read in the model's windows, as the Space reads a longer text) is reported for torch and for every backend
-(f1_documents). The default rule: the fastest backend within F1_BUDGET of torch fp32 on both. Parity: the fraction of timed sentences whose set of (type, start, end) entities is
-identical to the pipeline's (whose word grouping differs from ours on some tokens: it decides words from token
-strings, we from the tokenizer's word_ids) and to the torch backend's.
+(f1_documents). The default rule: the fastest backend within F1_BUDGET of torch fp32 on both. Parity: the fraction
+of timed sentences whose set of (type, start, end) entities is identical to the pipeline's (whose word grouping
+differs from ours on some tokens: it decides words from token strings, we from the tokenizer's word_ids) and to the
+torch backend's.
 
   python bench/inference_speed.py --model /path/to/trained/model --sentences 1000 \\
       --result bench/results/inference_speed.json
