@@ -23,8 +23,8 @@ LOSSY = ("torch-int8", "torch-bf16", "onnx-int8", "openvino", "onnx-int8+openvin
 
 
 def skip_unless_runnable(name: str) -> None:
-    """Skip what this machine cannot run: ONNX backends without onnxruntime, bf16 without native bf16 (refused: see
-    test_bf16_backend_is_refused_where_emulated)."""
+    """Skip what this machine cannot run: ONNX backends without onnxruntime (openvino ones also without openvino),
+    torch-bf16 without native bf16 (refused: see test_bf16_backend_is_refused_where_emulated)."""
     if name.startswith("onnx") or "openvino" in name:
         pytest.importorskip("onnxruntime")
     if "openvino" in name:
