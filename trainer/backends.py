@@ -88,6 +88,7 @@ CHOICES = BACKENDS + ("auto",)
 ONNX_OPSET = 17
 # Bump when the export or quantization recipe changes: it is part of the cache key.
 EXPORT_RECIPE = "torchscript-opset17-eager-attention-v2+int8-per-channel-7bit"
+INT8_FILE = "model-int8.onnx"  # beside the fp32 model.onnx in a cache entry
 # Largest |logit| difference between the fp32 ONNX graph and torch accepted when a cached or new export is checked.
 EXPORT_TOLERANCE = 1e-3
 
@@ -419,8 +420,8 @@ def _export_error(model: torch.nn.Module, names: Sequence[str], backend: OnnxBac
 
 
 def onnx_files(model: torch.nn.Module, input_names: Sequence[str], model_dir: Optional[str] = None,
-               cache_dir: Optional[str] = None, int8: bool = False) -> str:
-    """Path of the cached ONNX file for `model` (fp32 or int8), exporting (and quantizing) it first if needed."""
+               cache_dir: Optional[str] = None) -> str:
+    """Path of the cached fp32 ONNX file for `model`, exporting it first if needed, checked against the model."""
     cache = os.path.join(cache_dir or default_cache_dir(), model_key(model, model_dir))
     os.makedirs(cache, exist_ok=True)
     if model_dir:
@@ -436,16 +437,19 @@ def onnx_files(model: torch.nn.Module, input_names: Sequence[str], model_dir: Op
     if error > EXPORT_TOLERANCE and not fresh:  # a stale cache entry: export again once
         logger.warning("cached ONNX graph %s differs from the model by %.3g; exporting again", fp32, error)
         _replace_atomically(cache, fp32, lambda tmp: export_onnx(model, input_names, tmp))
-        for stale in ("model-int8.onnx",):
-            if os.path.exists(os.path.join(cache, stale)):
-                os.remove(os.path.join(cache, stale))
+        if os.path.exists(os.path.join(cache, INT8_FILE)):  # quantized from the stale graph
+            os.remove(os.path.join(cache, INT8_FILE))
         error = _export_error(model, input_names, OnnxBackend(fp32, threads=1))
     if error > EXPORT_TOLERANCE:
         raise RuntimeError(f"the ONNX export of {model_dir or 'the model'} differs from torch by {error:.3g} "
                            f"in its logits (tolerance {EXPORT_TOLERANCE}); use backend='torch'")
-    if not int8:
-        return fp32
-    q = os.path.join(cache, "model-int8.onnx")
+    return fp32
+
+
+def int8_file(fp32: str) -> str:
+    """Path of the int8 file beside the checked fp32 one (onnx_files), quantizing it first if needed."""
+    cache = os.path.dirname(fp32)
+    q = os.path.join(cache, INT8_FILE)
     if not os.path.exists(q):
         _replace_atomically(cache, q, lambda tmp: quantize_onnx(fp32, tmp))
     return q
@@ -498,8 +502,8 @@ def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Seque
     if name == "openvino":
         return OpenVinoBackend(fp32, one_thread_max_length=one_thread_max_length)
     int8 = name.startswith("onnx-int8")
-    onnx = OnnxBackend(onnx_files(model, names, model_dir, cache_dir, int8=True) if int8 else fp32,
-                       name="onnx-int8" if int8 else name, one_thread_max_length=one_thread_max_length)
+    onnx = OnnxBackend(int8_file(fp32) if int8 else fp32, name="onnx-int8" if int8 else name,
+                       one_thread_max_length=one_thread_max_length)
     if name == "onnx-int8+openvino":
         return LengthRoutedBackend(onnx, OpenVinoBackend(fp32, one_thread_max_length=one_thread_max_length),
                                    SHORT_WINDOW)
