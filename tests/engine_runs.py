@@ -101,9 +101,11 @@ def launch_two_processes(argv: list[str], module: str = "trainer") -> subprocess
            "--main_process_port", str(free_port()), "-m", module, *argv]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    # Rank 0's own error first: the tail alone holds only the other rank's "connection closed" and the launcher's.
-    rank0 = "\n".join(line for line in proc.stderr.splitlines() if "[rank0]" in line)[-4000:]
-    assert proc.returncode == 0, f"{rank0}\n...\n{proc.stderr[-3000:]}"
+    # Each rank's own lines first: the tail alone holds only the surviving rank's "connection closed" and the
+    # launcher's, and the rank that crashed first is the one whose error matters.
+    ranks = "\n...\n".join("\n".join(line for line in proc.stderr.splitlines() if f"[rank{r}]" in line)[-3000:]
+                             for r in (1, 0))
+    assert proc.returncode == 0, f"{ranks}\n...\n{proc.stderr[-3000:]}"
     return proc
 
 

@@ -15,7 +15,7 @@ from transformers import DataCollatorForTokenClassification, TrainingArguments
 
 from engine_runs import N_VALIDATION, eval_entries, launch_two_processes, read_json, small_run
 from trainer.config import Config
-from trainer.outputs import RUN_CONFIG_FILE
+from trainer.outputs import RUN_CONFIG_FILE, RUN_IDENTITY_FILE
 from trainer.loop import evaluate as loop_evaluate
 from trainer.evaluation import evaluate
 from trainer.prepare import Prepared, prepare
@@ -61,6 +61,9 @@ def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores
     engine, out = two_process_output
     results = read_json(out / "train_results.json")
     assert results["engine"] == engine and results["world_size"] == 2
+    # The main process alone recorded the run (both took themselves for it when a bare PartialState ignored
+    # ACCELERATE_USE_CPU: they wrote the same files at once), and with the number of processes a resume needs.
+    assert read_json(out / RUN_IDENTITY_FILE)["world_size"] == 2
     # The first loss logged is the random head's, near ln(9 labels) = 2.2, whatever the accumulation steps (2) and
     # processes (2): the Trainer logged (and backpropagated) 4x that before it was told BERT's loss is a plain mean.
     first_loss = next(e["loss"] for e in results["log_history"] if "loss" in e)

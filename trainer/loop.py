@@ -194,8 +194,7 @@ def run(cfg: Config) -> dict[str, Any]:
                               gradient_accumulation_steps=cfg.gradient_accumulation_steps)
     if not accelerator.is_main_process:
         logging.getLogger().setLevel(logging.WARNING)  # one log, from the main process
-    with accelerator.main_process_first():  # downloads and caches once
-        prep = prepare(cfg)
+    prep = prepare(cfg)
     model, tokenizer = prep.model, prep.tokenizer
     gold = list(prep.data.splits["validation"]["tags"]) if prep.validation is not None else None
     evaluating = gold is not None and cfg.eval_strategy != "no"

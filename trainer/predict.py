@@ -267,26 +267,16 @@ def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: i
                    fmt: str = "auto") -> int:
     """Tag every text of `inputs` into `output`; returns the number of texts. Distributed under accelerate launch.
     Everything that can be refused is refused before the model is loaded and before any file is opened to write."""
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
-
     from trainer import backends
     from trainer.inference import NerTagger, load_model
+    from trainer.processes import process_state
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if (backend or "auto") not in backends.CHOICES:
         raise ValueError(f"unknown inference backend {backend!r}: choose one of {', '.join(backends.CHOICES)}")
 
-    # A bare PartialState() ignores ACCELERATE_USE_CPU (only Accelerator reads it), so on CPUs every launched process
-    # would run alone (DistributedType.NO): pass it on.
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != state.num_processes:
-        # Every process would then take itself for the only one: all would tag every text into the same shard.
-        raise RuntimeError(f"launched as {launched} processes (WORLD_SIZE) but Accelerate runs {state.num_processes} "
-                           f"(distributed type {state.distributed_type}); on CPUs launch with "
-                           "ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N")
+    state = process_state()  # refuses a launch that Accelerate does not see as WORLD_SIZE processes
     records = list(read_records(inputs, text_field, id_field, fmt))
     world, rank = state.num_processes, state.process_index
     check_output(output, inputs, world)

@@ -19,6 +19,7 @@ from trainer.encode import encode
 from trainer.limits import CONFIG_ATTRIBUTE, Window, window
 from trainer.output_dir import check_identity, prepare_output_dir
 from trainer.precision import attention_implementation
+from trainer.processes import process_state
 from trainer.windows import DocumentWindows
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,15 @@ def dropout_overrides(name_or_path: str, attention: float | None = None,
 
 def prepare(cfg: Config) -> Prepared:
     """On the main process, the output directory is checked (and cleared with --overwrite-output-dir) before anything
-    is loaded, and the run's identity is checked or recorded once the labels are known (trainer.output_dir)."""
-    state = PartialState()
+    is loaded, and the run's identity is checked or recorded once the labels are known (trainer.output_dir). The main
+    process prepares first, so that a model or dataset is downloaded and cached once; the others then read the
+    cache."""
+    state = process_state()
+    with state.main_process_first():
+        return _prepare(cfg, state)
+
+
+def _prepare(cfg: Config, state: PartialState) -> Prepared:
     if state.is_main_process:
         prepare_output_dir(cfg)
     set_seed(cfg.seed)
