@@ -46,7 +46,9 @@ def two_process_output(request, tiny_encoder_dir, tmp_path_factory):
     # The loop also length-groups its batches here, so the distributed LengthGroupedSampler path runs too.
     extra = ("--group-by-length",) if engine == "accelerate" else ()
     extra += DOCUMENT_ARGS if context == "document" else ()
-    launch_two_processes(small_run(tiny_encoder_dir, out, "--engine", engine, *LAUNCH_ARGS, *extra, context=context))
+    proc = launch_two_processes(small_run(tiny_encoder_dir, out, "--engine", engine, *LAUNCH_ARGS, *extra,
+                                          context=context))
+    assert proc.stderr.count("trainer.prepare: Data: ") == 1  # one log, from the main process
     return engine, out
 
 

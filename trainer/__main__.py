@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any, Literal, Optional, Sequence, Union, get_args, get_origin, get_type_hints
 
@@ -88,7 +89,10 @@ def parse_config(argv: Sequence[str]) -> Config:
 
 
 def setup_logging() -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    # One log, from the main process: under `accelerate launch` every process runs this, RANK telling them apart.
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        level=logging.INFO if main_process else logging.WARNING)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

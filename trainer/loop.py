@@ -192,8 +192,6 @@ def run(cfg: Config) -> dict[str, Any]:
     # --- setup ---------------------------------------------------------------------------------------------------
     accelerator = Accelerator(mixed_precision=mixed_precision(cfg),
                               gradient_accumulation_steps=cfg.gradient_accumulation_steps)
-    if not accelerator.is_main_process:
-        logging.getLogger().setLevel(logging.WARNING)  # one log, from the main process
     prep = prepare(cfg)
     model, tokenizer = prep.model, prep.tokenizer
     gold = list(prep.data.splits["validation"]["tags"]) if prep.validation is not None else None
