@@ -98,6 +98,7 @@ def setup_logging() -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from trainer.data import DataError
     from trainer.output_dir import OutputDirError
+    from trainer.processes import LaunchError
     from trainer.push import HubPushError
 
     setup_logging()
@@ -109,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from trainer.engines import run
     try:
         run(cfg)
-    except (DataError, OutputDirError) as e:
+    except (DataError, OutputDirError, LaunchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except HubPushError as e:  # training results are saved; the message carries the retry command

@@ -337,11 +337,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name in ("trainer", logger.name):
         logging.getLogger(name).setLevel(logging.INFO)
     from trainer.inference import ModelLoadError
+    from trainer.processes import LaunchError
 
     try:
         n = predict_corpus(args.model, args.input, args.output, args.batch_size, args.text_field, args.id_field,
                            args.backend, not args.no_progress, args.format)
-    except (InputFileError, ModelLoadError) as e:
+    except (InputFileError, ModelLoadError, LaunchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{n} texts tagged into {args.output}")

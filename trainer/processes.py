@@ -8,6 +8,10 @@ from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
 
 
+class LaunchError(RuntimeError):
+    """The processes were launched in a way Accelerate does not see (the CLIs print it and exit 2)."""
+
+
 def process_state() -> PartialState:
     """Accelerate's process state, refused when it does not count the processes that were launched.
 
@@ -19,7 +23,7 @@ def process_state() -> PartialState:
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != state.num_processes:
-        raise RuntimeError(f"launched as {launched} processes (WORLD_SIZE) but Accelerate runs {state.num_processes} "
+        raise LaunchError(f"launched as {launched} processes (WORLD_SIZE) but Accelerate runs {state.num_processes} "
                            f"(distributed type {state.distributed_type}); on CPUs launch with "
                            "ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N")
     return state
