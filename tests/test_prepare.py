@@ -68,13 +68,3 @@ def test_a_model_without_the_dropout_setting_is_refused(tmp_path):
     with pytest.raises(ValueError, match=re.escape("has none of hidden_dropout_prob, dropout; leave --hidden-dropout")):
         dropout_overrides(str(tmp_path), hidden=0.0)
 
-
-def test_a_launch_that_accelerate_does_not_see_is_refused_before_the_output_dir_is_touched(tiny_encoder_dir, tmp_path,
-                                                                                          monkeypatch):
-    """Processes started as 2 that Accelerate runs as 1 would each take itself for the main process: each would clear
-    and write the same output directory (trainer.processes)."""
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    out = tmp_path / "out"
-    with pytest.raises(RuntimeError, match="launched as 2 processes .* but Accelerate runs 1"):
-        prepare(Config(model_name_or_path=tiny_encoder_dir, data_dir=str(CONLL_SAMPLE), output_dir=str(out)))
-    assert not out.exists()
