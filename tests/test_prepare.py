@@ -67,4 +67,3 @@ def test_a_model_without_the_dropout_setting_is_refused(tmp_path):
         dropout_overrides(str(tmp_path), 0.0)
     with pytest.raises(ValueError, match=re.escape("has none of hidden_dropout_prob, dropout; leave --hidden-dropout")):
         dropout_overrides(str(tmp_path), hidden=0.0)
-
