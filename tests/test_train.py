@@ -5,7 +5,7 @@ import os
 
 import pytest
 import torch
-
+from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForTokenClassification, set_seed
 
 from trainer.config import Config
@@ -17,7 +17,7 @@ from trainer.metrics import score
 from trainer.outputs import read_predictions, read_results
 from trainer.prepare import load_tokenizer
 
-from conftest import CONLL_SAMPLE, is_valid_iob2
+from conftest import CONLL_SAMPLE, is_valid_iob2, train_cli
 
 
 def test_output_directory_holds_everything_consumers_read(tiny_output):
@@ -152,7 +152,6 @@ def test_evaluate_cli_into_the_model_directory_rewrites_its_card(out):
 
 
 def test_first_subtoken_only_strategy_trains(tiny_encoder_dir, tmp_path):
-    from conftest import train_cli
     out = tmp_path / "m"
     train_cli(["--model-name-or-path", tiny_encoder_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out),
                "--max-train-samples", "20", "--max-eval-samples", "10", "--num-train-epochs", "1",
@@ -164,7 +163,6 @@ def test_bf16_run_is_scored_as_its_saved_model_in_fp32(tiny_encoder_dir, tmp_pat
     """A bf16 run trains under autocast (and, on a CPU, with eager attention), but its scores are those of the saved
     model as users load it: the model scored is read back from disk, without Accelerate's bf16 autocast wrapper
     around its forward, which the trained model object keeps (a real bf16 run scored 93.39 there, 93.43 saved)."""
-    from conftest import train_cli
     from trainer import precision, train
 
     monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
@@ -182,9 +180,6 @@ def test_bf16_run_is_scored_as_its_saved_model_in_fp32(tiny_encoder_dir, tmp_pat
 
 @pytest.mark.parametrize("engine", ["trainer", "accelerate"])
 def test_frozen_word_embeddings_stay_as_pretrained_while_the_rest_trains(tiny_encoder_dir, tmp_path, engine):
-    from conftest import train_cli
-    from safetensors.torch import load_file
-
     out = tmp_path / "m"
     train_cli(["--model-name-or-path", tiny_encoder_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out),
                "--max-train-samples", "16", "--max-eval-samples", "8", "--num-train-epochs", "1",
