@@ -3,7 +3,7 @@
     python app.py [--model DIR_OR_HUB_ID] [--host 127.0.0.1] [--port 7860]
 
 The model is --model, else $NER_MODEL, else DEFAULT_MODEL. Only wiring lives here: prediction is
-trainer.inference, everything shown in the results tab comes from trainer.results_view.
+trainer.inference.tagger, everything shown in the results tab comes from trainer.results_view.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any, Optional  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from trainer import results_view as rv  # noqa: E402
-from trainer.error_analysis import KINDS  # noqa: E402
-from trainer.inference import Entity, InputError, ModelLoadError, NerTagger, keep_entities  # noqa: E402
+from trainer.evaluation.errors import KINDS  # noqa: E402
+from trainer.inference.tagger import Entity, InputError, ModelLoadError, NerTagger, keep_entities  # noqa: E402
 
 # The course's CoNLL-2003 model, until the project publishes its own.
 DEFAULT_MODEL = "huggingface-course/bert-finetuned-ner"

@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--result", required=True)
     args = ap.parse_args()
 
-    from trainer.inference import NerTagger
+    from trainer.inference.tagger import NerTagger
 
     taggers = {b: NerTagger.from_pretrained(args.model, backend=b) for b in args.backends.split(",")}
     tokenizer = next(iter(taggers.values())).tokenizer

@@ -50,9 +50,9 @@ def window_flops(length: int, layers: int, hidden: int, intermediate: int, label
 
 def recipe_work(trainer_flags: Sequence[str]) -> dict[str, Any]:
     """Training tokens and FLOPs of one run of `python -m trainer` with `trainer_flags` (model and data included):
-    its windows are built by trainer.prepare, exactly as the run builds them."""
+    its windows are built by trainer.training.prepare, exactly as the run builds them."""
     from trainer.__main__ import parse_config
-    from trainer.prepare import prepare
+    from trainer.training.prepare import prepare
 
     with tempfile.TemporaryDirectory(prefix="ceiling-") as out:
         cfg = parse_config([*trainer_flags, "--output-dir", os.path.join(out, "run")])

@@ -1,6 +1,6 @@
-"""Does decoding only valid IOB2 sequences (trainer.decoding, Viterbi) score better than each word's argmax?
+"""Does decoding only valid IOB2 sequences (trainer.reading.decoding, Viterbi) score better than each word's argmax?
 
-Re-scores saved models (the runs of bench/recipe_seeds.py) on validation and test with `trainer.evaluation.evaluate`,
+Re-scores saved models (the runs of bench/recipe_seeds.py) on validation and test with `trainer.evaluation.word_level.evaluate`,
 the one scoring path, in the windows each model was trained with, once per decoding.
 
   python bench/decoding_lever.py --result bench/results/decoding_lever.json bench/out/recipe/*_seed*/
@@ -31,8 +31,8 @@ def main() -> None:
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from trainer.evaluation import eval_config, evaluate, load_split
-    from trainer.limits import model_window
+    from trainer.evaluation.word_level import eval_config, evaluate, load_split
+    from trainer.reading.windows import model_window
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     done = {}

@@ -60,7 +60,7 @@ def main() -> None:
     import torch
 
     from trainer.__main__ import parse_config, setup_logging
-    from trainer.engines import run
+    from trainer.training.engines import run
     from trainer.outputs import read_results, read_train_stats
 
     def has(flag: str) -> bool:

@@ -15,8 +15,8 @@ only adds time, so the best round is the least disturbed).
 
 Quality: word-level F1 of each method on the whole validation split (or --f1-sentences): entities are mapped back to
 the gold words by character offsets in the joined text (a word overlapping an entity takes its type; the first such
-word B-, the others I-) and scored with trainer.metrics.score against the gold IOB2 tags. This is the F1 of the text
-path the Space serves for a sentence. The training protocol's F1 (trainer.evaluation: words given pre-split, whole
+word B-, the others I-) and scored with trainer.evaluation.metrics.score against the gold IOB2 tags. This is the F1 of the text
+path the Space serves for a sentence. The training protocol's F1 (trainer.evaluation.word_level: words given pre-split, whole
 documents read in the model's windows, as the Space reads a longer text) is reported for torch and for every backend
 (f1_documents). The default rule: the fastest backend within F1_BUDGET of torch fp32 on both. Parity: the fraction
 of timed sentences whose set of (type, start, end) entities is identical to the pipeline's (whose word grouping
@@ -125,7 +125,7 @@ def main() -> None:
     ap.add_argument("--f1-sentences", type=int, default=0, help="validation sentences scored (0: all)")
     ap.add_argument("--rounds", type=int, default=5, help="timing rounds (every method once per round)")
     ap.add_argument("--chunk", type=int, default=50, help="one-by-one timing interleaves methods every N texts")
-    ap.add_argument("--backends", default="torch,torch-int8,onnx,onnx-int8")
+    ap.add_argument("--backends", default="torch,onnx,onnx-int8")
     ap.add_argument("--pipeline-batch-size", type=int, default=32)
     ap.add_argument("--onnx-cache", default=None, help="ONNX cache directory (default: a fresh temporary one, so "
                                                         "the export time is measured)")
@@ -137,13 +137,13 @@ def main() -> None:
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
-    from trainer import backends
+    from trainer.inference.tagger import backends
     from trainer.config import Config
-    from trainer.data import load_data
-    from trainer.evaluation import predict_words
-    from trainer.inference import NerTagger
-    from trainer.limits import model_window
-    from trainer.metrics import score
+    from trainer.data.load import load_data
+    from trainer.evaluation.word_level import predict_words
+    from trainer.inference.tagger import NerTagger
+    from trainer.reading.windows import model_window
+    from trainer.evaluation.metrics import score
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

@@ -1,5 +1,5 @@
 """The recommended recipe, document windows vs isolated sentences, with and without the case signal
-(trainer.casing), full CoNLL-2003, 3 seeds each: word-level validation and test F1 as mean ± std (issue 9,
+(trainer.reading.casing), full CoNLL-2003, 3 seeds each: word-level validation and test F1 as mean ± std (issue 9,
 measurement 1).
 
 Each run is `bench/full_conll.py` with the recipe's flags, its own JSON under `bench/results/recipe/`; a run whose JSON
@@ -48,7 +48,7 @@ CASE = ["--case-signal", "token_type"]
 # No dropout on attention probabilities: PyTorch's fused attention kernel then runs in training (README, Training
 # speed).
 ATTN0 = CASE + ["--attention-dropout", "0"]
-# Each context without and with the case signal for the uncased encoder (trainer.casing).
+# Each context without and with the case signal for the uncased encoder (trainer.reading.casing).
 MODES = {
     "document": DOCUMENT + ["--case-signal", "none"],
     "sentence": SENTENCE + ["--case-signal", "none"],

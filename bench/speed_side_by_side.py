@@ -6,7 +6,7 @@ Absolute times on a shared CPU drift from hour to hour, so only ratios of runs m
 machine and data subset mean anything; `--rounds 2` repeats the five runs in the same order and reports each ratio per
 round. Throughput is non-padding training tokens per second the way the reference counts it: the sub-tokens of every
 training example (special tokens included; for document windows, every window, overlap included) x epochs / the
-seconds of `trainer.train()` (which includes each epoch's validation, and for this trainer its checkpoint). Each run
+seconds of `Trainer.train()` (which includes each epoch's validation, and for this trainer its checkpoint). Each run
 also gives it without the validation: ours less the Trainer's logged `eval_runtime`, the reference's less its
 separately timed scoring of the same split (`val_eval_seconds`: a `predict` plus word-level scoring, a little more
 than its validation inside training, so its rate without validation errs high, our ratio to it low). That holds for
@@ -31,7 +31,7 @@ The five runs (1 epoch on the first N training sentences, fp32, the MiniLM encod
                     windows, the case signal, no attention dropout, frozen word embeddings)
   ours_recommended_model_dropout
                     the same with the model's own attention dropout (0.1), to measure that lever alone
-and, where the CPU computes bf16 natively (AVX512-BF16/AMX; elsewhere --bf16 falls back to fp32, trainer.precision):
+and, where the CPU computes bf16 natively (AVX512-BF16/AMX; elsewhere --bf16 falls back to fp32, trainer.training.precision):
   course_bf16       course_recipe.py as written with BF16=1 (its TrainingArguments(bf16=True)), the course's own
                     mixed precision, so the bf16 gain is not credited to this trainer alone
   ours_recommended_bf16

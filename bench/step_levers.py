@@ -1,11 +1,11 @@
 """One training step of the recipe's shape (4 windows of 256 sub-tokens, MiniLM, fused AdamW, no attention dropout,
-the trainer's CPU dropout, trainer.dropout.FastDropout, and its allocator setting, trainer.allocator) with levers:
+the trainer's CPU dropout, trainer.dropout.FastDropout, and its allocator setting, trainer.training.cpu) with levers:
 PyTorch's own dropout (what FastDropout saves), and levers that change what is trained: no hidden-layer dropout,
 frozen word embeddings (what the recommended recipe now does), frozen embeddings and lowest layers. "recommended" is
 the recipe as it was before it froze the word embeddings, the base every ratio is taken against. Step times only,
 median of steps after a warm-up, variants interleaved over rounds; what each lever costs in F1 is not measured here
 (bench/recipe_seeds.py measures a recipe over 3 seeds). `--bf16` steps as `--bf16` trains on a CPU with native bf16:
-under bf16 autocast, with eager attention (trainer.precision.attention_implementation).
+under bf16 autocast, with eager attention (trainer.training.precision.attention_implementation).
 
   python bench/step_levers.py --result bench/results/step_levers.json
   python bench/step_levers.py --bf16 --result bench/results/step_levers_bf16.json    # on a CPU with native bf16
@@ -26,7 +26,7 @@ import torch
 from machine import cpu_info
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from trainer.allocator import keep_freed_memory  # noqa: E402
+from trainer.training.cpu import keep_freed_memory  # noqa: E402
 from trainer.dropout import use_fast_dropout  # noqa: E402
 
 # name -> (hidden dropout off, frozen: "embeddings" and how many of the lowest layers); every variant that keeps

@@ -82,11 +82,11 @@ def validation_dataset() -> Dataset:
 
 
 def write_validation_results(tagger, out_dir: str) -> None:
-    """Score the tagger's model on the validation sentences with trainer.evaluation and write the result files."""
+    """Score the tagger's model on the validation sentences with trainer.evaluation.word_level and write the result files."""
     from datasets import DatasetDict
 
-    from trainer.data import NerData
-    from trainer.evaluation import evaluate
+    from trainer.data.load import NerData
+    from trainer.evaluation.word_level import evaluate
 
     data = NerData(DatasetDict({"validation": validation_dataset()}), LABELS, "IOB2", "fixture")
     evaluate(tagger.model, tagger.tokenizer, data, "validation", 64, output_dir=out_dir)

@@ -12,7 +12,7 @@ import pytest
 SCRIPT = textwrap.dedent("""
     import resource, sys
     import torch
-    from trainer.allocator import keep_freed_memory
+    from trainer.training.cpu import keep_freed_memory
     kept = keep_freed_memory() if sys.argv[1] == "keep" else None
     def faults_of_a_step():
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -18,7 +18,7 @@ from gradio_client import Client  # noqa: E402
 
 import app  # noqa: E402
 from space_models import build_lookup_model, write_validation_results  # noqa: E402
-from trainer.inference import MAX_INPUT_CHARS, NerTagger  # noqa: E402
+from trainer.inference.tagger import MAX_INPUT_CHARS, NerTagger  # noqa: E402
 
 TYPES = ["LOC", "MISC", "ORG", "PER"]
 

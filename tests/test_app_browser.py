@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import app  # noqa: E402
 from space_models import build_lookup_model, write_validation_results  # noqa: E402
-from trainer.inference import NerTagger  # noqa: E402
+from trainer.inference.tagger import NerTagger  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 # No network beyond the local server, no background services, no sandbox (root in a container).

@@ -1,4 +1,4 @@
-"""trainer.backends: every backend predicts what the torch model predicts; ONNX files go to the cache, never into the
+"""trainer.inference.backends: every backend predicts what the torch model predicts; ONNX files go to the cache, never into the
 model directory; bad names are refused with the list of choices."""
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
 from space_models import LABELS, build_lookup_model, encoder_path
-from trainer import backends, precision
-from trainer.inference import NerTagger
-from trainer.windows import predict_windows
+from trainer import machine
+from trainer.inference import backends, onnx_export
+from trainer.inference.backends import predict_windows
+from trainer.inference.tagger import NerTagger
 
 TEXTS = ["Yesterday John Zwingmann's team flew from Paris to Berlin.", "Reuters reported from London .",
          "It will maybe rain in Berlin, says Google.", "x"]
 ONNX = ("onnx", "onnx-int8", "openvino")  # the backends that run an ONNX file
 # Rounded weights or activations (openvino: bf16 where the CPU has it): a random model's tiny margins may flip.
-LOSSY = ("torch-int8", "torch-bf16", "onnx-int8", "openvino", "onnx-int8+openvino")
+LOSSY = ("torch-bf16", "onnx-int8", "openvino", "onnx-int8+openvino")
 
 
 def skip_unless_runnable(name: str) -> None:
@@ -29,7 +30,7 @@ def skip_unless_runnable(name: str) -> None:
         pytest.importorskip("onnxruntime")
     if "openvino" in name:
         pytest.importorskip("openvino")
-    if name == "torch-bf16" and not precision.native_bf16("cpu"):
+    if name == "torch-bf16" and not machine.native_bf16("cpu"):
         pytest.skip("this CPU has no native bf16")
 
 
@@ -60,6 +61,11 @@ def padded(tokenizer, names) -> dict[str, np.ndarray]:
     return backends.pad_batch({n: enc[n] for n in names}, tokenizer.pad_token_id)
 
 
+def label_and_prob(logprobs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each position's argmax label and its probability, from log-probabilities."""
+    return logprobs.argmax(-1), np.exp(logprobs.max(-1))
+
+
 def listing(d: str) -> dict[str, float]:
     return {f: os.stat(os.path.join(d, f)).st_mtime_ns for f in os.listdir(d)}
 
@@ -71,9 +77,9 @@ def test_backend_labels_match_torch_on_a_random_model(random_dir, tmp_path, name
     skip_unless_runnable(name)
     tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
     batch = padded(tagger.tokenizer, tagger.backend.input_names)
-    want_label, want_prob = backends.label_and_prob(tagger.backend(batch))
+    want_label, want_prob = label_and_prob(tagger.backend(batch))
     backend = backends.make_backend(name, tagger.model, tagger.tokenizer.model_input_names, random_dir, str(tmp_path))
-    label, prob = backends.label_and_prob(backend(batch))
+    label, prob = label_and_prob(backend(batch))
     keep = batch["attention_mask"].astype(bool)
     assert label.shape == prob.shape == keep.shape
     if name in LOSSY:
@@ -140,12 +146,12 @@ def test_openvino_in_fp32_computes_what_torch_does(random_dir, tmp_path):
     tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
     batch = padded(tagger.tokenizer, tagger.backend.input_names)
     want = tagger.backend(batch)
-    path = backends.onnx_files(tagger.model, tagger.backend.input_names, random_dir, str(tmp_path))
+    path = onnx_export.onnx_files(tagger.model, tagger.backend.input_names, random_dir, str(tmp_path))
     backend = backends.OpenVinoBackend(path, precision="f32")
     keep = batch["attention_mask"].astype(bool)
     np.testing.assert_allclose(backend(batch)[keep], want[keep], atol=1e-4)
     assert backend.precision == "f32"
-    assert backends.OpenVinoBackend(path).precision == ("bf16" if precision.native_bf16("cpu") else "f32")
+    assert backends.OpenVinoBackend(path).precision == ("bf16" if machine.native_bf16("cpu") else "f32")
 
 
 def test_the_export_traces_eager_attention_and_leaves_the_model_as_it_was(random_dir, tmp_path):
@@ -155,7 +161,7 @@ def test_the_export_traces_eager_attention_and_leaves_the_model_as_it_was(random
     pytest.importorskip("onnxruntime")
     tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
     tagger.model.set_attn_implementation("sdpa")
-    path = backends.onnx_files(tagger.model, tagger.backend.input_names, random_dir, str(tmp_path))
+    path = onnx_export.onnx_files(tagger.model, tagger.backend.input_names, random_dir, str(tmp_path))
     assert tagger.model.config._attn_implementation == "sdpa"
     ops = {node.op_type for node in onnx.load(path).graph.node}
     assert "Softmax" in ops and "IsNaN" not in ops  # the SDPA trace guards fully masked rows with IsNaN/Where
@@ -178,9 +184,9 @@ def test_onnx_files_go_to_the_cache_and_are_reused(lookup_dir, tmp_path):
 
 def test_default_cache_dir_is_outside_the_model_and_a_cache_inside_it_is_refused(lookup_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("NER_ONNX_CACHE", str(tmp_path / "env-cache"))
-    assert backends.default_cache_dir() == str(tmp_path / "env-cache")
+    assert onnx_export.default_cache_dir() == str(tmp_path / "env-cache")
     monkeypatch.delenv("NER_ONNX_CACHE")
-    assert backends.default_cache_dir().endswith(os.path.join(".cache", "ner-trainer", "onnx"))
+    assert onnx_export.default_cache_dir().endswith(os.path.join(".cache", "ner-trainer", "onnx"))
     pytest.importorskip("onnxruntime")
     with pytest.raises(ValueError, match="inside the model directory"):
         NerTagger.from_pretrained(lookup_dir, backend="onnx", onnx_cache_dir=os.path.join(lookup_dir, "onnx"))
@@ -189,7 +195,7 @@ def test_default_cache_dir_is_outside_the_model_and_a_cache_inside_it_is_refused
 def test_a_stale_cache_entry_is_exported_again(tmp_path, monkeypatch):
     """Two different models that (wrongly) get one cache key: the check against torch at load catches it."""
     pytest.importorskip("onnxruntime")
-    monkeypatch.setattr(backends, "model_key", lambda model, model_dir=None: "same-key")
+    monkeypatch.setattr(onnx_export, "model_key", lambda model, model_dir=None: "same-key")
     cache = str(tmp_path / "cache")
     first = NerTagger.from_pretrained(random_model_dir(tmp_path / "a", seed=1), backend="onnx", onnx_cache_dir=cache)
     second_dir = random_model_dir(tmp_path / "b", seed=2)
@@ -203,15 +209,15 @@ def test_a_stale_cache_entry_is_exported_again(tmp_path, monkeypatch):
 
 def test_bf16_backend_is_refused_where_emulated(lookup_dir, monkeypatch):
     """Emulated bf16 is many times slower than fp32: asking for it on such a CPU says so instead of crawling."""
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     with pytest.raises(ValueError, match="native bf16"):
         NerTagger.from_pretrained(lookup_dir, backend="torch-bf16")
 
 
 def test_auto_is_the_measured_default_for_this_cpu(monkeypatch):
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert backends.resolve("auto") == backends.resolve(None) == "onnx-int8"
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
     assert backends.resolve("auto") == "onnx-int8+openvino"
 
 

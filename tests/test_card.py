@@ -1,4 +1,4 @@
-"""The model card (trainer.card), on a real `python -m trainer` output directory (`tiny_output`): every section with
+"""The model card (trainer.hub.card), on a real `python -m trainer` output directory (`tiny_output`): every section with
 the run's numbers, metadata that round-trips, offline validation. No test touches the network."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from trainer import card as card_mod
-from trainer.card import CardError, build_model_card, validate_card, write_model_card
-from trainer.data import NO_DOCUMENTS
+from trainer.hub import card as card_mod
+from trainer.hub.card import CardError, build_model_card, validate_card, write_model_card
+from trainer.data.load import NO_DOCUMENTS
 from trainer.outputs import read_predictions, read_results
 
 HUB_ID = "someone/tiny-ner"

@@ -1,4 +1,4 @@
-"""The case signal for uncased encoders (trainer.casing): when it is on, and that training, evaluation and the Space
+"""The case signal for uncased encoders (trainer.reading.casing): when it is on, and that training, evaluation and the Space
 flag exactly the same sub-tokens."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 from transformers import AutoTokenizer
 
-from trainer import casing
-from trainer.backends import Backend
-from trainer.limits import Window, model_window, window
-from trainer.windows import DocumentWindows
+from trainer.reading import casing
+from trainer.inference.backends import Backend
+from trainer.reading.windows import Window, model_window, window
+from trainer.reading.windows import DocumentWindows
 
 BERT = SimpleNamespace(type_vocab_size=2, max_position_embeddings=512)
 
@@ -76,7 +76,7 @@ def test_the_record_decides_and_models_without_it_get_none(uncased):
 
 def test_the_tagger_sends_the_flags_the_model_was_trained_with(tmp_path):
     from space_models import build_lookup_model
-    from trainer.inference import NerTagger
+    from trainer.inference.tagger import NerTagger
 
     model_dir = tmp_path / "m"
     build_lookup_model(str(model_dir))

@@ -4,9 +4,9 @@ import logging
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
-import trainer.data as data_mod
+import trainer.data.load as data_mod
 from trainer.config import Config
-from trainer.data import DataError, load_data
+from trainer.data.load import DataError, load_data
 
 from conftest import CONLL_SAMPLE, DATA
 
@@ -166,15 +166,22 @@ def test_bom_at_the_start_of_any_line_is_removed_with_one_warning(tmp_path, capl
     assert load_data(files(jsonl)).splits["train"]["tokens"] == [["EU"], ["China"]]
 
 
-def test_bom_inside_a_line_or_word_is_refused(tmp_path):
+def test_format_characters_beside_visible_ones_are_read_as_they_are(tmp_path):
+    """Social-media corpora hold words with a zero-width no-break space (U+FEFF) inside or at the end (a tweet's
+    `Dubbz\ufeff`), soft hyphens and zero-width spaces: the word has visible characters, the tokenizer decides."""
     conll = tmp_path / "inside.conll"
-    conll.write_text("EU B-ORG\nChi\ufeffna B-LOC\n", encoding="utf-8")
-    msg = error_of(files(conll))
-    assert f"{conll}:2:" in msg and "byte-order mark (U+FEFF) at character 4" in msg
+    conll.write_text("EU B-ORG\nChi\ufeffna B-LOC\nDubbz\ufeff B-PER\nsoft\u00adware O\nzero\u200bwidth O\n",
+                     encoding="utf-8")
+    words = ["EU", "Chi\ufeffna", "Dubbz\ufeff", "soft\u00adware", "zero\u200bwidth"]
+    assert load_data(files(conll)).splits["train"]["tokens"] == [words]
     escaped = tmp_path / "escaped.jsonl"
-    escaped.write_text('{"tokens": ["EU", "Chi\\ufeffna"], "tags": ["B-ORG", "B-LOC"]}\n', encoding="utf-8")
-    msg = error_of(files(escaped))
-    assert f"{escaped}:1: word 2 of the sentence" in msg and "contains a byte-order mark" in msg
+    escaped.write_text(json.dumps({"tokens": words, "tags": ["B-ORG", "B-LOC", "B-PER", "O", "O"]}) + "\n",
+                       encoding="utf-8")
+    assert load_data(files(escaped)).splits["train"]["tokens"] == [words]
+    only_format = tmp_path / "only_format.conll"
+    only_format.write_text("EU B-ORG\n\u200b\ufeff O\n", encoding="utf-8")
+    msg = error_of(files(only_format))
+    assert f"{only_format}:2: word 2 of the sentence" in msg and "U+200B U+FEFF" in msg
 
 
 @pytest.mark.parametrize("end", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
@@ -220,12 +227,22 @@ def test_conll_word_without_visible_characters_is_refused(tmp_path):
     assert load_data(files(conll)).splits["train"]["tokens"] == [["EU", "caf\u00e9", "\u00adx"]]
 
 
+def test_a_training_word_the_tokenizer_drops_is_refused_with_its_line(tmp_path, tiny_encoder_dir):
+    from trainer.training.prepare import prepare
+
+    train = tmp_path / "train.conll"
+    train.write_text("EU B-ORG\nrejects O\n\nPeter B-PER\n\u0301 O\n", encoding="utf-8")
+    with pytest.raises(DataError) as e:
+        prepare(files(train, model_name_or_path=tiny_encoder_dir, output_dir=str(tmp_path / "out")))
+    assert f"{train}:4: word 2 of the sentence ('\u0301', U+0301) gives no sub-token" in str(e.value)
+
+
 def test_validation_word_the_tokenizer_drops_is_an_error_not_a_shift(tmp_path, tiny_encoder_dir):
     """A lone combining accent passes the reader (it is visible text) but MiniLM's uncased tokenizer strips accents:
     the word would get no sub-token and every later word's prediction would be scored against the wrong gold tag."""
-    from trainer.encode import encode
-    from trainer.limits import Window
-    from trainer.prepare import load_tokenizer, prepare
+    from trainer.training.encode import encode
+    from trainer.reading.windows import Window
+    from trainer.training.prepare import load_tokenizer, prepare
 
     val = tmp_path / "val.conll"
     val.write_text("EU B-ORG\n\nPeter B-PER\n\u0301 O\nBlackburn B-PER\n", encoding="utf-8")
@@ -249,7 +266,7 @@ def test_validation_word_the_tokenizer_drops_is_an_error_not_a_shift(tmp_path, t
 
 
 def test_document_ids_from_json_lines_and_files_without_documents(tmp_path):
-    from trainer.data import NO_DOCUMENTS, describe
+    from trainer.data.load import NO_DOCUMENTS, describe
 
     jsonl = tmp_path / "docs.jsonl"
     jsonl.write_text("\n".join(json.dumps({"tokens": [w], "tags": ["O"], **({"doc_id": d} if d is not None else {})})
@@ -281,7 +298,7 @@ def test_string_document_ids_in_json_lines_keep_their_boundaries(tmp_path):
     assert train["doc_id"] == [0, 0, 1, 2, -1, -1, 0, 3]
     assert train["sent_idx"] == [0, 1, 0, 0, 4, 5, 0, 0]
     assert data.document_ids("train") == ["doc0", "doc0", "doc1", 1, -1, -1, "doc0", ""]
-    from trainer.windows import group_documents
+    from trainer.reading.windows import group_documents
     assert group_documents(train["doc_id"], "document") == [0, 0, 1, 2, 3, 3, 4, 5]
     # A --max-train-samples cut keeps each sentence's id.
     assert load_data(files(jsonl, max_train_samples=3)).document_ids("train") == ["doc0", "doc0", "doc1"]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import is_valid_iob2
-from trainer.decoding import Decoder, valid_iob2
-from trainer.labels import iob2_transitions
+from trainer.reading.decoding import Decoder, valid_iob2
+from trainer.reading.labels import iob2_transitions
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
 

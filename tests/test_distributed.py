@@ -16,11 +16,11 @@ from transformers import DataCollatorForTokenClassification, TrainingArguments
 from engine_runs import N_VALIDATION, eval_entries, launch_two_processes, read_json, small_run
 from trainer.config import Config
 from trainer.outputs import RUN_CONFIG_FILE, RUN_IDENTITY_FILE
-from trainer.loop import evaluate as loop_evaluate
-from trainer.evaluation import evaluate
-from trainer.prepare import Prepared, prepare
-from trainer.train import InOrderEvalTrainer, word_level_metrics
-from trainer.windows import longest_first
+from trainer.training.loop import evaluate as loop_evaluate
+from trainer.evaluation.word_level import evaluate
+from trainer.training.prepare import Prepared, prepare
+from trainer.training.hf_trainer import InOrderEvalTrainer, word_level_metrics
+from trainer.reading.windows import longest_first
 
 # 48 sentences in batches of 4 on 2 processes, 2 batches accumulated: 3 optimizer steps per epoch. 21 validation
 # sentences in batches of 4 per process: rounds of 8, the last round holds 5, so accelerate repeats 3 sentences to
@@ -48,7 +48,7 @@ def two_process_output(request, tiny_encoder_dir, tmp_path_factory):
     extra += DOCUMENT_ARGS if context == "document" else ()
     proc = launch_two_processes(small_run(tiny_encoder_dir, out, "--engine", engine, *LAUNCH_ARGS, *extra,
                                           context=context))
-    assert proc.stderr.count("trainer.prepare: Data: ") == 1  # one log, from the main process
+    assert proc.stderr.count("trainer.training.prepare: Data: ") == 1  # one log, from the main process
     return engine, out
 
 

@@ -1,6 +1,6 @@
 from importlib.metadata import version
 
-from trainer.finish import versions
+from trainer.training.finish import versions
 
 
 def test_versions_come_from_package_metadata():

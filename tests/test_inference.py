@@ -1,4 +1,4 @@
-"""trainer.inference on a real BERT token classifier with known predictions (tests/space_models.py)."""
+"""trainer.inference.tagger on a real BERT token classifier with known predictions (tests/space_models.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from space_models import VALIDATION, build_lookup_model, encoder_path
-from trainer.backends import Backend
-from trainer.inference import (DEFAULT_STRIDE, MAX_INPUT_CHARS, MAX_INPUT_SUBTOKENS, InputError, ModelLoadError,
-                               NerTagger, load_model)
-from trainer.labels import tags_to_spans
+from trainer.inference.backends import Backend
+from trainer.inference.tagger import (MAX_INPUT_CHARS, MAX_INPUT_SUBTOKENS, InputError, ModelLoadError, NerTagger,
+                                      load_model)
+from trainer.reading.labels import tags_to_spans
+from trainer.reading.windows import DEFAULT_STRIDE
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +55,9 @@ def test_word_takes_its_first_subtoken_label(tagger):
 
 
 def test_same_words_and_tags_as_evaluation(tagger):
-    """Raw text made of a sentence's words gets the spans trainer.evaluation gives those words in evaluation."""
-    from trainer.evaluation import predict_words
-    from trainer.limits import Window
+    """Raw text made of a sentence's words gets the spans trainer.evaluation.word_level gives those words in evaluation."""
+    from trainer.evaluation.word_level import predict_words
+    from trainer.reading.windows import Window
 
     sentences = [tokens for tokens, _ in VALIDATION]
     tags = predict_words(tagger.model, tagger.tokenizer, sentences, Window("sentence", 64, 16))
@@ -70,9 +71,9 @@ def test_same_words_and_tags_as_evaluation(tagger):
 def test_evaluation_reads_with_the_backend_it_is_given(tagger, tmp_path):
     """predict_words on another backend (how bench/inference_speed.py scores each backend on whole documents) runs
     that backend's forward pass, not torch's, and reads the same tags from the same logits."""
-    from trainer import backends
-    from trainer.evaluation import predict_words
-    from trainer.limits import Window
+    from trainer.inference.tagger import backends
+    from trainer.evaluation.word_level import predict_words
+    from trainer.reading.windows import Window
 
     pytest.importorskip("onnxruntime")
     sentences = [tokens for tokens, _ in VALIDATION]
@@ -107,8 +108,8 @@ def test_long_text_windows_merge_to_the_unwindowed_result(model_dir, tagger):
 def test_long_document_in_evaluation_reads_words_as_the_tagger_does(model_dir, tagger):
     """Evaluation of pre-split documents and the tagger on raw text share the window rule: in small windows over a
     long document, every word gets the tag the tagger gives it."""
-    from trainer.evaluation import predict_words
-    from trainer.limits import Window
+    from trainer.evaluation.word_level import predict_words
+    from trainer.reading.windows import Window
 
     sentences = [tokens for tokens, _ in VALIDATION] * 6
     for window in (Window("document", 12, 3), Window("document", 9, 2)):

@@ -1,4 +1,4 @@
-from trainer.labels import (IGNORE_INDEX, align_labels, complete_labels, continuation_map, detect_scheme,
+from trainer.reading.labels import (IGNORE_INDEX, align_labels, complete_labels, continuation_map, detect_scheme,
                             output_scheme, sort_labels, tag_error, tags_to_spans, to_iob2)
 
 

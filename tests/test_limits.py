@@ -1,10 +1,10 @@
-"""The one max-length and window rule (trainer.limits), and that training, evaluation and the Space all follow it."""
+"""The one max-length and window rule (trainer.reading.windows), and that training, evaluation and the Space all follow it."""
 
 from types import SimpleNamespace
 
 import pytest
 
-from trainer.limits import (DEFAULT_STRIDE, DOCUMENT_MAX_LENGTH, FALLBACK_MAX_LENGTH, Window, max_length,
+from trainer.reading.windows import (DEFAULT_STRIDE, DOCUMENT_MAX_LENGTH, FALLBACK_MAX_LENGTH, Window, max_length,
                             model_window, recorded_window, window)
 
 
@@ -55,9 +55,9 @@ def test_evaluation_and_the_tagger_read_at_most_the_model_limit(tmp_path):
     from datasets import DatasetDict
 
     from space_models import LABELS, VALIDATION, build_lookup_model, validation_dataset
-    from trainer.data import NerData
-    from trainer.evaluation import evaluate
-    from trainer.inference import NerTagger
+    from trainer.data.load import NerData
+    from trainer.evaluation.word_level import evaluate
+    from trainer.inference.tagger import NerTagger
 
     model_dir = build_lookup_model(str(tmp_path / "m"), max_position_embeddings=6)
     tagger = NerTagger.from_pretrained(model_dir)

@@ -11,9 +11,9 @@ import torch
 from transformers import BertConfig, BertForTokenClassification
 
 from engine_runs import N_VALIDATION, eval_entries, loop_reference, read_json  # noqa: F401
-from trainer import checkpoints
+from trainer.training import checkpoints
 from trainer.config import Config
-from trainer.loop import STATE_FILE, LoopState, optimizer_groups, warmup_steps
+from trainer.training.loop import STATE_FILE, LoopState, optimizer_groups, warmup_steps
 
 
 def test_loop_learns_and_records_each_evaluation(loop_reference):

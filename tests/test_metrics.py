@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from trainer.metrics import score, validation_scores
-from trainer.windows import DocumentWindows
+from trainer.evaluation.metrics import score, validation_scores
+from trainer.reading.windows import DocumentWindows
 
 
 def test_seqeval_overall_and_per_entity():

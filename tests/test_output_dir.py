@@ -1,5 +1,5 @@
 """A run's output directory is never mixed with another run's, is checked before any work, and says when a run
-completed (trainer.output_dir), through `python -m trainer` on the tiny model."""
+completed (trainer.training.output_dir), through `python -m trainer` on the tiny model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CONLL_SAMPLE
-from trainer import checkpoints
+from trainer.training import checkpoints
 from trainer.__main__ import main
 
 # One sentence per example (--context sentence), so that steps count sentences.

@@ -37,7 +37,7 @@ def rows(path) -> list[dict]:
 
 def test_entities_with_offsets_in_input_order(model, corpus, tmp_path):
     out = tmp_path / "out.jsonl"
-    assert main(["--model", model, "--input", *corpus, "--output", str(out), "--batch-size", "3"]) == 0
+    assert main(["--model", model, "--input", *corpus, "--output", str(out), "--per-device-eval-batch-size", "3"]) == 0
     got = rows(out)
     assert [r["id"] for r in got] == [f"{corpus[0]}:1", f"{corpus[0]}:3", "doc-7", f"{corpus[1]}:2"]
     assert [r["source"] for r in got][2:] == [f"{corpus[1]}:1", f"{corpus[1]}:2"]
@@ -109,12 +109,12 @@ def test_two_processes_under_accelerate_launch(model, corpus, tmp_path):
 
 def test_an_output_that_is_no_finished_output_of_these_inputs_is_never_changed(model, corpus, tmp_path, capsys,
                                                                                 monkeypatch):
-    import trainer.inference
+    import trainer.inference.tagger
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded for a run that is refused")
 
-    monkeypatch.setattr(trainer.inference, "load_model", no_model)
+    monkeypatch.setattr(trainer.inference.tagger, "load_model", no_model)
     theirs = tmp_path / "existing.txt"
     theirs.write_bytes(b"important line 1\nimportant line 2 (no newline at end)")
     link = tmp_path / "link.txt"
@@ -181,12 +181,12 @@ def test_a_lone_surrogate_in_an_id_is_written_and_the_run_goes_on(model, tmp_pat
 
 def test_bad_arguments_and_encodings_are_refused_before_the_model_loads(model, corpus, tmp_path, capsys,
                                                                          monkeypatch):
-    import trainer.inference
+    import trainer.inference.tagger
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded for a run that is refused")
 
-    monkeypatch.setattr(trainer.inference, "load_model", no_model)
+    monkeypatch.setattr(trainer.inference.tagger, "load_model", no_model)
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("Paris\nJosé Mourinho lives in Madrid.\n".encode("latin-1"))
     assert main(["--model", model, "--input", str(latin1), "--output", str(tmp_path / "l.jsonl")]) == 2
@@ -194,7 +194,7 @@ def test_bad_arguments_and_encodings_are_refused_before_the_model_loads(model, c
                      capsys.readouterr().err)
     assert main(["--model", model, "--input", *corpus, "--output", str(tmp_path / "nodir" / "x.jsonl")]) == 2
     assert "nodir does not exist" in capsys.readouterr().err
-    for args in (["--backend", "onxx"], ["--batch-size", "0"], ["--batch-size", "-1"], ["--format", "csv"]):
+    for args in (["--backend", "onxx"], ["--per-device-eval-batch-size", "0"], ["--per-device-eval-batch-size", "-1"], ["--format", "csv"]):
         with pytest.raises(SystemExit) as exit_:
             main(["--model", model, "--input", *corpus, "--output", str(tmp_path / "o.jsonl"), *args])
         assert exit_.value.code == 2
@@ -229,7 +229,7 @@ def test_info_is_logged_for_the_project_only(tmp_path):
     root.handlers[:] = []  # as in a fresh `python -m trainer.predict`, where basicConfig configures the root logger
     try:
         assert main(["--model", "m", "--input", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "o")]) == 2
-        assert logging.getLogger("trainer.backends").isEnabledFor(logging.INFO)
+        assert logging.getLogger("trainer.inference.backends").isEnabledFor(logging.INFO)
         assert not root.isEnabledFor(logging.INFO) and not logging.getLogger("onnxruntime").isEnabledFor(logging.INFO)
     finally:
         root.handlers[:] = saved[0]

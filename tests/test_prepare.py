@@ -4,12 +4,10 @@ windows."""
 import re
 
 import pytest
-import torch
 from transformers import BertConfig, DistilBertConfig, GPT2Config
 
 from trainer.config import Config
-from trainer.dropout import FastDropout
-from trainer.prepare import dropout_overrides, prepare
+from trainer.training.prepare import dropout_overrides, prepare
 
 from conftest import CONLL_SAMPLE
 
@@ -32,14 +30,6 @@ def test_dropouts_are_set_when_the_model_is_built(tiny_encoder_dir, tmp_path):
     # Each on its own, and recorded in the config every save writes.
     assert dropouts(0.0, None) == (0.0, {0.0}, h, {h})
     assert dropouts(None, 0.0) == (a, {a}, 0.0, {0.0})
-
-
-def test_a_cpu_run_trains_with_fast_dropout(tiny_encoder_dir, tmp_path):
-    cfg = Config(model_name_or_path=tiny_encoder_dir, data_dir=str(CONLL_SAMPLE), max_train_samples=4,
-                 max_eval_samples=4, output_dir=str(tmp_path / "out"))
-    model = prepare(cfg).model
-    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
-    assert dropouts and all(isinstance(m, FastDropout) for m in dropouts)
 
 
 def test_every_training_window_has_a_label(tiny_encoder_dir, tmp_path):

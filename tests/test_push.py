@@ -1,4 +1,4 @@
-"""The push (trainer.push) and its command line, on a real `python -m trainer` output directory (`tiny_output`).
+"""The push (trainer.hub.push) and its command line (trainer.push), on a real `python -m trainer` output directory (`tiny_output`).
 
 No test touches the network: uploads go to a fake HfApi that applies upload_folder's own file filter, or to the real
 HfApi in offline mode / pointed at a closed local port.
@@ -21,8 +21,8 @@ from huggingface_hub import constants
 from huggingface_hub.errors import HfHubHTTPError
 
 from conftest import CONLL_SAMPLE
-from trainer.card import write_model_card
-from trainer.push import HubPushError, push
+from trainer.hub.card import write_model_card
+from trainer.hub.push import HubPushError, push
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_ID = "someone/tiny-ner"
@@ -103,7 +103,7 @@ def test_push_uploads_the_model_results_and_card_but_no_checkpoints(out):
     for never in ("optimizer.pt", "training_args.bin", "predictions_test.jsonl"):
         assert never not in api.uploaded
     # the pushed card loads from the repository it was pushed to
-    assert f'model="{HUB_ID}"' in Path(out, "README.md").read_text()
+    assert f'model="{HUB_ID}"'.encode() in api.contents["README.md"]
 
 
 def test_push_sends_an_allow_list_never_stray_files(out):
@@ -156,7 +156,7 @@ def test_push_does_not_retry_permission_errors_and_says_how_to_retry(out):
     assert sleeps == [] and len(api.calls) == 1
     msg = str(info.value)
     assert "403" in msg and "intact" in msg
-    assert f"python -m trainer.push --output-dir {out} --hub-model-id {HUB_ID} --private" in msg
+    assert f"python -m trainer.push --model {out} --hub-model-id {HUB_ID} --hub-private-repo" in msg
 
 
 def test_push_without_a_token_fails_cleanly_and_touches_nothing(out, no_token):
@@ -166,7 +166,7 @@ def test_push_without_a_token_fails_cleanly_and_touches_nothing(out, no_token):
         push(out, HUB_ID, api=api)
     assert api.calls == []
     assert "HF_TOKEN" in str(info.value)
-    assert info.value.retry_command == f"python -m trainer.push --output-dir {out} --hub-model-id {HUB_ID}"
+    assert info.value.retry_command == f"python -m trainer.push --model {out} --hub-model-id {HUB_ID}"
     assert info.value.retry_command in str(info.value)
     assert snapshot(out) == before
 
@@ -223,11 +223,11 @@ def run_push_cli(args: list[str], cwd: str, **env: str) -> subprocess.CompletedP
 
 def test_push_cli_fails_without_traceback_and_prints_the_retry_command(out, tmp_path):
     # run from another directory: the card template must be found as package data, not relative to the cwd
-    res = run_push_cli(["--output-dir", out, "--hub-model-id", HUB_ID], cwd=str(tmp_path),
+    res = run_push_cli(["--model", out, "--hub-model-id", HUB_ID], cwd=str(tmp_path),
                        HF_HOME=str(tmp_path / "hf-home"), HF_TOKEN=TOKEN)
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
-    assert f"python -m trainer.push --output-dir {out} --hub-model-id {HUB_ID}" in res.stderr
+    assert f"python -m trainer.push --model {out} --hub-model-id {HUB_ID}" in res.stderr
     assert "offline mode" in res.stderr
     assert TOKEN not in res.stdout + res.stderr
     assert Path(out, "README.md").exists()  # the card was regenerated for the repository before the upload
@@ -238,8 +238,8 @@ def test_push_cli_takes_the_repository_from_the_run_config(out, tmp_path):
     cfg = json.loads(cfg_path.read_text())
     cfg.update(push_to_hub=True, hub_model_id="someone/from-config", hub_private_repo=True)
     cfg_path.write_text(json.dumps(cfg))
-    res = run_push_cli(["--output-dir", out], cwd=str(tmp_path), HF_HOME=str(tmp_path / "hf-home"))
+    res = run_push_cli(["--model", out], cwd=str(tmp_path), HF_HOME=str(tmp_path / "hf-home"))
     assert res.returncode == 1 and "Traceback" not in res.stderr
-    assert re.search(r"python -m trainer\.push --output-dir \S+ --hub-model-id someone/from-config --private",
+    assert re.search(r"python -m trainer\.push --model \S+ --hub-model-id someone/from-config --hub-private-repo",
                      res.stderr)
     assert "no Hugging Face token" in res.stderr

@@ -1,4 +1,4 @@
-"""Error kinds (trainer.error_analysis) and the results tab's data (trainer.results_view), without a server."""
+"""Error kinds (trainer.evaluation.errors) and the results tab's data (trainer.results_view), without a server."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from space_models import VALIDATION, build_lookup_model, write_validation_conll, write_validation_results
-from trainer.error_analysis import (FALSE_NEGATIVE, FALSE_POSITIVE, KINDS, WRONG_BOUNDARY, WRONG_TYPE,
+from trainer.evaluation.errors import (FALSE_NEGATIVE, FALSE_POSITIVE, KINDS, WRONG_BOUNDARY, WRONG_TYPE,
                                     WRONG_TYPE_AND_BOUNDARY, classify_errors, error_table)
-from trainer.inference import Entity, NerTagger
+from trainer.inference.tagger import Entity, NerTagger
 from trainer import results_view as rv
 
 

@@ -9,13 +9,13 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForTokenClassification, set_seed
 
 from trainer.config import Config
-from trainer.data import load_data
+from trainer.data.load import load_data
 from trainer.evaluate import main as evaluate_main
-from trainer.evaluation import predict_words
-from trainer.limits import Window
-from trainer.metrics import score
+from trainer.evaluation.word_level import predict_words
+from trainer.reading.windows import Window
+from trainer.evaluation.metrics import score
 from trainer.outputs import read_predictions, read_results
-from trainer.prepare import load_tokenizer
+from trainer.training.prepare import load_tokenizer
 
 from conftest import CONLL_SAMPLE, is_valid_iob2, train_cli
 
@@ -66,7 +66,7 @@ def test_evaluate_cli_on_other_files(tiny_output, tmp_path):
 def test_evaluate_cli_reads_only_the_split_it_scores(tiny_output, tmp_path, monkeypatch):
     """--split test needs only a test file (a --data-dir without a training file was refused) and reads no other."""
     import shutil
-    import trainer.data as data_mod
+    import trainer.data.load as data_mod
 
     only_test = tmp_path / "only-test"
     only_test.mkdir()
@@ -163,10 +163,12 @@ def test_bf16_run_is_scored_as_its_saved_model_in_fp32(tiny_encoder_dir, tmp_pat
     """A bf16 run trains under autocast (and, on a CPU, with eager attention), but its scores are those of the saved
     model as users load it: the model scored is read back from disk, without Accelerate's bf16 autocast wrapper
     around its forward, which the trained model object keeps (a real bf16 run scored 93.39 there, 93.43 saved)."""
-    from trainer import precision, train
+    from trainer import machine
+    from trainer.training import precision
+    from trainer.training import hf_trainer as train
 
     monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_bf16"}))  # bf16 (emulated if need be)
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"amx_bf16"}))  # bf16 (emulated if need be)
     scored = []
     monkeypatch.setattr(train, "finish", lambda cfg, prep, model, stats: scored.append(model) or {})
     out = tmp_path / "m"
@@ -247,7 +249,7 @@ def test_sentence_context_predicts_as_before(tiny_output):
     """--context sentence reads each short sentence alone, in one window: the former per-sentence prediction."""
     from transformers import AutoModelForTokenClassification
 
-    from trainer.labels import first_subtoken_positions
+    from trainer.reading.labels import first_subtoken_positions
 
     model = AutoModelForTokenClassification.from_pretrained(tiny_output).eval()
     tokenizer = load_tokenizer(tiny_output)

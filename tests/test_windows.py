@@ -1,4 +1,4 @@
-"""trainer.windows and the encoding of windows (trainer.encode): the word-reading rule, windows over documents that
+"""trainer.reading.windows and the encoding of windows (trainer.training.encode): the word-reading rule, windows over documents that
 never cut a word, document grouping, and sub-token labels of windows that open inside a word."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import pytest
 from datasets import Dataset
 
 from trainer.config import Config
-from trainer.data import load_data
-from trainer.encode import encode
-from trainer.labels import IGNORE_INDEX, align_labels, continuation_map
-from trainer.limits import Window
-from trainer.prepare import load_tokenizer
-from trainer.windows import DocumentWindows, Reading, group_documents, longest_first, read_window, restore_order
+from trainer.data.load import load_data
+from trainer.training.encode import encode
+from trainer.reading.labels import IGNORE_INDEX, align_labels, continuation_map
+from trainer.reading.windows import Window
+from trainer.training.prepare import load_tokenizer
+from trainer.reading.windows import DocumentWindows, Reading, group_documents, longest_first, read_window, restore_order
 
 from conftest import CONLL_SAMPLE
 
@@ -70,7 +70,7 @@ def test_a_window_opening_inside_a_word_never_reads_it():
 def test_documents_are_runs_of_one_doc_id_and_data_without_them_one_stream(caplog):
     doc_ids = [0, 0, 1, 1, 1, 0, -1, -1, 2]
     assert group_documents(doc_ids, "sentence") == list(range(9))
-    with caplog.at_level(logging.INFO, logger="trainer.windows"):
+    with caplog.at_level(logging.INFO, logger="trainer.reading.windows"):
         assert group_documents(doc_ids, "document", "train") == [0, 0, 1, 1, 1, 2, 3, 3, 4]
     assert "train: 2 of 9 sentences have no document boundaries (doc_id -1): read as one stream" in caplog.text
     assert group_documents([-1] * 4, "document") == [0, 0, 0, 0]

@@ -2,19 +2,20 @@
 and tests, written to `<output_dir>/run_config.json` and read back by the model card.
 
 Hyperparameters keep the `TrainingArguments` names so users of `run_ner.py` feel at home; both engines (the HF
-Trainer and the Accelerate loop) read the same fields. This module imports nothing from the package but the window
-defaults of trainer.limits (which imports nothing).
+Trainer and the Accelerate loop) read the same fields. It imports nothing of the package but the window defaults of
+trainer.reading.windows, the option helper of trainer.cli and the JSON helpers of trainer.outputs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from trainer.limits import DEFAULT_STRIDE, DOCUMENT_MAX_LENGTH, default_stride
+from trainer.cli import field_help as _help
+from trainer.outputs import from_dict, load_json, write_json
+from trainer.reading.windows import DEFAULT_STRIDE, DOCUMENT_MAX_LENGTH, default_stride
 
 TASK_TAG_COLUMNS = {"ner": "ner_tags", "pos": "pos_tags", "chunk": "chunk_tags"}
 # Column of each task in a CoNLL column file, counted from 0 (the token). CoNLL-2003 is `token POS chunk NER` and
@@ -25,10 +26,6 @@ DEFAULT_DATASET = "conll2003"
 # Hub ids that no longer load as named. The canonical `conll2003` was a loading script, which datasets>=4 refuses;
 # its parquet conversion holds the same data (IOB2 tags, ClassLabel names). Used by the data reader and the card.
 HUB_ALIASES = {"conll2003": ("eriktks/conll2003", "refs/convert/parquet")}
-
-
-def _help(text: str, **kw: Any) -> Any:
-    return field(metadata={"help": text}, **kw)
 
 
 @dataclass
@@ -215,21 +212,16 @@ class Config:
         return dataclasses.asdict(self)
 
     def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2)
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str, **overrides: Any) -> "Config":
-        with open(path, encoding="utf-8") as f:
-            values = json.load(f)
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
+        values = load_json(path)
         if "context" not in values:  # written before windows existed: the run trained on sentences, with no stride
             values["context"] = "sentence"
             if values.get("max_seq_length"):
                 values["stride"] = min(DEFAULT_STRIDE, (values["max_seq_length"] - 1) // 2)
         if overrides.get("max_seq_length") and overrides.get("stride") is None:
             values.pop("stride", None)  # the saved stride was chosen for the saved window: a new one gets its own
-        values.update(overrides)
-        return cls(**values)
+        return from_dict(cls, values, **overrides)
 

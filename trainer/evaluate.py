@@ -9,23 +9,53 @@ windows the model was trained with (documents or sentences, recorded in its `con
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Sequence
 
 from transformers import AutoModelForTokenClassification
 
-from trainer.card import CardError, write_model_card
-from trainer.data import DataError
-from trainer.evaluation import DATA_FIELDS, eval_config, evaluate, load_split
-from trainer.limits import model_window
-from trainer.outputs import (CARD_FILE, EVAL_RESULTS_FILE, RUN_CONFIG_FILE, THIS_MODEL, check_results_model,
-                             results_model)
-from trainer.prepare import load_tokenizer
+from trainer.cli import field_help, parse, setup_logging
+from trainer.data.files import DataError
+from trainer.evaluation.word_level import eval_config, evaluate, load_split
+from trainer.hub.card import CardError, write_model_card
+from trainer.inference.tagger import load_tokenizer
+from trainer.outputs import CARD_FILE, EVAL_RESULTS_FILE, RUN_CONFIG_FILE, THIS_MODEL, check_results_model, results_model
+from trainer.reading.windows import model_window
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluateArgs:
+    model: str = field_help("A trained output directory (or Hub model id).")
+    split: Literal["train", "validation", "test"] = field_help("The split to score.", default="validation")
+    output_dir: Optional[str] = field_help(
+        "Where the result files go (default: the model directory, whose model card is then rewritten); results of "
+        "another model there are not merged with, but refused.", default=None)
+    per_device_eval_batch_size: int = field_help("Windows per forward pass.", default=32)
+    max_eval_samples: Optional[int] = field_help("Score only the split's first N sentences.", default=None)
+    # How the text is read: the model's own record (config.json's ner_window) unless given.
+    context: Optional[Literal["document", "sentence"]] = field_help(
+        "Read documents or single sentences (default: as the model was trained).", default=None)
+    max_seq_length: Optional[int] = field_help("Sub-tokens per window (default: the model's).", default=None)
+    stride: Optional[int] = field_help("Sub-tokens shared by consecutive windows (default: the model's).", default=None)
+    decoding: Optional[Literal["argmax", "viterbi"]] = field_help(
+        "Per-word argmax, or the best valid IOB2 sequence (default: as the model records).", default=None)
+    # The data: the training run's (run_config.json) unless given; a new source replaces the old one whole.
+    task: Optional[Literal["ner", "pos", "chunk"]] = field_help("Which tags to score (default: the run's).",
+                                                                default=None)
+    dataset_name: Optional[str] = field_help("Hub dataset id (or a local dataset directory).", default=None)
+    dataset_config_name: Optional[str] = field_help("Hub dataset configuration name.", default=None)
+    dataset_revision: Optional[str] = field_help("Hub dataset revision.", default=None)
+    data_dir: Optional[str] = field_help("Directory of CoNLL column files (see python -m trainer --help).",
+                                         default=None)
+    train_file: Optional[str] = field_help("Training file (with --split train).", default=None)
+    validation_file: Optional[str] = field_help("Validation file.", default=None)
+    test_file: Optional[str] = field_help("Test file.", default=None)
+    label_column: Optional[int] = field_help("Tag column of CoNLL column files, counted from 0.", default=None)
 
 
 def evaluate_saved(model: str, split: str, output_dir: Optional[str] = None, batch_size: int = 32,
@@ -58,29 +88,11 @@ def evaluate_saved(model: str, split: str, output_dir: Optional[str] = None, bat
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trainer.evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="saved model directory (or Hub id)")
-    ap.add_argument("--split", default="validation", help="split to score: train, validation or test")
-    ap.add_argument("--output-dir", help="where the result files go (default: the model directory, whose model card "
-                    "is then rewritten); results of another model there are not merged with, but refused")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-seq-length", type=int, help="sub-tokens per window (default: the model's, as trained)")
-    ap.add_argument("--context", choices=("document", "sentence"),
-                    help="read documents or single sentences (default: as the model was trained)")
-    ap.add_argument("--stride", type=int, help="sub-tokens shared by consecutive windows (default: the model's)")
-    ap.add_argument("--decoding", choices=("argmax", "viterbi"),
-                    help="per-word argmax, or the best valid IOB2 sequence (default: as the model records)")
-    ap.add_argument("--task", choices=("ner", "pos", "chunk"))
-    for flag in DATA_FIELDS:
-        ap.add_argument("--" + flag.replace("_", "-"), dest=flag)
-    ap.add_argument("--label-column", type=int)
-    ap.add_argument("--max-eval-samples", type=int, help="score only the split's first N sentences")
-    args = vars(ap.parse_args(argv))
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_logging()
+    args = vars(parse(EvaluateArgs, sys.argv[1:] if argv is None else argv, "python -m trainer.evaluate", __doc__))
     try:
-        rec = evaluate_saved(args.pop("model"), args.pop("split"), args.pop("output_dir"), args.pop("batch_size"),
-                             **args)
+        rec = evaluate_saved(args.pop("model"), args.pop("split"), args.pop("output_dir"),
+                             args.pop("per_device_eval_batch_size"), **args)
     except (DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,13 +3,15 @@
 What the trainer writes and the Space, the model card and the Hub read:
 - `run_config.json`: the run's `Config` (written and read by `trainer.config.Config.save/load`).
 - `train_results.json`: a `TrainStats` (time, throughput, log history, data description, versions, device).
-- `eval_results.json`: `{split: record}`, one word-level record per evaluated split (`trainer.metrics`'s
+- `eval_results.json`: `{split: record}`, one word-level record per evaluated split (`trainer.evaluation.metrics`'s
   `evaluation_record`: overall and per-entity scores, sizes, dataset, protocol, and `model`: the model scored, "."
   for the one saved in the same directory); a new split's record is merged in, never one of another model.
 - `predictions_<split>.jsonl`: one sentence a line, `{"doc_id", "sent_idx", "tokens", "gold", "pred"}` (IOB2 tags).
 
-Every write goes to a temporary file first and is renamed into place, so a reader never sees half a file. Imports
-nothing from the package and no ML library, so serving code can use it without pulling in training dependencies.
+Every file of the package is written through `atomic_path`: to a temporary file of its own beside the target, then
+renamed into place, so a reader never sees half a file and no other file (a user's `x.tmp`, say) is ever touched.
+Imports nothing from the package and no ML library, so serving code can use it without pulling in training
+dependencies.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional, TypeVar
 
 RUN_CONFIG_FILE = "run_config.json"
 TRAIN_RESULTS_FILE = "train_results.json"
@@ -40,6 +44,9 @@ RESULT_FILE_PATTERNS = (RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, 
 # What a run writes besides: checkpoints, the Trainer's pickled arguments and logs, markers, temporary files.
 RUN_STATE_PATTERNS = ("checkpoint-*", "training_args.bin", "runs", RUN_IDENTITY_FILE, RUN_COMPLETE_FILE, "*.tmp")
 
+
+# What train_results.json's data description says of data without document boundaries (-DOCSTART-, doc_id).
+NO_DOCUMENTS = "none: the split read in order"
 
 # What a record names as its model when the model is the one saved in the directory the results are in (a training
 # run's, or `trainer.evaluate`'s default): relative, so the records still match after the directory is moved, copied
@@ -80,6 +87,16 @@ def check_results_model(output_dir: str, model: str) -> None:
                                 f"{EVAL_RESULTS_FILE} and {predictions_file('*')} first")
 
 
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], values: dict[str, Any], **overrides: Any) -> T:
+    """A dataclass from a dict read from JSON, keeping only the fields `cls` knows: files written by an older or newer
+    version of the package may hold others."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in {**values, **overrides}.items() if k in known})
+
+
 @dataclass
 class TrainStats:
     """What an engine reports about its training run; `finish` adds the data, versions and device, and the model
@@ -107,29 +124,40 @@ class TrainStats:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainStats":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 # --- writing ------------------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """A new temporary path beside `path` (`<path>.<pid>-<random>.tmp`, created empty here) for the block to write;
+    renamed onto `path` when the block ends, removed if it raises. The name is this call's own, so two writers never
+    share it and an existing file is never overwritten but `path` itself."""
+    tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    open(tmp, "x").close()  # exclusive: never someone else's file
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def write_json(path: str, obj: Any) -> None:
-    """Write `obj` as JSON to `path` atomically (temporary file, then rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
+    """Write `obj` as JSON to `path` atomically."""
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def write_jsonl(path: str, rows: Iterable[dict[str, Any]]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def write_evaluation(output_dir: str, split: str, record: dict[str, Any], rows: Iterable[dict[str, Any]]) -> None:
@@ -174,4 +202,9 @@ def read_predictions(output_dir: str, split: str) -> Optional[list[dict[str, Any
 
 def read_train_stats(output_dir: str) -> Optional[TrainStats]:
     path = os.path.join(output_dir, TRAIN_RESULTS_FILE)
-    return TrainStats.from_dict(load_json(path)) if os.path.exists(path) else None
+    return from_dict(TrainStats, load_json(path)) if os.path.exists(path) else None
+
+
+def is_complete(output_dir: str) -> bool:
+    """Whether the run in `output_dir` finished: RUN_COMPLETE_FILE is written after its every other file."""
+    return os.path.exists(os.path.join(output_dir, RUN_COMPLETE_FILE))

@@ -9,7 +9,7 @@ Input: JSON-lines files (one object a line; the text in `--text-field`, default 
 per input text, in input order: `{"id", "source": "file:line", "entities": [{"type", "text", "start", "end",
 "score"}]}`, or `"error"` instead of `"entities"` for a text that cannot be tagged (the run goes on).
 
-Prediction is `trainer.inference.NerTagger` (the Space's path, windows over long texts, no length limit here). The
+Prediction is `trainer.inference.tagger.NerTagger` (the Space's path, windows over long texts, no length limit here). The
 output is resumable: texts are tagged into `<output>.shard-<rank>-of-<n>`, whose lines are kept and their texts
 skipped when the same command runs again (a line cut off by a kill is dropped; a line that is not the row of the input
 text at its place is refused, never kept); `<output>` itself appears, whole, only at the end. An existing file that is
@@ -19,19 +19,22 @@ of the n processes tags every n-th text into its own shard; the main process mer
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Literal, Optional, Sequence
+
+from trainer.cli import PositiveInt, field_help, parse, setup_logging
+from trainer.data.files import DataError, decoded_lines, json_lines
+from trainer.inference.backends import CHOICES as BACKEND_CHOICES
 
 logger = logging.getLogger(__name__)
 
 
-class InputFileError(ValueError):
-    """An input file that cannot be read as asked; the message names the file and line."""
+class InputFileError(DataError):
+    """An input or output file that cannot be used as asked; the message names the file and line."""
 
 
 @dataclass
@@ -48,44 +51,35 @@ FORMATS = ("auto", "text", "jsonl")
 
 def read_records(paths: Sequence[str], text_field: str = "text", id_field: str = "id",
                  fmt: str = "auto") -> Iterator[Record]:
-    """Every input text, in order. Plain text files: one text a non-empty line; JSON lines: one object a line.
-    `fmt` "auto" tells them apart by extension (JSONL_SUFFIXES), "text" and "jsonl" read every file so."""
+    """Every input text, in order. Plain text files: one text a non-empty line; JSON lines: one object a line. Lines
+    are read by the rules of the training data's readers (trainer.data.files: UTF-8, LF/CRLF/CR, a byte-order mark
+    at a line's start removed). `fmt` "auto" tells the two apart by extension (JSONL_SUFFIXES), "text" and "jsonl"
+    read every file so."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown input format {fmt!r}: choose one of {', '.join(FORMATS)}")
     for path in paths:
         if not os.path.isfile(path):
             raise InputFileError(f"{path}: no such file")
-        is_jsonl = fmt == "jsonl" or (fmt == "auto" and path.lower().endswith(JSONL_SUFFIXES))
+        if fmt == "jsonl" or (fmt == "auto" and path.lower().endswith(JSONL_SUFFIXES)):
+            for lineno, obj in json_lines(path, f'{{"{text_field}": "..."}}'):
+                if text_field not in obj:
+                    raise InputFileError(f"{path}:{lineno}: expected a JSON object with a {text_field!r} field "
+                                         f"(--text-field)")
+                yield Record(obj.get(id_field, f"{path}:{lineno}"), f"{path}:{lineno}", obj[text_field])
+            continue
         looked = fmt != "auto"  # whether a plain text file chosen by its extension was checked for JSON lines
-        try:
-            with open(path, encoding="utf-8", newline="") as f:
-                for lineno, line in enumerate(f, 1):
-                    line = line.rstrip("\r\n").lstrip("\ufeff") if lineno == 1 else line.rstrip("\r\n")
-                    if not line.strip():
-                        continue
-                    where = f"{path}:{lineno}"
-                    if not is_jsonl:
-                        if not looked:
-                            # JSON lines under another extension would be tagged braces and keys included, with
-                            # offsets into the JSON: say so once, on the file's first text.
-                            looked = True
-                            if _is_json_object(line):
-                                logger.warning("%s is a JSON object, but %s is read as plain text (a text a line) by "
-                                               "its extension; pass --format jsonl to read its %r field", where, path,
-                                               text_field)
-                        yield Record(where, where, line)
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise InputFileError(f"{where}: invalid JSON ({e.msg} at column {e.colno}): expected one "
-                                             f"object per line like {{\"{text_field}\": \"...\"}}") from None
-                    if not isinstance(obj, dict) or text_field not in obj:
-                        raise InputFileError(f"{where}: expected a JSON object with a {text_field!r} field "
-                                             f"(--text-field)")
-                    yield Record(obj.get(id_field, where), where, obj[text_field])
-        except UnicodeDecodeError:
-            raise InputFileError(_not_utf8(path)) from None
+        for lineno, line in decoded_lines(path):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            if not looked:
+                # JSON lines under another extension would be tagged braces and keys included, with offsets into
+                # the JSON: say so once, on the file's first text.
+                looked = True
+                if _is_json_object(line):
+                    logger.warning("%s is a JSON object, but %s is read as plain text (a text a line) by its "
+                                   "extension; pass --format jsonl to read its %r field", where, path, text_field)
+            yield Record(where, where, line)
 
 
 def _is_json_object(line: str) -> bool:
@@ -95,20 +89,6 @@ def _is_json_object(line: str) -> bool:
         return isinstance(json.loads(line), dict)
     except json.JSONDecodeError:
         return False
-
-
-def _not_utf8(path: str) -> str:
-    """Where `path` first fails to decode as UTF-8: the text reader decodes in blocks, so its error has no line."""
-    with open(path, "rb") as f:
-        data = f.read()
-    # bytes.splitlines breaks at \n, \r and \r\n, as the text reader (newline="") does: the same line numbers.
-    for lineno, raw in enumerate(data.splitlines(), 1):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            return (f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line): "
-                    "expected UTF-8 text; convert the file, e.g. `iconv -f latin1 -t utf-8`")
-    return f"{path}: not UTF-8: expected UTF-8 text"
 
 
 def complete_lines(path: str) -> int:
@@ -267,14 +247,13 @@ def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: i
                    fmt: str = "auto") -> int:
     """Tag every text of `inputs` into `output`; returns the number of texts. Distributed under accelerate launch.
     Everything that can be refused is refused before the model is loaded and before any file is opened to write."""
-    from trainer import backends
-    from trainer.inference import NerTagger, load_model
+    from trainer.inference.tagger import NerTagger, load_model
     from trainer.processes import process_state
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if (backend or "auto") not in backends.CHOICES:
-        raise ValueError(f"unknown inference backend {backend!r}: choose one of {', '.join(backends.CHOICES)}")
+    if (backend or "auto") not in BACKEND_CHOICES:
+        raise ValueError(f"unknown inference backend {backend!r}: choose one of {', '.join(BACKEND_CHOICES)}")
 
     state = process_state()  # refuses a launch that Accelerate does not see as WORLD_SIZE processes
     records = list(read_records(inputs, text_field, id_field, fmt))
@@ -306,43 +285,32 @@ def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: i
     return len(records)
 
 
-def positive_int(value: str) -> int:
-    n = int(value)  # argparse turns the ValueError into "invalid positive_int value"
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return n
+@dataclass
+class PredictArgs:
+    model: str = field_help("A trained output directory or Hub model id.")
+    input: list[str] = field_help("Text files (a text a line) or JSON-lines files.")
+    output: str = field_help("The JSON-lines file to write (resumed if it exists).")
+    per_device_eval_batch_size: PositiveInt = field_help("Texts per call of the tagger, per process.", default=32)
+    text_field: str = field_help("The text field of JSON-lines input.", default="text")
+    id_field: str = field_help("The id field of JSON-lines input (default: file:line).", default="id")
+    format: Literal["auto", "text", "jsonl"] = field_help(
+        "Input format: auto (.jsonl, .json, .ndjson in any case are JSON lines, other files plain text), text or "
+        "jsonl (every input).", default="auto")
+    backend: str = field_help("Inference backend (docs/inference.md).", default="auto",
+                              metadata={"choices": BACKEND_CHOICES})
+    progress: bool = field_help("Show a progress bar.", default=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from trainer import backends
-
-    ap = argparse.ArgumentParser(prog="python -m trainer.predict", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="a trained output directory or Hub model id")
-    ap.add_argument("--input", nargs="+", required=True, help="text files (a text a line) or JSON-lines files")
-    ap.add_argument("--output", required=True, help="the JSON-lines file to write (resumed if it exists)")
-    ap.add_argument("--batch-size", type=positive_int, default=32, help="texts per call of the tagger")
-    ap.add_argument("--text-field", default="text", help="text field of JSON-lines input")
-    ap.add_argument("--id-field", default="id", help="id field of JSON-lines input (default: file:line)")
-    ap.add_argument("--format", choices=FORMATS, default="auto",
-                    help="input format: auto (.jsonl, .json, .ndjson in any case are JSON lines, other files plain "
-                         "text), text or jsonl (every input)")
-    ap.add_argument("--backend", choices=backends.CHOICES, default="auto",
-                    help="inference backend (see README, 'Fast inference')")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-    # INFO for this project's loggers only: third-party libraries stay at WARNING (onnxruntime's quantizer logs
-    # dozens of INFO lines to the root logger). Run as `-m`, this module's logger is "__main__", not "trainer.*".
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("trainer", logger.name):
-        logging.getLogger(name).setLevel(logging.INFO)
-    from trainer.inference import ModelLoadError
+    setup_logging()
+    args = parse(PredictArgs, sys.argv[1:] if argv is None else argv, "python -m trainer.predict", __doc__)
+    from trainer.inference.tagger import ModelLoadError
     from trainer.processes import LaunchError
 
     try:
-        n = predict_corpus(args.model, args.input, args.output, args.batch_size, args.text_field, args.id_field,
-                           args.backend, not args.no_progress, args.format)
-    except (InputFileError, ModelLoadError, LaunchError) as e:
+        n = predict_corpus(args.model, args.input, args.output, args.per_device_eval_batch_size, args.text_field,
+                           args.id_field, args.backend, args.progress, args.format)
+    except (DataError, ModelLoadError, LaunchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{n} texts tagged into {args.output}")

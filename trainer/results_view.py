@@ -3,7 +3,7 @@
 data and text, and the error browser's rows. app.py only wires these to components.
 
 Results are read from `eval_results.json` / `predictions_<split>.jsonl` (trainer.outputs). Computing them is
-trainer.evaluation's `evaluate`, imported only when asked for, so serving a model with results never loads the data
+trainer.evaluation.word_level's `evaluate`, imported only when asked for, so serving a model with results never loads the data
 readers.
 """
 
@@ -14,17 +14,17 @@ import os
 import zlib
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
-from trainer.error_analysis import error_table
-from trainer.inference import Entity, NerTagger
-from trainer.labels import tags_to_spans
-from trainer.outputs import (EVAL_RESULTS_FILE, RUN_COMPLETE_FILE, RUN_CONFIG_FILE, load_json, load_jsonl,
+from trainer.evaluation.errors import error_table
+from trainer.inference.tagger import Entity, NerTagger
+from trainer.reading.labels import tags_to_spans
+from trainer.outputs import (EVAL_RESULTS_FILE, RUN_CONFIG_FILE, is_complete, load_json, load_jsonl,
                              predictions_file)
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from trainer.config import Config
-    from trainer.evaluation import Evaluation
+    from trainer.evaluation.word_level import Evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class ModelResults:
             self.note = f"{EVAL_RESULTS_FILE} of this model holds no {SPLIT} results"
             return None
         if results and self.local and os.path.exists(os.path.join(self.source, RUN_CONFIG_FILE)) \
-                and not os.path.exists(os.path.join(self.source, RUN_COMPLETE_FILE)):
+                and not is_complete(self.source):
             self.note = ("the training run of this model did not complete (no run_complete.json): these results may "
                          "not belong to its weights")
         return results[SPLIT] if results else None
@@ -141,7 +141,7 @@ class ModelResults:
         a file inside the model's directory or repo. Raises ValueError for any other local path (not read)."""
         import dataclasses
 
-        from trainer.evaluation import eval_config
+        from trainer.evaluation.word_level import eval_config
 
         cfg = eval_config(self.source, run_config=self._fetch(RUN_CONFIG_FILE))
         local = cfg.validation_file or cfg.data_dir
@@ -165,12 +165,12 @@ class ModelResults:
 
     def compute(self, tagger: NerTagger, progress: Optional[Callable[[float, str], None]] = None,
                 batch_size: int = 32) -> dict[str, Any]:
-        """Score the tagger's model on its validation data (see `validation_config`) with trainer.evaluation, in
+        """Score the tagger's model on its validation data (see `validation_config`) with trainer.evaluation.word_level, in
         memory; computed once per process, then returned as it is."""
         if self._computed:
             return self._computed.record
-        from trainer.data import DataError
-        from trainer.evaluation import evaluate, load_split
+        from trainer.data.load import DataError
+        from trainer.evaluation.word_level import evaluate, load_split
 
         if progress:
             progress(0.0, "loading the validation data")
@@ -236,7 +236,7 @@ def summary_markdown(record: dict[str, Any], source: str) -> str:
 
 def error_rows(predictions: Sequence[dict[str, Any]], types: Optional[Iterable[str]] = None,
                kinds: Optional[Iterable[str]] = None, limit: int = 500) -> list[dict[str, Any]]:
-    """Error-browser records (see trainer.error_analysis.error_table), at most `limit` of them."""
+    """Error-browser records (see trainer.evaluation.errors.error_table), at most `limit` of them."""
     return error_table(predictions, types, kinds)[:limit]
 
 

@@ -2,7 +2,7 @@
 
 A softmax tagger picks each word's label on its own, so it can emit sequences no annotator would write (`B-ORG I-LOC`,
 an `I-PER` after `O`), which seqeval then reads as extra or broken entities. Viterbi over the word log-probabilities
-with the transitions of trainer.labels.iob2_transitions (each allowed transition costs nothing, the others are
+with the transitions of trainer.reading.labels.iob2_transitions (each allowed transition costs nothing, the others are
 impossible) returns the most probable *valid* sequence. No learned transition scores, so nothing to train.
 """
 
@@ -12,8 +12,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from trainer.labels import iob2_transitions
-from trainer.limits import DECODINGS
+from trainer.reading.labels import iob2_transitions
+
+# How word tags are read from the label scores; models recorded without a decoding were read by argmax.
+DECODINGS = ("argmax", "viterbi")
 
 
 def valid_iob2(logprobs: np.ndarray, first: np.ndarray, follows: np.ndarray) -> list[int]:

@@ -17,12 +17,11 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence
 
 import torch
@@ -31,14 +30,14 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForTokenClassification, Trainer, get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from trainer import checkpoints
+from trainer.training import checkpoints
 from trainer.config import Config
-from trainer.finish import finish, saved_model
-from trainer.metrics import validation_scores
-from trainer.outputs import TrainStats
-from trainer.precision import inference_attention, mixed_precision
-from trainer.prepare import prepare
-from trainer.windows import DocumentWindows, longest_first, restore_order
+from trainer.training.finish import finish, saved_model
+from trainer.evaluation.metrics import validation_scores
+from trainer.outputs import TrainStats, from_dict, load_json, write_json
+from trainer.training.precision import inference_attention, mixed_precision
+from trainer.training.prepare import prepare
+from trainer.reading.windows import DocumentWindows, longest_first, restore_order
 
 logger = logging.getLogger(__name__)
 logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)  # a line per file; we log one per checkpoint
@@ -64,16 +63,16 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
 def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataLoader, windows: DocumentWindows,
              gold: list[list[str]], id2label: dict[int, str], scheme: str,
              order: Optional[Sequence[int]] = None, decoding: str = "argmax") -> dict[str, float]:
-    """The training-time validation pass (the final scores come from `trainer.evaluation`): word-level scores over
+    """The training-time validation pass (the final scores come from `trainer.evaluation.word_level`): word-level scores over
     every window exactly once, whatever the number of processes, each word read from its window as the final
-    evaluation reads it (`windows`, trainer.windows).
+    evaluation reads it (`windows`, trainer.reading.windows).
 
     Each process predicts its shard; batches differ in padded length across processes, so they are padded to a
     common length before the gather, and `gather_for_metrics` drops the samples the last uneven batch repeated to
     keep processes in step. Gathered rows come back in dataset order (process i holds batch i of each round).
     The loss is the Trainer's eval_loss: batch losses weighted by batch size. `order`: the order the dataloader
     visits the windows in, when not the dataset's (`eval_order`); `decoding`: how word tags are read (the model's
-    window record, trainer.decoding).
+    window record, trainer.reading.decoding).
     """
     model.eval()
     preds: list[Any] = []  # per window: (positions, labels) log-probabilities
@@ -122,17 +121,11 @@ class LoopState:
 
     def save(self, path: str) -> None:
         """Write `STATE_FILE` into the checkpoint directory `path`; written whole or not at all (a rename)."""
-        tmp = os.path.join(path, STATE_FILE + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(asdict(self), f, indent=2)
-        os.replace(tmp, os.path.join(path, STATE_FILE))
+        write_json(os.path.join(path, STATE_FILE), asdict(self))
 
     @classmethod
     def load(cls, path: str) -> LoopState:
-        with open(os.path.join(path, STATE_FILE), encoding="utf-8") as f:
-            saved = json.load(f)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in saved.items() if k in known})  # older files also hold best_step, never read
+        return from_dict(cls, load_json(os.path.join(path, STATE_FILE)))
 
 
 class LossWindow:

@@ -1,34 +1,127 @@
-"""Windows over words: how training, evaluation and the Space read texts longer than one model input.
+"""How a model reads words: windows of sub-tokens, the one rule for training, evaluation and serving.
+
+A model reads at most `max_length` sub-tokens at once (its window, `Window`). The window a model was trained with is
+recorded in its config (`config.json`, attribute `ner_window`: context, length, stride, decoding, case signal), and
+evaluation and the Space read that record (`model_window`), so a model is served and scored the way it was trained.
 
 A text is tokenized once into windows of at most `max_length` sub-tokens, consecutive windows sharing `stride`
 sub-tokens (the fast tokenizer's `return_overflowing_tokens`), so that nothing is cut. A word near a window's edge
 appears again in the next window, with more context there; its prediction is read from the window where its first
-sub-token has the most context on both sides (`read_window`), the one rule for raw texts (trainer.inference) and for
+sub-token has the most context on both sides (`read_window`), the one rule for raw texts (trainer.inference.tagger) and for
 pre-split documents (evaluation and per-epoch validation, through `DocumentWindows.word_tags`).
 
 Pre-split documents (`DocumentWindows.build`) are the consecutive sentences of one document, their words joined into
 one sequence; each window keeps its document and, per position, the word's index in that document, so predictions
 map back to (sentence, word). In "sentence" context every sentence is its own document.
 
-Imports nothing from the package but trainer.labels, trainer.limits, trainer.casing and trainer.decoding, and torch only to run a
-model: the Space uses it.
+Running a model over the windows is trainer.inference.tagger's; like all of trainer.reading, this imports nothing else of the
+package and no training library.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from trainer.casing import add_case_signal
-from trainer.decoding import Decoder
-from trainer.labels import OUTSIDE, first_subtoken_positions
-from trainer.limits import Window
+from trainer.reading.casing import add_case_signal
+from trainer.reading.casing import resolve as resolve_case_signal
+from trainer.reading.decoding import DECODINGS, Decoder
+from trainer.reading.labels import OUTSIDE, first_subtoken_positions
 
 logger = logging.getLogger(__name__)
+
+# Tokenizers without a usable limit report a huge sentinel as model_max_length (1e30); they get BERT's.
+FALLBACK_MAX_LENGTH = 512
+# The default window over documents. The probe (../shared/reference/doc_window_probe.py, README there) measured
+# +0.94 validation F1 on CoNLL-2003 with windows of 256 sub-tokens and stride 64 over isolated sentences. 256 gives
+# several sentences of context (a CoNLL sentence averages ~14 words, ~25 sub-tokens) while keeping the quadratic
+# attention cost of a step low on a CPU; 512 would cost about twice as much per token for little more context.
+DOCUMENT_MAX_LENGTH = 256
+# Sub-tokens shared by consecutive windows: every word away from a text's ends is read with at least half of it as
+# context on each side (trainer.reading.windows picks, for each word, the window where it has the most).
+DEFAULT_STRIDE = 64
+
+
+def default_stride(max_length: Optional[int]) -> int:
+    """The stride when none is given: a quarter of the window, at most DEFAULT_STRIDE (64 for 256 sub-tokens, 32 for
+    128), so that a shorter --max-seq-length needs no --stride of its own."""
+    return min(DEFAULT_STRIDE, max_length // 4) if max_length else DEFAULT_STRIDE
+CONTEXTS = ("document", "sentence")
+# The model config's record: {"context", "max_length", "stride", "decoding", "case_signal"}.
+CONFIG_ATTRIBUTE = "ner_window"
+
+
+@dataclass(frozen=True)
+class Window:
+    context: str      # "document": consecutive sentences of a document read together; "sentence": each on its own
+    max_length: int   # sub-tokens per window, special tokens included
+    stride: int       # sub-tokens shared by consecutive windows
+    decoding: str = "argmax"  # how word tags are read from the scores: per word, or the best valid IOB2 sequence
+    case_signal: str = "none"  # "token_type": capitals flagged in token_type_ids for uncased tokenizers (casing)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def max_length(tokenizer: Any, model_config: Any = None, requested: Optional[int] = None) -> int:
+    """The sub-token limit of one input (special tokens included): `requested` (e.g. --max-seq-length) if given,
+    capped by the tokenizer's limit and by the model's position embeddings, so that training, evaluation and the
+    Space window texts at the same length."""
+    limit = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else FALLBACK_MAX_LENGTH
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions:
+        limit = min(limit, positions)
+    return min(requested, limit) if requested else limit
+
+
+def window(tokenizer: Any, model_config: Any, context: str, requested_length: Optional[int] = None,
+           stride: int = DEFAULT_STRIDE, decoding: str = "argmax", case_signal: str = "none") -> Window:
+    """The window of a training run: `requested_length` (--max-seq-length) or, by default, DOCUMENT_MAX_LENGTH over
+    documents and the model's whole length for sentences (what training on sentences always used), capped as
+    `max_length` says. The stride is capped at half of a window's room for text, so that windows move forward.
+    `case_signal` "auto" becomes what casing.resolve chooses for this tokenizer and model."""
+    if context not in CONTEXTS:
+        raise ValueError(f"unknown context {context!r}: expected one of {', '.join(CONTEXTS)}")
+    length = max_length(tokenizer, model_config,
+                        requested_length or (DOCUMENT_MAX_LENGTH if context == "document" else None))
+    room = length - tokenizer.num_special_tokens_to_add(pair=False)
+    if room < 2:
+        raise ValueError(f"max_length {length} leaves no room for text")
+    if not 0 <= stride:
+        raise ValueError(f"stride must be >= 0, got {stride}")
+    if stride > room // 2:
+        logger.warning("stride %d is more than half of a %d-sub-token window's room for text; using %d", stride,
+                       length, room // 2)
+    if decoding not in DECODINGS:
+        raise ValueError(f"unknown decoding {decoding!r}: expected one of {', '.join(DECODINGS)}")
+    return Window(context, length, min(stride, room // 2), decoding,
+                  resolve_case_signal(case_signal, tokenizer, model_config))
+
+
+def recorded_window(model_config: Any) -> Optional[dict[str, Any]]:
+    """The window a model was trained with, as its config (a PretrainedConfig or config.json's dict) records it; None
+    for models trained before windows were recorded, or elsewhere."""
+    saved = (model_config.get(CONFIG_ATTRIBUTE) if isinstance(model_config, dict)
+             else getattr(model_config, CONFIG_ATTRIBUTE, None))
+    return saved if isinstance(saved, dict) and saved.get("context") in CONTEXTS else None
+
+
+def model_window(tokenizer: Any, model_config: Any, requested_length: Optional[int] = None,
+                 stride: Optional[int] = None, context: Optional[str] = None,
+                 decoding: Optional[str] = None) -> Window:
+    """The window a trained model is read with (evaluation, the Space): each value given here, else the one its
+    config records, else what models trained without a record were trained on: sentences, the model's whole length,
+    argmax, no case signal. The case signal is always the recorded one: the model was trained with it or without."""
+    saved = recorded_window(model_config) or {"context": "sentence"}
+    # A new window length gets its own default stride: the recorded one was chosen for the recorded length.
+    saved_stride = default_stride(requested_length) if requested_length else saved.get("stride", DEFAULT_STRIDE)
+    return window(tokenizer, model_config, context or saved["context"], requested_length or saved.get("max_length"),
+                  saved_stride if stride is None else stride,
+                  decoding or saved.get("decoding", "argmax"), saved.get("case_signal", "none"))
 
 Offset = tuple[int, int]
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
@@ -153,7 +246,7 @@ class DocumentWindows:
                   decoding: str = "argmax") -> list[list[str]]:
         """Per sentence, in order, each word's predicted tag, from `logprobs[window][position]` (each label's
         log-probability) at the position its reading chose, decoded per sentence as `decoding` says
-        (trainer.decoding). A word without a sub-token is predicted O (it stays in the gold data, so it counts as
+        (trainer.reading.decoding). A word without a sub-token is predicted O (it stays in the gold data, so it counts as
         missed rather than shifting the words after it)."""
         labels = [id2label[i] for i in range(len(id2label))]
         decode = Decoder(labels, decoding)
@@ -179,27 +272,4 @@ def restore_order(rows: Sequence[Any], order: Sequence[int]) -> list[Any]:
     out: list[Any] = [None] * len(order)
     for row, i in zip(rows, order):
         out[i] = row
-    return out
-
-
-def predict_windows(forward: Any, inputs: Any, pad_id: int, batch_size: int,
-                    progress: Optional[Progress] = None) -> list[np.ndarray]:
-    """The log-probability of every label at every position of every window, in window order (`inputs`: the
-    tokenizer's windows): one (positions, labels) array per window. `forward` is a trainer.backends backend: a padded
-    numpy batch of its `input_names` -> log-probabilities; the one it picks for the longest window runs them all.
-    Windows are run longest first in batches of `batch_size`."""
-    from trainer.backends import pad_batch
-
-    n_windows = len(inputs["input_ids"])
-    lengths = [len(ids) for ids in inputs["input_ids"]]
-    order = longest_first(lengths)
-    forward = forward.for_longest(max(lengths, default=0))
-    out: list[np.ndarray] = [np.zeros((0, 0), dtype=np.float32)] * n_windows
-    for b in range(0, n_windows, batch_size):
-        if progress:
-            progress(b / n_windows, f"predicting {b}/{n_windows} windows")
-        idx = order[b:b + batch_size]
-        logprobs = forward(pad_batch({n: [inputs[n][w] for w in idx] for n in forward.input_names}, pad_id))
-        for row, w in enumerate(idx):
-            out[w] = logprobs[row, :len(inputs["input_ids"][w])]
     return out

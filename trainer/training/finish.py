@@ -1,5 +1,5 @@
 """What both engines do after training, on the main process: save the tokenizer and the run config next to the saved
-model, score validation and test at word level (trainer.evaluation), record the run (train_results.json), write the
+model, score validation and test at word level (trainer.evaluation.word_level), record the run (train_results.json), write the
 model card, push if asked."""
 
 from __future__ import annotations
@@ -7,49 +7,28 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import platform
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import torch
 from transformers import AutoModelForTokenClassification, PreTrainedModel
 
-from trainer.card import CardError, write_model_card
+from trainer.hub.card import CardError, build_model_card, write_model_card
+from trainer.hub.push import push
+from trainer.machine import device_name, versions
 from trainer.config import Config
-from trainer.data import describe
-from trainer.evaluation import evaluate
-from trainer.output_dir import mark_complete
+from trainer.data.load import describe
+from trainer.evaluation.word_level import evaluate
+from trainer.training.output_dir import mark_complete
 from trainer.outputs import RUN_CONFIG_FILE, TrainStats, write_train_stats
-from trainer.prepare import Prepared
-from trainer.push import push
+from trainer.training.prepare import Prepared
 
 logger = logging.getLogger(__name__)
-
-VERSIONED = ("torch", "transformers", "datasets", "accelerate", "seqeval", "tokenizers")
-
-
-def versions() -> dict[str, str]:
-    """Installed versions from the package metadata (seqeval, for one, has no `__version__`)."""
-    out = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
 
 def saved_model(cfg: Config, device: torch.device | str) -> PreTrainedModel:
     """The best model as saved in `cfg.output_dir`, which both engines hand to `finish`: scored from disk, the numbers
     are those of the model users load. The trained object is not: under mixed precision Accelerate leaves its forward
     wrapped in autocast (a bf16 run scored 93.39 through it where its saved model scores 93.43), and bf16 training on
-    a CPU builds it with eager attention (trainer.precision)."""
+    a CPU builds it with eager attention (trainer.training.precision)."""
     return AutoModelForTokenClassification.from_pretrained(cfg.output_dir).to(device)
 
 
@@ -68,11 +47,13 @@ def finish(cfg: Config, prep: Prepared, model: torch.nn.Module, stats: TrainStat
     stats = dataclasses.replace(stats, engine=cfg.engine, data=describe(prep.data), versions=versions(),
                                 device=device_name())
     write_train_stats(out, stats)
-    try:
-        write_model_card(out, cfg.hub_model_id)  # also for runs that are not pushed: the card documents the run
+    card = None
+    try:  # also for runs that are not pushed: the card documents the run
+        card = build_model_card(out, cfg.hub_model_id)
+        write_model_card(out, card=card)
     except CardError as e:
         logger.warning("model card not written: %s", e)
     mark_complete(out)  # last: a directory without it holds an interrupted run
-    if cfg.push_to_hub:
-        push(out, cfg.hub_model_id, private=cfg.hub_private_repo)  # HubPushError keeps the local output intact
+    if cfg.push_to_hub:  # HubPushError keeps the local output intact
+        push(out, cfg.hub_model_id, private=cfg.hub_private_repo, card=card)
     return results

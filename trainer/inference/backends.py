@@ -1,20 +1,17 @@
-"""The token-classification forward pass of trainer.inference, on the runtime chosen by name.
+"""The token-classification forward pass of trainer.inference.tagger, on the runtime chosen by name, and the loop
+that runs it over a text's windows (`predict_windows`).
 
 A backend takes one padded batch (numpy int64 arrays `input_ids`, `attention_mask` and `token_type_ids` where the
 model takes it; padding on the right) and returns, per position, the log-probability of every label as a numpy array
-of shape (batch, length, labels) (trainer.decoding reads word tags from them). Everything else (windows, words,
-offsets, spans) stays in trainer.inference.
+of shape (batch, length, labels) (trainer.reading.decoding reads word tags from them). Everything else (windows,
+words, offsets, spans) stays in trainer.inference.tagger.
 
   torch       the model as loaded, fp32, under torch.inference_mode
-  torch-int8  torch.ao.quantization.quantize_dynamic on every nn.Linear (int8 weights, dynamically quantized
-              activations). torch.ao.quantization is deprecated (torch 2.13 warns that it "will be removed" and points
-              at torchao); it still works in 2.13, its warnings are silenced here.
   torch-bf16  a bf16 copy of the model (weights and activations). Fast only where the hardware computes bf16
               natively (a GPU, or a CPU with AVX512-BF16/AMX: oneDNN runs its matrix products on them); elsewhere it
               is emulated and many times slower than fp32, so it is then refused with that said.
-  onnx        the model exported once to ONNX and run by ONNX Runtime, fp32
-  onnx-int8   that export with int8 weights (onnxruntime.quantization.quantize_dynamic on MatMul/Gemm,
-              7-bit weights with per-channel scales: see quantize_onnx)
+  onnx        the model exported once to ONNX (trainer.inference.onnx_export) and run by ONNX Runtime, fp32
+  onnx-int8   that export with int8 weights (see onnx_export.quantize_onnx)
   openvino    the ONNX export run by OpenVINO Runtime on the CPU, in bf16 where the CPU computes it natively
               (AMX/AVX512-BF16), else fp32
   onnx-int8+openvino
@@ -25,18 +22,6 @@ offsets, spans) stays in trainer.inference.
 The int8 backends quantize activations per batch tensor at run time, so a text's labels can depend on which texts
 share its batch (in the benchmark 92% of sentences got the same entities alone as in a batch; fp32 backends: 100%).
 
-ONNX files go into a cache directory (`cache_dir`, default `$NER_ONNX_CACHE` or ~/.cache/ner-trainer/onnx), in a
-subdirectory named by a hash of the model (its config.json and the size and mtime of its weight files when it was
-loaded from a local directory, else its parameters' bytes) and of the export recipe; never into the model directory
-(the Space must not write into model directories, which may be read-only or shared). A cached file is reused, and on
-every load the fp32 graph is checked against the torch model on a small padded batch, so a stale or wrong export is
-redone rather than served. Files are written under a temporary name and renamed, so concurrent loads never read a
-half-written file.
-
-Why not Hugging Face Optimum (`ORTModelForTokenClassification`): optimum-onnx 0.1.0 requires transformers<4.58 and
-optimum~=2.1, while this project pins transformers 5.x; installing it would downgrade transformers. What we need from
-it is small: one `torch.onnx.export` call with dynamic batch/sequence axes, one `quantize_dynamic` call, and a session.
-
 onnxruntime (and onnx, for quantization) are imported only when an ONNX backend is built, so the torch backends work
 without them; openvino only for its backend. Why not Optimum Intel (`OVModelForTokenClassification`) for it:
 optimum-intel 2.2 requires transformers<5.6. We never call OpenVINO's model converter (`openvino.convert_model`), which
@@ -45,27 +30,25 @@ sends usage telemetry unless opted out: OpenVINO Runtime reads the ONNX file, an
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
-import json
 import logging
-import os
-import tempfile
 import threading
-import warnings
-from typing import Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
+from trainer.inference.onnx_export import int8_file, onnx_files
+from trainer.machine import native_bf16
+from trainer.reading.windows import Progress, longest_first
+
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8", "openvino", "onnx-int8+openvino")
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8", "openvino", "onnx-int8+openvino")
 # Chosen by bench/inference_speed.py (bench/results/inference_speed.json): the fastest backend, batch and one request
 # at a time, whose word-level F1 on the CoNLL-2003 validation split is within 0.3 points of torch fp32. There, on a
 # 2-core AVX2 CPU (no AVX-512/VNNI/bf16), ms/sentence batch / one at a time: pipeline 11.8 / 20.6, torch 5.6 / 17.6,
-# torch-int8 3.5 / 10.9 (F1 -1.3 points: out), onnx 4.0 / 7.5, onnx-int8 2.9 / 5.9 (F1 +0.3 points; 4.0x / 3.5x
+# onnx 4.0 / 7.5, onnx-int8 2.9 / 5.9 (F1 +0.3 points; 4.0x / 3.5x
 # the pipeline, median of per-round ratios over 5 rounds; measured with the export of before it traced eager
 # attention).
 DEFAULT_BACKEND = "onnx-int8"
@@ -85,22 +68,12 @@ DEFAULT_BACKEND_NATIVE_BF16 = "onnx-int8+openvino"
 SHORT_WINDOW = 64
 CHOICES = BACKENDS + ("auto",)
 
-ONNX_OPSET = 17
-# Bump when the export or quantization recipe changes: it is part of the cache key.
-EXPORT_RECIPE = "torchscript-opset17-eager-attention-v2+int8-per-channel-7bit"
-INT8_FILE = "model-int8.onnx"  # beside the fp32 model.onnx in a cache entry
-# Largest |logit| difference between the fp32 ONNX graph and torch accepted when a cached or new export is checked.
-EXPORT_TOLERANCE = 1e-3
-
 Batch = dict[str, np.ndarray]
-Output = tuple[np.ndarray, np.ndarray]  # (label ids int64, probabilities float32), both (batch, length)
 
 
 def default_backend() -> str:
     """What "auto" runs on this CPU: DEFAULT_BACKEND_NATIVE_BF16 where it computes bf16 natively, else
     DEFAULT_BACKEND."""
-    from trainer.precision import native_bf16
-
     return DEFAULT_BACKEND_NATIVE_BF16 if native_bf16("cpu") else DEFAULT_BACKEND
 
 
@@ -134,11 +107,6 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
-def label_and_prob(logprobs: np.ndarray) -> Output:
-    """Each position's argmax label and its probability, from log-probabilities."""
-    return logprobs.argmax(-1), np.exp(logprobs.max(-1))
-
-
 class Backend:
     """`backend(batch) -> log-probabilities` (batch, length, labels) float32; `input_names` are the arrays it reads
     from a batch."""
@@ -150,7 +118,7 @@ class Backend:
         raise NotImplementedError
 
     def for_longest(self, length: int) -> "Backend":
-        """The backend to run a set of windows on (one call of trainer.windows.predict_windows) whose longest has
+        """The backend to run a set of windows on (one call of trainer.reading.windows.predict_windows) whose longest has
         `length` sub-tokens: this one, unless a backend says otherwise (OnnxBackend)."""
         return self
 
@@ -167,14 +135,6 @@ class TorchBackend(Backend):
     def __call__(self, batch: Batch) -> np.ndarray:
         logits = self.model(**{n: torch.from_numpy(batch[n]).to(self.device) for n in self.input_names}).logits
         return logits.float().log_softmax(-1).cpu().numpy()
-
-
-def torch_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of `model` with int8 dynamically quantized nn.Linear layers (the original is left as it is)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices (still works in torch 2.13)
-        from torch.ao.quantization import quantize_dynamic
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 class OnnxBackend(Backend):
@@ -228,8 +188,6 @@ class OpenVinoBackend(OnnxBackend):
 
     def __init__(self, path: str, name: str = "openvino", threads: Optional[int] = None,
                  one_thread_max_length: int = 0, precision: Optional[str] = None) -> None:
-        from trainer.precision import native_bf16
-
         self.precision = precision or ("bf16" if native_bf16("cpu") else "f32")
         super().__init__(path, name, threads, one_thread_max_length)
 
@@ -277,184 +235,6 @@ class LengthRoutedBackend(Backend):
         return self.for_longest(batch["input_ids"].shape[1])(batch)
 
 
-# --- ONNX export and cache ------------------------------------------------------------------------------------------
-
-def default_cache_dir() -> str:
-    return os.environ.get("NER_ONNX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ner-trainer", "onnx")
-
-
-def _weight_files(model_dir: str) -> list[str]:
-    index = os.path.join(model_dir, "model.safetensors.index.json")
-    if os.path.exists(index):
-        with open(index, encoding="utf-8") as f:
-            shards = sorted(set(json.load(f).get("weight_map", {}).values()))
-        return ["model.safetensors.index.json", *shards]
-    return ["model.safetensors"] if os.path.exists(os.path.join(model_dir, "model.safetensors")) else []
-
-
-def model_key(model: torch.nn.Module, model_dir: Optional[str] = None) -> str:
-    """A short hash naming one model and export recipe. From a local model directory: its config.json bytes and the
-    size and mtime of its weight files (cheap); otherwise the config and every parameter's bytes."""
-    h = hashlib.sha256(f"{EXPORT_RECIPE}|torch {torch.__version__}".encode())
-    files = _weight_files(model_dir) if model_dir and os.path.isfile(os.path.join(model_dir, "config.json")) else []
-    if files:
-        with open(os.path.join(model_dir, "config.json"), "rb") as f:
-            h.update(f.read())
-        for name in files:
-            st = os.stat(os.path.join(model_dir, name))
-            h.update(f"|{name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    else:
-        h.update(model.config.to_json_string().encode())
-        for name, t in model.state_dict().items():
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-class _Logits(torch.nn.Module):
-    """The model with positional inputs in `names` order and only the logits out, for the TorchScript exporter."""
-
-    def __init__(self, model: torch.nn.Module, names: Sequence[str]) -> None:
-        super().__init__()
-        self.model, self.names = model, tuple(names)
-
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, args))).logits
-
-
-def _sample(model: torch.nn.Module, names: Sequence[str], rows: int, length: int, seed: int) -> Batch:
-    """A padded batch of random token ids (every row but the first padded), to trace and to check an export."""
-    rng = np.random.default_rng(seed)
-    vocab = int(getattr(model.config, "vocab_size", 1000))
-    ids = rng.integers(min(1000, vocab // 2), vocab, size=(rows, length), dtype=np.int64)
-    mask = np.ones((rows, length), dtype=np.int64)
-    for r in range(1, rows):
-        mask[r, length - r * (length // (rows + 1)) - 1:] = 0
-    batch = {"input_ids": ids * mask, "attention_mask": mask}
-    if "token_type_ids" in names:  # both types where the model has two: the case signal (trainer.casing) uses type 1
-        types = min(2, int(getattr(model.config, "type_vocab_size", 1) or 1))
-        batch["token_type_ids"] = rng.integers(0, types, size=(rows, length), dtype=np.int64) * mask
-    return {n: batch[n] for n in names}
-
-
-def _replace_atomically(directory: str, final: str, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-@contextlib.contextmanager
-def eager_attention(model: torch.nn.Module):
-    """`model` with its attention computed as the eager product -> mask -> softmax -> product while inside.
-
-    Traced that way, OpenVINO fuses the attention into one kernel: on the 2-core AMX Xeon, 16 windows of 256 sub-tokens
-    on one thread took 192 ms against 258 ms for the SDPA trace, whose NaN guards stay separate operations (ONNX
-    Runtime fp32: 951 against 1,038 ms). Both compute the same numbers."""
-    before = getattr(model.config, "_attn_implementation", None)
-    switch = before not in (None, "eager") and hasattr(model, "set_attn_implementation")
-    if switch:
-        model.set_attn_implementation("eager")
-    try:
-        yield model
-    finally:
-        if switch:
-            model.set_attn_implementation(before)
-
-
-def export_onnx(model: torch.nn.Module, names: Sequence[str], path: str) -> None:
-    """fp32 ONNX graph of `model` with dynamic batch and sequence axes, inputs `names`, output `logits`.
-
-    The TorchScript exporter (dynamo=False) is deprecated but still present in torch 2.13 and needs no extra package;
-    the dynamo exporter needs onnxscript, so it is only the fallback."""
-    sample = _sample(model, names, rows=2, length=12, seed=0)
-    args = tuple(torch.from_numpy(sample[n]) for n in names)
-    axes = {n: {0: "batch", 1: "sequence"} for n in (*names, "logits")}
-    wrapped = _Logits(model, names).eval()
-    with eager_attention(model), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript exporter deprecation and tracer notices
-        try:
-            torch.onnx.export(wrapped, args, path, input_names=list(names), output_names=["logits"],
-                              dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
-        except Exception as exc:  # noqa: BLE001 - the legacy exporter removed or failing: try the dynamo one
-            logger.warning("TorchScript ONNX export failed (%s); trying the dynamo exporter", exc)
-            dim = torch.export.Dim
-            shapes = {n: {0: dim("batch"), 1: dim("sequence")} for n in names}
-            torch.onnx.export(wrapped, args, path, input_names=list(names), output_names=["logits"],
-                              dynamic_shapes=shapes, opset_version=ONNX_OPSET, dynamo=True, external_data=False)
-
-
-def quantize_onnx(src: str, dst: str) -> None:
-    """int8 weights for MatMul/Gemm, one scale per output channel, 7-bit range; activations quantized on the fly.
-
-    ORT multiplies uint8 activations by int8 weights (U8S8). Its AVX2 kernel without VNNI adds pairs of products in
-    saturating int16 (vpmaddubsw), so full-range int8 weights can overflow; reduce_range keeps weights in [-64, 63],
-    which cannot (2 * 255 * 64 < 32767), and per-channel scales win back the precision. Measured once on the 2-core
-    AVX2 (no VNNI) CPU, MiniLM fine-tuned on 4k CoNLL sentences, validation word F1 0.6596 in fp32 (share of
-    sentences whose entities equal fp32's in brackets), batched ms/sentence in one interleaved run:
-      QInt8 per tensor          0.6404 (84%)            QInt8 per tensor, reduce_range     0.6241
-      QInt8 per channel         0.6567 (92%)  2.98 ms   QInt8 per channel, reduce_range    0.6607 (92%)  2.90 ms
-      QUInt8 per tensor         0.6699 (89%)            QUInt8 per channel (U8U8 kernel)   0.6588 (93%)  3.21 ms
-    Fusing the graph first (onnxruntime.transformers optimizer, with or without eager attention) made the int8
-    graphs no faster here, so it is not done. Weight-only MatMulNBits needs the extra onnx_ir package: not tried."""
-    from onnx import TensorProto
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                     op_types_to_quantize=["MatMul", "Gemm"], extra_options={"DefaultTensorType": TensorProto.FLOAT})
-
-
-@torch.inference_mode()
-def _export_error(model: torch.nn.Module, names: Sequence[str], backend: OnnxBackend) -> float:
-    """Largest |logit| difference between `backend` and the torch model on unpadded positions of a padded batch
-    of another shape than the traced one (so the dynamic axes and the attention mask are exercised)."""
-    sample = _sample(model, names, rows=3, length=21, seed=1)
-    want = model(**{n: torch.from_numpy(v) for n, v in sample.items()}).logits.float().numpy()
-    got = backend.logits(sample)
-    keep = sample["attention_mask"].astype(bool)
-    return float(np.abs(got - want)[keep].max())
-
-
-def onnx_files(model: torch.nn.Module, input_names: Sequence[str], model_dir: Optional[str] = None,
-               cache_dir: Optional[str] = None) -> str:
-    """Path of the cached fp32 ONNX file for `model`, exporting it first if needed, checked against the model."""
-    cache = os.path.join(cache_dir or default_cache_dir(), model_key(model, model_dir))
-    os.makedirs(cache, exist_ok=True)
-    if model_dir:
-        here, there = os.path.realpath(cache), os.path.realpath(model_dir)
-        if here == there or here.startswith(there + os.sep):
-            raise ValueError(f"the ONNX cache {cache} lies inside the model directory {model_dir}: pick another")
-    fp32 = os.path.join(cache, "model.onnx")
-    fresh = not os.path.exists(fp32)
-    if fresh:
-        logger.info("exporting %s to ONNX in %s", model_dir or type(model).__name__, cache)
-        _replace_atomically(cache, fp32, lambda tmp: export_onnx(model, input_names, tmp))
-    error = _export_error(model, input_names, OnnxBackend(fp32, threads=1))
-    if error > EXPORT_TOLERANCE and not fresh:  # a stale cache entry: export again once
-        logger.warning("cached ONNX graph %s differs from the model by %.3g; exporting again", fp32, error)
-        _replace_atomically(cache, fp32, lambda tmp: export_onnx(model, input_names, tmp))
-        if os.path.exists(os.path.join(cache, INT8_FILE)):  # quantized from the stale graph
-            os.remove(os.path.join(cache, INT8_FILE))
-        error = _export_error(model, input_names, OnnxBackend(fp32, threads=1))
-    if error > EXPORT_TOLERANCE:
-        raise RuntimeError(f"the ONNX export of {model_dir or 'the model'} differs from torch by {error:.3g} "
-                           f"in its logits (tolerance {EXPORT_TOLERANCE}); use backend='torch'")
-    return fp32
-
-
-def int8_file(fp32: str) -> str:
-    """Path of the int8 file beside the checked fp32 one (onnx_files), quantizing it first if needed."""
-    cache = os.path.dirname(fp32)
-    q = os.path.join(cache, INT8_FILE)
-    if not os.path.exists(q):
-        _replace_atomically(cache, q, lambda tmp: quantize_onnx(fp32, tmp))
-    return q
-
-
 def model_input_names(model: torch.nn.Module, tokenizer_names: Sequence[str]) -> tuple[str, ...]:
     """The tokenizer's inputs the model's forward accepts (token_type_ids only where it takes it)."""
     import inspect
@@ -483,11 +263,7 @@ def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Seque
     names = model_input_names(model, input_names)
     if name == "torch":
         return TorchBackend(model, names)
-    if name == "torch-int8":
-        return TorchBackend(torch_int8(model), names, name="torch-int8")
     if name == "torch-bf16":
-        from trainer.precision import native_bf16
-
         if not native_bf16(next(model.parameters()).device.type):
             raise ValueError(f"backend {name!r} needs native bf16 (a CPU with avx512_bf16/amx_bf16, or a GPU "
                              "with bf16): here it would be emulated, many times slower than fp32; use 'auto'")
@@ -508,3 +284,24 @@ def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Seque
         return LengthRoutedBackend(onnx, OpenVinoBackend(fp32, one_thread_max_length=one_thread_max_length),
                                    SHORT_WINDOW)
     return onnx
+
+
+def predict_windows(forward: Any, inputs: Any, pad_id: int, batch_size: int,
+                    progress: Optional[Progress] = None) -> list[np.ndarray]:
+    """The log-probability of every label at every position of every window, in window order (`inputs`: the
+    tokenizer's windows): one (positions, labels) array per window. `forward` is a backend: a padded
+    numpy batch of its `input_names` -> log-probabilities; the one it picks for the longest window runs them all.
+    Windows are run longest first in batches of `batch_size`."""
+    n_windows = len(inputs["input_ids"])
+    lengths = [len(ids) for ids in inputs["input_ids"]]
+    order = longest_first(lengths)
+    forward = forward.for_longest(max(lengths, default=0))
+    out: list[np.ndarray] = [np.zeros((0, 0), dtype=np.float32)] * n_windows
+    for b in range(0, n_windows, batch_size):
+        if progress:
+            progress(b / n_windows, f"predicting {b}/{n_windows} windows")
+        idx = order[b:b + batch_size]
+        logprobs = forward(pad_batch({n: [inputs[n][w] for w in idx] for n in forward.input_names}, pad_id))
+        for row, w in enumerate(idx):
+            out[w] = logprobs[row, :len(inputs["input_ids"][w])]
+    return out

@@ -8,7 +8,7 @@ Kinds, per predicted or gold span that is not an exact match (same type, same wo
 - wrong type and boundary: a predicted span overlapping a gold span with neither words nor type matching.
 This is the usual span-level taxonomy (as in nervaluate / Batista's "Named-Entity evaluation metrics"); a predicted
 span is explained by the overlapping gold span that matches it best (type first, then most shared words).
-Imports nothing from the package but trainer.labels.
+Imports nothing from the package but trainer.reading.labels.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
-from trainer.labels import tags_to_spans
+from trainer.reading.labels import tags_to_spans
 
 FALSE_POSITIVE = "false positive"
 FALSE_NEGATIVE = "false negative"

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from trainer.config import Config
 
-ENGINES = {"trainer": "trainer.train", "accelerate": "trainer.loop"}
+ENGINES = {"trainer": "trainer.training.hf_trainer", "accelerate": "trainer.training.loop"}
 
 
 def get_engine(name: str) -> Callable[[Config], dict[str, Any]]:

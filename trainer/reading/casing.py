@@ -9,7 +9,7 @@ of a sentence pair), added to every position's input, so this needs no new param
 
 The flag is computed from each sub-token's character offsets (into the raw text, or into its word for pre-split
 words), so a window that opens in the middle of a word and a raw text tokenized into its own words get the same
-signal as training did. The choice is recorded with the model's window (trainer.limits), so evaluation and the Space
+signal as training did. The choice is recorded with the model's window (trainer.reading.windows), so evaluation and the Space
 add it exactly when the model was trained with it. A generic `pipeline("token-classification")` does not add it:
 the model card says so.
 

@@ -2,7 +2,7 @@
 
 Scores are always computed per word (the prediction of each word's first sub-token), whatever sub-tokens were
 labelled in training, so they are comparable across alignment strategies and `label_all_tokens` cannot inflate them
-(transformers issue 14043). Texts are read in overlapping windows (trainer.windows), so no word is cut: each word is
+(transformers issue 14043). Texts are read in overlapping windows (trainer.reading.windows), so no word is cut: each word is
 read once, from the window where its first sub-token has the most context, and every sentence is scored once.
 
 Chunk tags (NER, chunking) are scored with seqeval in its default, conlleval-compatible mode. Plain tags (POS) are
@@ -10,7 +10,7 @@ scored per tag with our own counts: seqeval would split `NN` into a prefix `N` a
 
 `evaluation_record` is what `eval_results.json` keeps per split (`{"overall": {precision, recall, f1, accuracy},
 "per_entity": {TYPE: {precision, recall, f1, support}}, "num_sentences", "num_words", "dataset", "protocol"}`);
-trainer.outputs writes and reads the files, trainer.evaluation produces the records.
+trainer.outputs writes and reads the files, trainer.evaluation.word_level produces the records.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence
 
 from seqeval.metrics import accuracy_score, classification_report
 
-from trainer.windows import DocumentWindows
+from trainer.reading.windows import DocumentWindows
 
 SEQEVAL_MODE = "default (conlleval-compatible)"
 WORD_LEVEL = ("word (first sub-token of each word, read from the window where it has the most context; a text longer "
@@ -81,7 +81,7 @@ def _score_plain(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -
 
 def evaluation_record(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: str, split: str,
                       dataset: str, window: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """Everything `eval_results.json` keeps for one split; `window` is how the text was read (trainer.limits)."""
+    """Everything `eval_results.json` keeps for one split; `window` is how the text was read (trainer.reading.windows)."""
     rec = score(gold, pred, scheme)
     rec.update({
         "split": split,

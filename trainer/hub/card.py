@@ -26,11 +26,10 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from huggingface_hub.utils import validate_repo_id
 
 from trainer.config import Config
-from trainer.data import NO_DOCUMENTS
-from trainer.labels import entity_types as label_entity_types, tags_to_spans
-from trainer.limits import recorded_window
-from trainer.outputs import (CARD_FILE, EVAL_RESULTS_FILE, RUN_CONFIG_FILE, TrainStats, load_json, read_predictions,
-                             read_results, read_train_stats)
+from trainer.reading.labels import entity_types as label_entity_types, tags_to_spans
+from trainer.reading.windows import recorded_window
+from trainer.outputs import (CARD_FILE, EVAL_RESULTS_FILE, NO_DOCUMENTS, RUN_CONFIG_FILE, TrainStats, load_json,
+                             read_predictions, read_results, read_train_stats, write_text)
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +266,7 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "split_names": SPLIT_NAMES,
         "results": results,
         "protocol": results[splits[0]].get("protocol", {}),
-        # How the model reads text (trainer.limits), as its config records it; models trained before it was
+        # How the model reads text (trainer.reading.windows), as its config records it; models trained before it was
         # recorded read sentences.
         "window": recorded_window(model_config) or results[splits[0]].get("protocol", {}).get("window"),
         "documents": data.get("documents"),
@@ -365,16 +364,14 @@ def validate_card(card: ModelCard, expected: Optional[Sequence[EvalResult]] = No
             raise CardError(f"widget examples must be {{text: ...}} with text, got {w!r}")
 
 
-def write_model_card(output_dir: str, hub_model_id: Optional[str] = None) -> str:
-    """Render the model card from the output directory's files and write it to `<output_dir>/README.md`.
+def write_model_card(output_dir: str, hub_model_id: Optional[str] = None, card: Optional[ModelCard] = None) -> str:
+    """Write the model card (`card`, else rendered from the output directory's files) to `<output_dir>/README.md`.
 
     `hub_model_id` (default: run_config's) is the repository the usage example loads from. Returns the path.
     Raises CardError if the directory lacks what the card is built from.
     """
-    card = build_model_card(output_dir, hub_model_id)
+    card = card or build_model_card(output_dir, hub_model_id)
     path = os.path.join(output_dir, CARD_FILE)
-    tmp = path + ".tmp"
-    card.save(tmp)
-    os.replace(tmp, path)  # never leave a half-written card
+    write_text(path, str(card))
     logger.info("Model card written to %s", path)
     return path

@@ -1,7 +1,7 @@
 """Mixed precision only where it helps: bf16 where the hardware computes it natively, fp32 where it would be emulated.
 
 On a CPU without AVX512-BF16 or AMX, autocast emulates bf16: one MiniLM training step measured 23x slower than fp32
-on an AVX2 machine (issue 9), so `--bf16` there would turn minutes into hours. Both engines ask here which precision
+on an AVX2 machine, so `--bf16` there would turn minutes into hours (trainer.machine says which is which). Both engines ask here which precision
 to train in; the run records the one used (train_results.json, the model card).
 """
 
@@ -9,38 +9,14 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Iterator
 
 import torch
 
 from trainer.config import Config
+from trainer.machine import native_bf16
 
 logger = logging.getLogger(__name__)
-
-# /proc/cpuinfo flags of x86 CPUs that compute bf16 natively (AVX-512 BF16 instructions, AMX tiles).
-NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-@lru_cache(maxsize=None)
-def cpu_flags() -> frozenset[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def native_bf16(device_type: str | None = None) -> bool:
-    """Whether a device computes bf16 natively (a CUDA GPU that supports it, or such a CPU). `device_type` "cuda" or
-    "cpu"; by default the one training runs on (a CUDA GPU where there is one)."""
-    if device_type == "cuda" or (device_type is None and torch.cuda.is_available()):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return any(flag in cpu_flags() for flag in NATIVE_BF16_CPU_FLAGS)
-
 
 def attention_implementation(cfg: Config) -> dict[str, str]:
     """The from_pretrained keyword choosing how attention is computed in training: eager for bf16 on a CPU, else the

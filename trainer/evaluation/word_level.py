@@ -2,13 +2,13 @@
 `python -m trainer.evaluate` and the Space's validation results.
 
 `evaluate` reads the split in the windows the model was trained with (documents or sentences, recorded in its
-config; trainer.windows), labels each word from the window where its first sub-token has the most context (the rule
-the Space applies to long texts), scores every sentence once with `trainer.metrics` and returns the record of
+config; trainer.reading.windows), labels each word from the window where its first sub-token has the most context (the rule
+the Space applies to long texts), scores every sentence once with `trainer.evaluation.metrics` and returns the record of
 `eval_results.json` with the rows of `predictions_<split>.jsonl` (one per sentence, in dataset order), writing both
 (`trainer.outputs`) when given a directory. It runs its own loop rather than `Trainer.predict`: the Trainer may
 length-group evaluation batches (transformers 5 under `group_by_length`), and predictions are mapped back by index.
 
-(Validation *during* training is scored by `trainer.metrics.validation_scores` on the encoded windows, sharded across
+(Validation *during* training is scored by `trainer.evaluation.metrics.validation_scores` on the encoded windows, sharded across
 processes by each engine, with the same rule; the final scores of the saved model come from here.)
 """
 
@@ -21,13 +21,14 @@ from typing import Any, Optional, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from trainer.backends import Backend, TorchBackend, model_input_names
+from trainer.inference.backends import Backend, TorchBackend, model_input_names, predict_windows
 from trainer.config import Config
-from trainer.data import DataError, NerData, load_data
-from trainer.limits import Window, model_window
-from trainer.metrics import evaluation_record
+from trainer.data.files import DataError
+from trainer.data.load import NerData, load_data
+from trainer.reading.windows import Window, model_window
+from trainer.evaluation.metrics import evaluation_record
 from trainer.outputs import RUN_CONFIG_FILE, THIS_MODEL, write_evaluation
-from trainer.windows import DocumentWindows, Progress, predict_windows
+from trainer.reading.windows import DocumentWindows, Progress
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +74,9 @@ def predict_words(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, se
                   backend: Optional[Backend] = None) -> list[list[str]]:
     """One predicted tag per word of each sentence: sentences grouped into documents by `doc_ids` (None: no
     boundaries) as `window.context` says, read in overlapping windows, each word labelled by its first sub-token in
-    the window where that has the most context (trainer.windows, the Space's rule), decoded per sentence as
-    `window.decoding` says (trainer.decoding). Words the tokenizer gives no sub-token are predicted O. `backend`:
-    the forward pass (trainer.backends) to read the windows with; by default the model itself, in torch."""
+    the window where that has the most context (trainer.reading.windows, the Space's rule), decoded per sentence as
+    `window.decoding` says (trainer.reading.decoding). Words the tokenizer gives no sub-token are predicted O. `backend`:
+    the forward pass (trainer.inference.backends) to read the windows with; by default the model itself, in torch."""
     windows = DocumentWindows.build(tokenizer, sentences, doc_ids, window, what)
     forward = backend or TorchBackend(model, model_input_names(model, tokenizer.model_input_names))
     logprobs = (predict_windows(forward, windows.inputs, tokenizer.pad_token_id or 0, batch_size, progress)
@@ -89,7 +90,7 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: N
              model_id: Optional[str] = None, first_sentences: Optional[int] = None) -> Evaluation:
     """Predict every sentence of `data`'s `split`, score it at word level, and write the result files into
     `output_dir` if given. The text is read in the windows the model was trained with (its config's record,
-    trainer.limits.model_window), `max_seq_length` (--max-seq-length) or `window` overriding them. The record names
+    trainer.reading.windows.model_window), `max_seq_length` (--max-seq-length) or `window` overriding them. The record names
     the model as `model_id` (trainer.outputs.results_model), by default, when written, as the model saved in
     `output_dir` (what a training run scores); writing into a directory holding another model's results raises
     trainer.outputs.ResultsModelError. `first_sentences`: the limit the split was loaded with (--max-eval-samples),

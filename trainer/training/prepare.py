@@ -8,19 +8,17 @@ from dataclasses import dataclass
 import torch
 from accelerate import PartialState
 from datasets import Dataset
-from transformers import (AutoConfig, AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel,
-                          PreTrainedTokenizerBase, set_seed)
+from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel, PreTrainedTokenizerBase, set_seed
 
-from trainer.allocator import keep_freed_memory
 from trainer.config import Config
-from trainer.data import NerData, load_data
-from trainer.dropout import use_fast_dropout
-from trainer.encode import encode
-from trainer.limits import CONFIG_ATTRIBUTE, Window, window
-from trainer.output_dir import check_identity, prepare_output_dir
-from trainer.precision import attention_implementation
+from trainer.data.load import NerData, load_data
+from trainer.inference.tagger import load_tokenizer
 from trainer.processes import process_state
-from trainer.windows import DocumentWindows
+from trainer.reading.windows import CONFIG_ATTRIBUTE, DocumentWindows, Window, window
+from trainer.training.cpu import keep_freed_memory
+from trainer.training.encode import encode
+from trainer.training.output_dir import check_identity, prepare_output_dir
+from trainer.training.precision import attention_implementation
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +31,7 @@ class Prepared:
     train: Dataset
     validation: Dataset | None  # first sub-tokens labelled only: word-level evaluation during training
     validation_windows: DocumentWindows | None  # how validation's windows map back to its words
-    window: Window  # what one training example is (trainer.limits), recorded in the model's config
-
-
-def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    if not tokenizer.is_fast:
-        # word_ids() (the word <-> sub-token map every alignment here relies on) exists only on fast tokenizers.
-        raise ValueError(f"{name_or_path}: a fast (Rust) tokenizer is needed for word alignment; this model has only "
-                         f"a slow one")
-    return tokenizer
+    window: Window  # what one training example is (trainer.reading.windows), recorded in the model's config
 
 
 # What encoder families call their dropouts in their configs: BERT, RoBERTa, ELECTRA, DeBERTa, XLM-R
@@ -71,7 +60,7 @@ def dropout_overrides(name_or_path: str, attention: float | None = None,
 
 def prepare(cfg: Config) -> Prepared:
     """On the main process, the output directory is checked (and cleared with --overwrite-output-dir) before anything
-    is loaded, and the run's identity is checked or recorded once the labels are known (trainer.output_dir). The main
+    is loaded, and the run's identity is checked or recorded once the labels are known (trainer.training.output_dir). The main
     process prepares first, so that a model or dataset is downloaded and cached once; the others then read the
     cache."""
     state = process_state()
@@ -101,15 +90,15 @@ def _prepare(cfg: Config, state: PartialState) -> Prepared:
         **attention_implementation(cfg))
     if cfg.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    if not torch.cuda.is_available():  # training on a CPU: dropout masks are slow to draw, fresh pages slow to fault
-        use_fast_dropout(model)
+    if not torch.cuda.is_available():  # training on a CPU: fresh pages are slow to fault in (trainer.training.cpu)
         keep_freed_memory()
     win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding,
                  cfg.case_signal)
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
-    # read texts in the windows the model was trained on (trainer.limits.model_window).
+    # read texts in the windows the model was trained on (trainer.reading.windows.model_window).
     setattr(model.config, CONFIG_ATTRIBUTE, win.as_dict())
-    train, _ = encode(data.splits["train"], tokenizer, data.label2id, cfg.label_all_tokens, win, what="train")
+    train, _ = encode(data.splits["train"], tokenizer, data.label2id, cfg.label_all_tokens, win,
+                      data.sentence_sources("train"), what="train")
     # A window that holds only the rest of a word begun in the previous one (a word longer than a window less its
     # stride) has no label: it teaches nothing, and its loss, a mean over no sub-token, is NaN.
     labelled = [i for i, labels in enumerate(train["labels"]) if any(label != -100 for label in labels)]

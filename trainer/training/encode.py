@@ -1,5 +1,5 @@
-"""Words and IOB2 tags -> model inputs: windows over documents (or sentences, trainer.windows) with sub-token label
-ids, for training and the engines' per-epoch validation (final scores are computed by trainer.evaluation)."""
+"""Words and IOB2 tags -> model inputs: windows over documents (or sentences, trainer.reading.windows) with sub-token label
+ids, for training and the engines' per-epoch validation (final scores are computed by trainer.evaluation.word_level)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from typing import Optional, Sequence
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from trainer.data import DataError
-from trainer.labels import OUTSIDE, align_labels, continuation_map
-from trainer.limits import Window
-from trainer.windows import DocumentWindows
+from trainer.data.files import DataError
+from trainer.reading.labels import OUTSIDE, align_labels, continuation_map
+from trainer.reading.windows import Window
+from trainer.reading.windows import DocumentWindows
 
 
 def encode(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, label2id: dict[str, int], label_all_tokens: bool,
            window: Window, sentence_sources: Optional[Sequence[str]] = None,
            what: str = "data") -> tuple[Dataset, DocumentWindows]:
-    """Tokenize a split into windows (trainer.windows) and align word labels to their sub-tokens: the first sub-token
+    """Tokenize a split into windows (trainer.reading.windows) and align word labels to their sub-tokens: the first sub-token
     of a word gets the word's label, continuations its I- label or none (`label_all_tokens`). A window that opens in
     the middle of a word labels none of that word's pieces: the word is learnt, and read, where its first sub-token is.
 

@@ -13,14 +13,14 @@ from transformers import (DataCollatorForTokenClassification, EvalPrediction, Tr
                           TrainingArguments)
 from transformers.trainer import TRAINER_STATE_NAME
 
-from trainer.checkpoints import resume_checkpoint
+from trainer.training.checkpoints import resume_checkpoint
 from trainer.config import Config
-from trainer.finish import finish, saved_model
-from trainer.metrics import validation_scores
+from trainer.training.finish import finish, saved_model
+from trainer.evaluation.metrics import validation_scores
 from trainer.outputs import TrainStats
-from trainer.precision import inference_attention, mixed_precision
-from trainer.prepare import Prepared, prepare
-from trainer.windows import longest_first, restore_order
+from trainer.training.precision import inference_attention, mixed_precision
+from trainer.training.prepare import Prepared, prepare
+from trainer.reading.windows import longest_first, restore_order
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def run(cfg: Config) -> dict[str, Any]:
         data_collator=DataCollatorForTokenClassification(prep.tokenizer),
         processing_class=prep.tokenizer,
         compute_metrics=word_level_metrics(prep) if prep.validation is not None else None,
-        # Label log-probabilities, which the decoding reads (trainer.decoding).
+        # Label log-probabilities, which the decoding reads (trainer.reading.decoding).
         preprocess_logits_for_metrics=lambda logits, labels: logits.float().log_softmax(-1),
         callbacks=[SaveEveryNSteps(cfg.save_steps)] if cfg.save_steps else None,
     )

@@ -1,11 +1,11 @@
 """Raw text -> entity spans with character offsets: the one prediction path for the Space, tests and batch prediction.
 
 A text is tokenized once by the model's fast tokenizer into overlapping windows (nothing is cut) of the length and
-stride the model was trained with, as its config records them (trainer.limits); each word's label is the label of its
-first sub-token, taken from the window where that sub-token has the most context on both sides (trainer.windows: the
+stride the model was trained with, as its config records them (trainer.reading.windows); each word's label is the label of its
+first sub-token, taken from the window where that sub-token has the most context on both sides (trainer.reading.windows: the
 same rule and word-level protocol as evaluation, see trainer/evaluation.py), decoded as the model records
-(trainer.decoding: per word, or the best valid IOB2 sequence), with capitals flagged where it was trained so
-(trainer.casing); IOB2 word tags become spans through trainer.labels. An entity's offsets are those of its first and
+(trainer.reading.decoding: per word, or the best valid IOB2 sequence), with capitals flagged where it was trained so
+(trainer.reading.casing); IOB2 word tags become spans through trainer.reading.labels. An entity's offsets are those of its first and
 last word in the original text, so `text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer
 did (lower-casing, accent stripping, dropping control characters).
 
@@ -16,8 +16,8 @@ words the model was trained and evaluated on; its long-text merge keeps the long
 than choosing per word; and it cannot put the windows of several requests into one forward pass, which the Space's
 batched queue does. Here words come from `word_ids()` and offsets only.
 
-Imports nothing from the package but trainer.labels, trainer.limits, trainer.casing, trainer.decoding,
-trainer.windows and trainer.backends: serving never depends on training code.
+Imports nothing from the package but trainer.reading.labels, trainer.reading.windows, trainer.reading.casing, trainer.reading.decoding,
+trainer.reading.windows and trainer.inference.backends: serving never depends on training code.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from trainer import backends, limits
-from trainer.casing import add_case_signal
-from trainer.decoding import Decoder
-from trainer.labels import entity_types, output_scheme, tags_to_spans, to_iob2
-from trainer.windows import Reading, predict_windows, read_window
+from trainer.inference import backends
+from trainer.inference.backends import predict_windows
+from trainer.reading.casing import add_case_signal
+from trainer.reading.decoding import Decoder
+from trainer.reading.labels import entity_types, output_scheme, tags_to_spans, to_iob2
+from trainer.reading.windows import Reading, model_window, read_window
 
 # Limits on one input, so that one request cannot hold the Space's queue for long. Characters bound the cost of
 # tokenizing; sub-tokens bound the cost of the model (20,000 characters of prose are ~3,000 sub-tokens, of `!` or CJK
@@ -44,9 +45,6 @@ from trainer.windows import Reading, predict_windows, read_window
 # InputError's message.
 MAX_INPUT_CHARS = 20_000
 MAX_INPUT_SUBTOKENS = 2_048
-# Sub-tokens shared by consecutive windows for a model whose config records none (trainer.limits); a word's label is
-# read from the window where it has most context.
-DEFAULT_STRIDE = limits.DEFAULT_STRIDE
 
 
 class InputError(ValueError):
@@ -93,9 +91,7 @@ class NerTagger:
                  max_length: Optional[int] = None, stride: Optional[int] = None, batch_size: int = 16,
                  max_chars: int = MAX_INPUT_CHARS, max_subtokens: int = MAX_INPUT_SUBTOKENS, backend: str = "torch",
                  onnx_cache_dir: Optional[str] = None, one_thread_max_length: int = 0) -> None:
-        if not getattr(tokenizer, "is_fast", False):
-            raise ModelLoadError(f"the tokenizer of {source or 'the model'} is not a fast (Rust) tokenizer: words "
-                                 "and character offsets need one (save the model with its tokenizer.json)")
+        require_fast(tokenizer, source or "the model")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.source = source
@@ -108,16 +104,16 @@ class NerTagger:
                 "not a fine-tuned NER model (a bare encoder gets LABEL_0, LABEL_1, ...); train one with "
                 "`python -m trainer` and point at its output directory")
         self.scheme = output_scheme(labels)
-        # A text is read in the windows the model was trained with (its config's record, trainer.limits); `max_length`
+        # A text is read in the windows the model was trained with (its config's record, trainer.reading.windows); `max_length`
         # and `stride` given here win. Windows always run over the whole text, whatever the training context.
-        window = limits.model_window(tokenizer, model.config, max_length, stride)
+        window = model_window(tokenizer, model.config, max_length, stride)
         self.max_length, self.stride = window.max_length, window.stride
         self.decode = Decoder(labels, window.decoding)
         self.case_signal = window.case_signal
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.max_subtokens = max_subtokens
-        # The forward pass (trainer.backends.CHOICES: torch, onnx-int8, auto, ...). ONNX files are cached outside
+        # The forward pass (trainer.inference.backends.CHOICES: torch, onnx-int8, auto, ...). ONNX files are cached outside
         # the model directory; a local `source` only names the cache entry.
         model_dir = os.path.expanduser(source) if source and os.path.isdir(os.path.expanduser(source)) else None
         self.backend = backends.make_backend(backend, self.model, tokenizer.model_input_names, model_dir,
@@ -219,8 +215,8 @@ class NerTagger:
 
     def _spans(self, text: str, readings: dict[int, Reading], spans: dict[int, _Span],
                logprobs: list[np.ndarray]) -> list[Entity]:
-        """Entities from each word's label scores, read where trainer.windows chose and decoded over the whole text
-        as the model was evaluated (trainer.decoding); words covering no character of the text have no span and are
+        """Entities from each word's label scores, read where trainer.reading.windows chose and decoded over the whole text
+        as the model was evaluated (trainer.reading.decoding); words covering no character of the text have no span and are
         left out. An entity's score is the mean probability of its words' labels."""
         words = [w for w in sorted(readings) if w in spans]
         rows = np.array([logprobs[readings[w].window][readings[w].position] for w in words]).reshape(
@@ -238,6 +234,21 @@ class NerTagger:
             score = float(probs[a:b].mean())
             ents.append(Entity(type=typ, text=text[start:end], start=start, end=end, score=round(score, 4)))
         return ents
+
+
+def require_fast(tokenizer: PreTrainedTokenizerBase, source: str) -> None:
+    """Words and character offsets (`word_ids()`, `offset_mapping`), which every alignment of the package relies on,
+    exist only on fast (Rust) tokenizers: a slow one is refused with ModelLoadError."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"the tokenizer of {source} is not a fast (Rust) tokenizer: words and character offsets "
+                             "need one (save the model with its tokenizer.json)")
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    """The fast tokenizer of a model or encoder (a Hub id or a local directory)."""
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    require_fast(tokenizer, name_or_path)
+    return tokenizer
 
 
 def load_model(source: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

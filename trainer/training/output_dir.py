@@ -23,7 +23,7 @@ from typing import Any
 
 from trainer.config import Config
 from trainer.outputs import (MODEL_FILE_PATTERNS, RESULT_FILE_PATTERNS, RUN_COMPLETE_FILE, RUN_IDENTITY_FILE,
-                             RUN_STATE_PATTERNS, load_json, write_json)
+                             RUN_STATE_PATTERNS, is_complete, load_json, write_json)
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +51,6 @@ def holds_a_run(found: list[str]) -> bool:
     """Whether a run left something worth keeping: an identity file alone is a run that failed before training (bad
     data, say), and re-running after the fix must not need --overwrite-output-dir."""
     return bool(set(found) - {RUN_IDENTITY_FILE, RUN_COMPLETE_FILE})
-
-
-def is_complete(output_dir: str) -> bool:
-    return os.path.exists(os.path.join(output_dir, RUN_COMPLETE_FILE))
 
 
 def _inside(path: str, directory: str) -> bool:
