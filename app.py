@@ -14,15 +14,15 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-from typing import Any, Optional  # noqa: E402
+import argparse
+import sys
+from typing import Any, Optional
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
-from trainer import results_view as rv  # noqa: E402
-from trainer.evaluation.errors import KINDS  # noqa: E402
-from trainer.inference.tagger import Entity, InputError, ModelLoadError, NerTagger, keep_entities  # noqa: E402
+from trainer import results_view as rv
+from trainer.evaluation.errors import KINDS
+from trainer.inference.tagger import Entity, InputError, ModelLoadError, NerTagger, keep_entities
 
 # The course's CoNLL-2003 model, until the project publishes its own.
 DEFAULT_MODEL = "huggingface-course/bert-finetuned-ner"
@@ -48,12 +48,14 @@ def model_source(model: Optional[str] = None) -> str:
 def load_tagger(source: str, backend: Optional[str] = None) -> NerTagger:
     """The Space's tagger: the fast CPU backend measured by bench/inference_speed.py unless --backend or
     $NER_BACKEND names another (see trainer/backends.py and README, 'Fast inference')."""
-    return NerTagger.from_pretrained(source, backend=backend or os.environ.get("NER_BACKEND") or "auto",
-                                     one_thread_max_length=ONE_THREAD_MAX_LENGTH)
+    return NerTagger.from_pretrained(
+        source, backend=backend or os.environ.get("NER_BACKEND") or "auto", one_thread_max_length=ONE_THREAD_MAX_LENGTH
+    )
 
 
-def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
-               results: Optional[rv.ModelResults] = None) -> gr.Blocks:
+def build_demo(
+    model: Optional[str] = None, tagger: Optional[NerTagger] = None, results: Optional[rv.ModelResults] = None
+) -> gr.Blocks:
     """The app for `model` (see model_source); a page with the loading error when the model cannot be loaded."""
     source = model_source(model)
     if tagger is None:
@@ -80,7 +82,7 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
         valid = [c for c in checked if not isinstance(c, str)]
         try:
             found = tagger.predict_batch([c[0] for c in valid], checked=True)
-        except Exception:  # noqa: BLE001 - not expected after the checks; then one by one, each on its own
+        except Exception:
             found = [rv.predict_or_message(tagger, c[0]) for c in valid]
         entities = iter(found)
         answers = []
@@ -94,8 +96,9 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
                 answers.append({"text": item, "entities": [], "message": ents})
                 continue
             ents = [e.as_dict() for e in keep_entities(ents, minimum, keep)]
-            answers.append({"text": item, "entities": ents,
-                            "message": "No entities found." if item.strip() and not ents else ""})
+            answers.append(
+                {"text": item, "entities": ents, "message": "No entities found." if item.strip() and not ents else ""}
+            )
         return [answers]
 
     def show(answer: dict[str, Any]) -> tuple:
@@ -106,28 +109,42 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
     examples = rv.example_sentences(view["predictions"]) + EVERYDAY_EXAMPLES
 
     with gr.Blocks(title="Named entity recognition") as demo:
-        gr.Markdown(f"# Named entity recognition\nModel: `{source}` · entity types: "
-                    f"{', '.join(tagger.entity_types)} · texts up to {tagger.max_chars:,} characters and "
-                    f"{tagger.max_subtokens:,} sub-tokens")
+        gr.Markdown(
+            f"# Named entity recognition\nModel: `{source}` · entity types: "
+            f"{', '.join(tagger.entity_types)} · texts up to {tagger.max_chars:,} characters and "
+            f"{tagger.max_subtokens:,} sub-tokens"
+        )
         with gr.Tabs():
             with gr.Tab("Try it", id="try"):
                 with gr.Row():
                     with gr.Column(scale=3):
-                        text = gr.Textbox(label="Text", lines=5, placeholder="Type or paste English text",
-                                          elem_id="input-text")
+                        text = gr.Textbox(
+                            label="Text", lines=5, placeholder="Type or paste English text", elem_id="input-text"
+                        )
                         with gr.Row():
                             threshold = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Minimum confidence")
-                            types = gr.CheckboxGroup(tagger.entity_types, value=tagger.entity_types,
-                                                     label="Entity types")
+                            types = gr.CheckboxGroup(
+                                tagger.entity_types, value=tagger.entity_types, label="Entity types"
+                            )
                         run = gr.Button("Find entities", variant="primary", elem_id="run")
                         gr.Examples([[e] for e in examples], inputs=[text], label="Examples")
                     with gr.Column(scale=3):
                         status = gr.Markdown(label="message", elem_id="status")
-                        highlight = gr.HighlightedText(label="Entities", color_map=colors, show_legend=True,
-                                                       combine_adjacent=False, elem_id="highlight")
-                        table = gr.Dataframe(headers=rv.ENTITY_COLUMNS, datatype=["str", "str", "number", "number",
-                                             "number"], interactive=False, wrap=True, label="Entity list",
-                                             elem_id="entity-table")
+                        highlight = gr.HighlightedText(
+                            label="Entities",
+                            color_map=colors,
+                            show_legend=True,
+                            combine_adjacent=False,
+                            elem_id="highlight",
+                        )
+                        table = gr.Dataframe(
+                            headers=rv.ENTITY_COLUMNS,
+                            datatype=["str", "str", "number", "number", "number"],
+                            interactive=False,
+                            wrap=True,
+                            label="Entity list",
+                            elem_id="entity-table",
+                        )
                         with gr.Accordion("JSON", open=False):
                             answer = gr.JSON(label="The API's answer (character offsets, end exclusive)")
                 # The button and the API run the same batched `predict`, whose one answer per request is all an API
@@ -135,27 +152,50 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
                 # (`show`, outside the queue: no model). preprocess=False: the components' own checks (a slider's
                 # bounds, a checkbox group's choices) raise for the whole batch, so one bad request would fail every
                 # request queued with it; `predict` checks each request's raw values itself.
-                run.click(predict, [text, threshold, types], [answer], api_name="predict", batch=True,
-                          max_batch_size=MAX_BATCH, concurrency_limit=1, concurrency_id="model", preprocess=False
-                          ).success(show, [answer], [highlight, table, status], api_visibility="private", queue=False)
+                run.click(
+                    predict,
+                    [text, threshold, types],
+                    [answer],
+                    api_name="predict",
+                    batch=True,
+                    max_batch_size=MAX_BATCH,
+                    concurrency_limit=1,
+                    concurrency_id="model",
+                    preprocess=False,
+                ).success(show, [answer], [highlight, table, status], api_visibility="private", queue=False)
 
             with gr.Tab("Validation results", id="results"):
                 summary = gr.Markdown(label="summary", elem_id="summary")
                 with gr.Row():
                     compute = gr.Button("Compute validation results", elem_id="compute")
                     compute_status = gr.Markdown(label="compute message")
-                per_entity = gr.Dataframe(headers=rv.PER_ENTITY_COLUMNS, interactive=False,
-                                          label="Per entity type", elem_id="per-entity")
-                chart = gr.BarPlot(x="bar", y="value", color="metric", y_lim=[0, 1], x_label_angle=-45,
-                                   sort=rv.chart_order(tagger.entity_types), color_map=rv.METRIC_COLORS,
-                                   label="Precision, recall and F1 per entity type", elem_id="chart")
+                per_entity = gr.Dataframe(
+                    headers=rv.PER_ENTITY_COLUMNS, interactive=False, label="Per entity type", elem_id="per-entity"
+                )
+                chart = gr.BarPlot(
+                    x="bar",
+                    y="value",
+                    color="metric",
+                    y_lim=[0, 1],
+                    x_label_angle=-45,
+                    sort=rv.chart_order(tagger.entity_types),
+                    color_map=rv.METRIC_COLORS,
+                    label="Precision, recall and F1 per entity type",
+                    elem_id="chart",
+                )
                 gr.Markdown("### Errors on validation sentences")
                 with gr.Row():
-                    err_types = gr.CheckboxGroup(tagger.entity_types, value=tagger.entity_types,
-                                                 label="Entity type (gold or predicted)")
+                    err_types = gr.CheckboxGroup(
+                        tagger.entity_types, value=tagger.entity_types, label="Entity type (gold or predicted)"
+                    )
                     err_kinds = gr.CheckboxGroup(list(KINDS), value=list(KINDS), label="Error kind")
-                errors = gr.Dataframe(headers=rv.ERROR_COLUMNS, interactive=False, wrap=True,
-                                      label="Errors (select a row to compare)", elem_id="errors")
+                errors = gr.Dataframe(
+                    headers=rv.ERROR_COLUMNS,
+                    interactive=False,
+                    wrap=True,
+                    label="Errors (select a row to compare)",
+                    elem_id="errors",
+                )
                 with gr.Row():
                     gold_view = gr.HighlightedText(label="Gold", color_map=colors, show_legend=True)
                     pred_view = gr.HighlightedText(label="Predicted", color_map=colors, show_legend=True)
@@ -164,20 +204,31 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
             record = view["record"]
             if record is None:
                 note = f" ({results.note})" if results.note else ""
-                return (f"This model has no validation results{note}. The button computes them in memory on the "
-                        "model's own validation data (a Hub dataset, or a file shipped in the model repository).",
-                        gr.update(visible=True), [], None) + browse(types, kinds)
+                return (
+                    f"This model has no validation results{note}. The button computes them in memory on the "
+                    "model's own validation data (a Hub dataset, or a file shipped in the model repository).",
+                    gr.update(visible=True),
+                    [],
+                    None,
+                ) + browse(types, kinds)
             warning = f"\n\n⚠️ {results.note}" if results.note else ""
-            return (rv.summary_markdown(record, source) + warning, gr.update(visible=False),
-                    rv.per_entity_rows(record), rv.chart_frame(record)) + browse(types, kinds)
+            return (
+                rv.summary_markdown(record, source) + warning,
+                gr.update(visible=False),
+                rv.per_entity_rows(record),
+                rv.chart_frame(record),
+            ) + browse(types, kinds)
 
         def browse(types: list[str], kinds: list[str], index: int = 0) -> tuple:
             records = rv.error_rows(view["predictions"], types or [], kinds or [])
             if not records:
                 return [], None, None
             r = records[min(index, len(records) - 1)]
-            return (rv.error_table_rows(records), rv.highlighted_words(r["tokens"], r["gold_tags"]),
-                    rv.highlighted_words(r["tokens"], r["pred_tags"]))
+            return (
+                rv.error_table_rows(records),
+                rv.highlighted_words(r["tokens"], r["gold_tags"]),
+                rv.highlighted_words(r["tokens"], r["pred_tags"]),
+            )
 
         def select(types: list[str], kinds: list[str], evt: gr.SelectData) -> tuple:
             return browse(types, kinds, evt.index[0])[1:]
@@ -185,7 +236,7 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
         def compute_results(types: list[str], kinds: list[str], progress=gr.Progress()) -> tuple:
             try:
                 view["record"] = results.compute(tagger, progress=lambda f, d: progress(f, desc=d))
-            except Exception as exc:  # noqa: BLE001 - shown on the page; the app keeps serving
+            except Exception as exc:
                 return (f"⚠️ {exc}",) + results_outputs(types, kinds)
             view["predictions"] = results.predictions()
             return ("Computed.",) + results_outputs(types, kinds)
@@ -194,8 +245,14 @@ def build_demo(model: Optional[str] = None, tagger: Optional[NerTagger] = None,
         demo.load(results_outputs, [err_types, err_kinds], res_outputs, api_visibility="private")
         # Not part of the public API (only prediction is), and not in the prediction slot: results are computed once
         # per process, in memory, one computation at a time.
-        compute.click(compute_results, [err_types, err_kinds], [compute_status] + res_outputs,
-                      api_visibility="private", concurrency_limit=1, concurrency_id="results")
+        compute.click(
+            compute_results,
+            [err_types, err_kinds],
+            [compute_status] + res_outputs,
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="results",
+        )
         for box in (err_types, err_kinds):
             box.change(browse, [err_types, err_kinds], [errors, gold_view, pred_view], api_visibility="private")
         errors.select(select, [err_types, err_kinds], [gold_view, pred_view], api_visibility="private")

@@ -50,14 +50,24 @@ def main() -> None:
         row = {"words": min(n, len(words)), "sub_tokens": len(tokenizer(text)["input_ids"])}
         for name, tagger in taggers.items():
             tagger.predict_batch([text] * 16)  # warm-up at this shape
-            row[name] = {"batch_ms_per_text": best_ms(lambda: tagger.predict_batch([text] * 16)) / 16,
-                         "one_ms": best_ms(lambda: tagger.predict(text))}
+            row[name] = {
+                "batch_ms_per_text": best_ms(lambda: tagger.predict_batch([text] * 16)) / 16,
+                "one_ms": best_ms(lambda: tagger.predict(text)),
+            }
         rows.append(row)
-        print(row["sub_tokens"], "sub-tokens:", ", ".join(f"{b} {row[b]['batch_ms_per_text']:.2f} / "
-                                                          f"{row[b]['one_ms']:.2f}" for b in taggers),
-              "ms per text (batch of 16 / one at a time)", flush=True)
-    res = {"what": "ms per text by length, batches of 16 and one at a time, best of 3", "rows": rows,
-           "cpu": cpu_info(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        print(
+            row["sub_tokens"],
+            "sub-tokens:",
+            ", ".join(f"{b} {row[b]['batch_ms_per_text']:.2f} / {row[b]['one_ms']:.2f}" for b in taggers),
+            "ms per text (batch of 16 / one at a time)",
+            flush=True,
+        )
+    res = {
+        "what": "ms per text by length, batches of 16 and one at a time, best of 3",
+        "rows": rows,
+        "cpu": cpu_info(),
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     with open(args.result, "w", encoding="utf-8") as f:
         json.dump(res, f, indent=2)
 

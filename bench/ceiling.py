@@ -25,8 +25,12 @@ def gemm_gflops(hidden: int, intermediate: int, tokens: int = 1024, repeats: int
     """The best rate (GFLOP/s) of fp32 matrix products of a training step's shapes on all of torch's threads:
     activations (tokens x hidden) times each linear layer's weight, and the weight-gradient product."""
     best = 0.0
-    for m, k, n in [(tokens, hidden, hidden), (tokens, hidden, intermediate), (tokens, intermediate, hidden),
-                    (hidden, tokens, intermediate)]:
+    for m, k, n in [
+        (tokens, hidden, hidden),
+        (tokens, hidden, intermediate),
+        (tokens, intermediate, hidden),
+        (hidden, tokens, intermediate),
+    ]:
         a, b = torch.randn(m, k), torch.randn(k, n)
         for _ in range(3):
             a @ b
@@ -62,10 +66,14 @@ def recipe_work(trainer_flags: Sequence[str]) -> dict[str, Any]:
     train_lengths = [len(ids) for ids in prep.train["input_ids"]]
     validation_lengths = [len(ids) for ids in prep.validation["input_ids"]] if prep.validation is not None else []
     epochs = cfg.num_train_epochs
-    return {"hidden": c.hidden_size, "intermediate": c.intermediate_size, "train_tokens": sum(train_lengths) * epochs,
-            "train_tflop": 3 * epochs * sum(window_flops(n, *shape) for n in train_lengths) / 1e12,
-            "validation_windows_per_epoch": len(validation_lengths),
-            "validation_tflop": epochs * sum(window_flops(n, *shape) for n in validation_lengths) / 1e12}
+    return {
+        "hidden": c.hidden_size,
+        "intermediate": c.intermediate_size,
+        "train_tokens": sum(train_lengths) * epochs,
+        "train_tflop": 3 * epochs * sum(window_flops(n, *shape) for n in train_lengths) / 1e12,
+        "validation_windows_per_epoch": len(validation_lengths),
+        "validation_tflop": epochs * sum(window_flops(n, *shape) for n in validation_lengths) / 1e12,
+    }
 
 
 def bound(work: dict[str, Any], gflops: float) -> dict[str, float]:
@@ -73,5 +81,8 @@ def bound(work: dict[str, Any], gflops: float) -> dict[str, float]:
     bench/speed_side_by_side.py times a run) and without it."""
     train_s = work["train_tflop"] * 1e3 / gflops
     validation_s = work["validation_tflop"] * 1e3 / gflops
-    return {"gemm_gflops": gflops, "tokens_per_s": work["train_tokens"] / (train_s + validation_s),
-            "tokens_per_s_without_validation": work["train_tokens"] / train_s}
+    return {
+        "gemm_gflops": gflops,
+        "tokens_per_s": work["train_tokens"] / (train_s + validation_s),
+        "tokens_per_s_without_validation": work["train_tokens"] / train_s,
+    }

@@ -35,9 +35,24 @@ SPLITS = ("validation", "test")
 
 def read_other_way(model_dir: str, flags: list[str], split: str) -> float:
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run([sys.executable, "-m", "trainer.evaluate", "--model", model_dir, "--split", split,
-                        "--output-dir", out, *flags], cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trainer.evaluate",
+                "--model",
+                model_dir,
+                "--split",
+                split,
+                "--output-dir",
+                out,
+                *flags,
+            ],
+            cwd=ROOT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         with open(os.path.join(out, "eval_results.json"), encoding="utf-8") as f:
             return json.load(f)[split]["overall"]["f1"]
 
@@ -48,21 +63,37 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     ap.add_argument("--out-dir", default=os.path.join(HERE, "out", "recipe"), help="bench/recipe_seeds.py's models")
     args = ap.parse_args()
-    res: dict = {"what": "word-level F1 in %, mean ± std over seeds, of the recommended recipe's models read as "
-                         "trained and read the other way (trainer.evaluate --context)"}
+    res: dict = {
+        "what": "word-level F1 in %, mean ± std over seeds, of the recommended recipe's models read as "
+        "trained and read the other way (trainer.evaluate --context)"
+    }
     for trained, (mode, flags) in CROSS.items():
         # Read as trained: the runs' own scores, as bench/recipe_seeds.py summarizes them.
-        as_trained = summarize({mode: [os.path.join(HERE, "results", "recipe", f"{mode}_seed{seed}.json")
-                                       for seed in args.seeds]})[mode]
-        other_way = {split: [read_other_way(os.path.join(args.out_dir, f"{mode}_seed{seed}"), flags, split)
-                             for seed in args.seeds] for split in SPLITS}
+        as_trained = summarize(
+            {mode: [os.path.join(HERE, "results", "recipe", f"{mode}_seed{seed}.json") for seed in args.seeds]}
+        )[mode]
+        other_way = {
+            split: [
+                read_other_way(os.path.join(args.out_dir, f"{mode}_seed{seed}"), flags, split) for seed in args.seeds
+            ]
+            for split in SPLITS
+        }
         res[f"trained_on_{trained}s"] = {
-            "mode": mode, "seeds": args.seeds, "read_other_way_with": flags,
+            "mode": mode,
+            "seeds": args.seeds,
+            "read_other_way_with": flags,
             **{f"{split}_f1_as_trained": as_trained[f"{split}_f1"] for split in SPLITS},
             **{f"{split}_f1_read_other_way": mean_std(other_way[split]) for split in SPLITS},
         }
-        print(trained, {k: f"{v['mean']:.2f} ± {v['std']:.2f}" for k, v in res[f"trained_on_{trained}s"].items()
-                        if isinstance(v, dict)}, flush=True)
+        print(
+            trained,
+            {
+                k: f"{v['mean']:.2f} ± {v['std']:.2f}"
+                for k, v in res[f"trained_on_{trained}s"].items()
+                if isinstance(v, dict)
+            },
+            flush=True,
+        )
     res.update(cpu=cpu_info(), measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     with open(args.result, "w", encoding="utf-8") as f:
         json.dump(res, f, indent=2)

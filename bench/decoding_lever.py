@@ -1,7 +1,8 @@
 """Does decoding only valid IOB2 sequences (trainer.reading.decoding, Viterbi) score better than each word's argmax?
 
-Re-scores saved models (the runs of bench/recipe_seeds.py) on validation and test with `trainer.evaluation.word_level.evaluate`,
-the one scoring path, in the windows each model was trained with, once per decoding.
+Re-scores saved models (the runs of bench/recipe_seeds.py) on validation and test with
+`trainer.evaluation.word_level.evaluate`, the one scoring path, in the windows each model was trained with, once per
+decoding.
 
   python bench/decoding_lever.py --result bench/results/decoding_lever.json bench/out/recipe/*_seed*/
 """
@@ -63,16 +64,23 @@ def main() -> None:
 
 def write(path: str, runs: list[dict]) -> dict:
     """The result file for the models scored so far; returns its summary: mean ± std per context."""
+
     def mean_std(key: str, context: str) -> str:
         v = [100 * r[key] for r in runs if r["context"] == context]
         return f"{statistics.mean(v):.2f} ± {statistics.stdev(v) if len(v) > 1 else 0:.2f} (n={len(v)})"
 
-    summary = {c: {f"{s}_{d}_f1": mean_std(f"{s}_{d}_f1", c) for s in ("validation", "test")
-                   for d in ("argmax", "viterbi")}
-               for c in sorted({r["context"] for r in runs})}
-    res = {"what": "word-level F1 of the same saved models, decoded per word (argmax) or as the best valid IOB2 "
-                   "sequence (Viterbi); mean ± std over the models of each context", "summary": summary,
-           "runs": runs, "cpu": cpu_info(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    summary = {
+        c: {f"{s}_{d}_f1": mean_std(f"{s}_{d}_f1", c) for s in ("validation", "test") for d in ("argmax", "viterbi")}
+        for c in sorted({r["context"] for r in runs})
+    }
+    res = {
+        "what": "word-level F1 of the same saved models, decoded per word (argmax) or as the best valid IOB2 "
+        "sequence (Viterbi); mean ± std over the models of each context",
+        "summary": summary,
+        "runs": runs,
+        "cpu": cpu_info(),
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(res, f, indent=2)
     return summary

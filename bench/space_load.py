@@ -41,52 +41,66 @@ sys.path.insert(0, ROOT)
 
 from machine import cpu_info  # noqa: E402
 
-SENTENCE = ("Germany's representative to the European Union's veterinary committee Werner Zwingmann said on "
-            "Wednesday consumers should buy sheepmeat from countries other than Britain.")
+SENTENCE = (
+    "Germany's representative to the European Union's veterinary committee Werner Zwingmann said on "
+    "Wednesday consumers should buy sheepmeat from countries other than Britain."
+)
 # About 1,500 characters: a news paragraph with entities of every type.
-PARAGRAPH = " ".join([
-    "The European Commission said on Thursday it disagreed with German advice to consumers to shun British lamb",
-    "until scientists determine whether mad cow disease can be transmitted to sheep.",
-    "Germany's representative to the European Union's veterinary committee Werner Zwingmann said on Wednesday",
-    "consumers should buy sheepmeat from countries other than Britain until the scientific advice was clearer.",
-    "We do n't support any such recommendation because we do n't see any grounds for it, the Commission's chief",
-    "spokesman Nikolaus van der Pas told a news briefing in Brussels.",
-    "He said further scientific study was required and if it was found that action was needed it should be taken",
-    "by the European Union.",
-    "He said a proposal last month by EU Farm Commissioner Franz Fischler to ban sheep brains, spleens and spinal",
-    "cords from the human and animal food chains was a highly specific and precautionary move to protect human",
-    "health.",
-    "Fischler proposed EU-wide measures after reports from Britain and France that under laboratory conditions",
-    "sheep could contract Bovine Spongiform Encephalopathy (BSE) -- mad cow disease.",
-    "But Fischler agreed to review his proposal after the EU's standing veterinary committee, national animal",
-    "health officials, questioned if such action was justified as there was only a slight risk to human health.",
-    "Spanish Farm Minister Loyola de Palacio had earlier accused Fischler at an EU farm ministers' meeting of",
-    "causing unjustified alarm through dangerous generalisation.",
-])
+PARAGRAPH = " ".join(
+    [
+        "The European Commission said on Thursday it disagreed with German advice to consumers to shun British lamb",
+        "until scientists determine whether mad cow disease can be transmitted to sheep.",
+        "Germany's representative to the European Union's veterinary committee Werner Zwingmann said on Wednesday",
+        "consumers should buy sheepmeat from countries other than Britain until the scientific advice was clearer.",
+        "We do n't support any such recommendation because we do n't see any grounds for it, the Commission's chief",
+        "spokesman Nikolaus van der Pas told a news briefing in Brussels.",
+        "He said further scientific study was required and if it was found that action was needed it should be taken",
+        "by the European Union.",
+        "He said a proposal last month by EU Farm Commissioner Franz Fischler to ban sheep brains, spleens and spinal",
+        "cords from the human and animal food chains was a highly specific and precautionary move to protect human",
+        "health.",
+        "Fischler proposed EU-wide measures after reports from Britain and France that under laboratory conditions",
+        "sheep could contract Bovine Spongiform Encephalopathy (BSE) -- mad cow disease.",
+        "But Fischler agreed to review his proposal after the EU's standing veterinary committee, national animal",
+        "health officials, questioned if such action was justified as there was only a slight risk to human health.",
+        "Spanish Farm Minister Loyola de Palacio had earlier accused Fischler at an EU farm ministers' meeting of",
+        "causing unjustified alarm through dangerous generalisation.",
+    ]
+)
 # A lone surrogate goes as a raw JSON escape (gradio_client cannot encode it); the others through the client.
 SURROGATE = "surrogate"
-HOSTILE = [(SURROGATE, 0.0, "all"), ("Paris", 5, "all"), ("Paris", None, "all"), ("Paris", 0.0, ["NOPE"]),
-           ("!" * 20_000, 0.0, "all")]
+HOSTILE = [
+    (SURROGATE, 0.0, "all"),
+    ("Paris", 5, "all"),
+    ("Paris", None, "all"),
+    ("Paris", 0.0, ["NOPE"]),
+    ("!" * 20_000, 0.0, "all"),
+]
 
 
 # --- the servers (run as `space_load.py --serve KIND --model M --port P`) ------------------------------------------
+
 
 def serve(kind: str, model: str, port: int) -> None:
     import gradio as gr
 
     if kind in ("ours", "ours_all_threads"):
         import app
+
         if kind == "ours_all_threads":  # app.ONE_THREAD_MAX_LENGTH's alternative: every batch on every thread
             app.ONE_THREAD_MAX_LENGTH = 0
         demo = app.build_demo(model)
     elif kind == "course":
         from transformers import pipeline
+
         ner = pipeline("token-classification", model=model, aggregation_strategy="simple", device=-1)
-        demo = gr.Interface(lambda text: {"text": text, "entities": ner(text)}, gr.Textbox(), gr.HighlightedText(),
-                            api_name="predict")
+        demo = gr.Interface(
+            lambda text: {"text": text, "entities": ner(text)}, gr.Textbox(), gr.HighlightedText(), api_name="predict"
+        )
     else:
-        demo = gr.Interface(lambda text: {"text": text, "entities": []}, gr.Textbox(), gr.HighlightedText(),
-                            api_name="predict")
+        demo = gr.Interface(
+            lambda text: {"text": text, "entities": []}, gr.Textbox(), gr.HighlightedText(), api_name="predict"
+        )
     demo.launch(server_name="127.0.0.1", server_port=port, quiet=True)
 
 
@@ -113,8 +127,11 @@ def start(kind: str, model: str) -> tuple[subprocess.Popen, str]:
     from gradio_client import Client
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--model", model, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--model", model, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/"
     for _ in range(240):
         if proc.poll() is not None:
@@ -122,7 +139,7 @@ def start(kind: str, model: str) -> tuple[subprocess.Popen, str]:
         try:
             Client(url, verbose=False)
             return proc, url
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             time.sleep(0.5)
     proc.kill()
     raise RuntimeError(f"the {kind} app did not start")
@@ -130,26 +147,36 @@ def start(kind: str, model: str) -> tuple[subprocess.Popen, str]:
 
 # --- the load --------------------------------------------------------------------------------------------------------
 
+
 def raw_predict(url: str, body: str) -> list:
     import httpx
 
-    event = httpx.post(url + "gradio_api/call/predict", content=body,
-                       headers={"Content-Type": "application/json"}, timeout=120).json()["event_id"]
+    event = httpx.post(
+        url + "gradio_api/call/predict", content=body, headers={"Content-Type": "application/json"}, timeout=120
+    ).json()["event_id"]
     stream = httpx.get(url + f"gradio_api/call/predict/{event}", timeout=120).text
     if "event: complete" not in stream:
         raise RuntimeError(stream[-200:])
     return json.loads(stream.split("data: ", 1)[1].splitlines()[0])
 
 
-def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: list[str],
-          n_hostile: int = 0, pid: Optional[int] = None) -> dict:
+def drive(
+    kind: str,
+    url: str,
+    text: str,
+    clients: int,
+    seconds: float,
+    types: list[str],
+    n_hostile: int = 0,
+    pid: Optional[int] = None,
+) -> dict:
     from gradio_client import Client
 
     def call(c, payload):
         if kind == "ours":
             t, threshold, keep = payload
             if t == SURROGATE:
-                return raw_predict(url, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(types) + ']}')[0]
+                return raw_predict(url, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(types) + "]}")[0]
             return c.predict(t, threshold, types if keep == "all" else keep, api_name="/predict")
         return c.predict(payload[0], api_name="/predict")
 
@@ -167,7 +194,7 @@ def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: l
             t0 = time.perf_counter()
             try:
                 out = call(c, payload)
-            except Exception:  # noqa: BLE001 - an error answer counts as an error
+            except Exception:
                 (hostile_failed if hostile else errors)[0] += 1
                 continue
             if hostile:
@@ -191,16 +218,27 @@ def drive(kind: str, url: str, text: str, clients: int, seconds: float, types: l
     server1, clients1 = cpu_seconds(pid) if pid else None, cpu_seconds()
     calls = max(1, len(lat) + errors[0] + hostile_answered[0] + hostile_failed[0])
     lat.sort()
-    res = {"clients": clients, "seconds": round(wall, 1), "requests": len(lat), "req_per_s": len(lat) / wall,
-           "p50_ms": 1e3 * lat[len(lat) // 2] if lat else None,
-           "p95_ms": 1e3 * lat[int(len(lat) * 0.95)] if lat else None, "errors": errors[0],
-           # CPU per call (valid and hostile): the app's process, and the clients in this process.
-           "server_cpu_ms_per_request": (1e3 * (server1 - server0) / calls if server0 is not None
-                                         and server1 is not None else None),
-           "clients_cpu_ms_per_request": 1e3 * (clients1 - clients0) / calls}
+    res = {
+        "clients": clients,
+        "seconds": round(wall, 1),
+        "requests": len(lat),
+        "req_per_s": len(lat) / wall,
+        "p50_ms": 1e3 * lat[len(lat) // 2] if lat else None,
+        "p95_ms": 1e3 * lat[int(len(lat) * 0.95)] if lat else None,
+        "errors": errors[0],
+        # CPU per call (valid and hostile): the app's process, and the clients in this process.
+        "server_cpu_ms_per_request": (
+            1e3 * (server1 - server0) / calls if server0 is not None and server1 is not None else None
+        ),
+        "clients_cpu_ms_per_request": 1e3 * (clients1 - clients0) / calls,
+    }
     if n_hostile:
-        res.update(hostile_clients=n_hostile, hostile_answered_with_a_message=hostile_answered[0],
-                   hostile_errors=hostile_failed[0], valid_without_entities=wrong[0])
+        res.update(
+            hostile_clients=n_hostile,
+            hostile_answered_with_a_message=hostile_answered[0],
+            hostile_errors=hostile_failed[0],
+            valid_without_entities=wrong[0],
+        )
     return res
 
 
@@ -208,8 +246,9 @@ def model_only(model: str, rounds: int, seconds: float = 10) -> dict:
     """ms per paragraph of the model alone, in this process: the course app's pipeline one paragraph per call, and
     our app's tagger (app.load_tagger: the same backend and threads) on batches of app.MAX_BATCH paragraphs; each
     for about `seconds` per round, the two interleaved over `rounds` (the order swapped every round)."""
-    import app
     from transformers import pipeline
+
+    import app
 
     ner = pipeline("token-classification", model=model, aggregation_strategy="simple", device=-1)
     tagger = app.load_tagger(model)
@@ -227,10 +266,18 @@ def model_only(model: str, rounds: int, seconds: float = 10) -> dict:
                 fn()
                 done += n
             ms[name] = 1e3 * (time.perf_counter() - t0) / done
-        per_round.append({"course_ms_per_paragraph": ms["course"], "ours_ms_per_paragraph": ms["ours"],
-                          "ours_over_course": ms["course"] / ms["ours"]})
-        print(f"model only, round {r + 1}: course {ms['course']:.1f} ms/paragraph, ours {ms['ours']:.1f} "
-              f"({ms['course'] / ms['ours']:.2f}x)", flush=True)
+        per_round.append(
+            {
+                "course_ms_per_paragraph": ms["course"],
+                "ours_ms_per_paragraph": ms["ours"],
+                "ours_over_course": ms["course"] / ms["ours"],
+            }
+        )
+        print(
+            f"model only, round {r + 1}: course {ms['course']:.1f} ms/paragraph, ours {ms['ours']:.1f} "
+            f"({ms['course'] / ms['ours']:.2f}x)",
+            flush=True,
+        )
     return {"rounds": per_round, "ours_over_course": statistics.median(x["ours_over_course"] for x in per_round)}
 
 
@@ -251,8 +298,10 @@ def main() -> None:
         return
 
     from transformers import AutoConfig
-    types = sorted({label.split("-", 1)[1] for label in AutoConfig.from_pretrained(args.model).id2label.values()
-                    if "-" in label})
+
+    types = sorted(
+        {label.split("-", 1)[1] for label in AutoConfig.from_pretrained(args.model).id2label.values() if "-" in label}
+    )
     # All four servers stay up for the whole run (an idle one sleeps); the loads are interleaved round by round, so
     # that the machine's drift from minute to minute (±10% here) falls on every app alike.
     servers: dict = {}
@@ -270,14 +319,21 @@ def main() -> None:
                 if kind == "ours":  # the same load again with hostile clients on top: valid requests must not fail
                     plan.append(("sentence+hostile", SENTENCE, args.hostile_clients))
                 for name, text, hostile in plan:
-                    runs[f"{kind}/{name}"] = x = drive(kind, url, text, args.clients, args.seconds, types, hostile,
-                                                       servers[kind][0].pid)
-                    print(f"round {r + 1} {kind:6s} {name:16s} {x['req_per_s']:6.1f} req/s  p50 {x['p50_ms']:7.0f} ms"
-                          f"  p95 {x['p95_ms']:7.0f} ms  errors {x['errors']}  cpu ms/request: server "
-                          f"{x['server_cpu_ms_per_request'] or float('nan'):.0f}, clients "
-                          f"{x['clients_cpu_ms_per_request']:.0f}"
-                          + (f"  hostile answered {x['hostile_answered_with_a_message']}, failed "
-                             f"{x['hostile_errors']}" if hostile else ""), flush=True)
+                    runs[f"{kind}/{name}"] = x = drive(
+                        kind, url, text, args.clients, args.seconds, types, hostile, servers[kind][0].pid
+                    )
+                    print(
+                        f"round {r + 1} {kind:6s} {name:16s} {x['req_per_s']:6.1f} req/s  p50 {x['p50_ms']:7.0f} ms"
+                        f"  p95 {x['p95_ms']:7.0f} ms  errors {x['errors']}  cpu ms/request: server "
+                        f"{x['server_cpu_ms_per_request'] or float('nan'):.0f}, clients "
+                        f"{x['clients_cpu_ms_per_request']:.0f}"
+                        + (
+                            f"  hostile answered {x['hostile_answered_with_a_message']}, failed {x['hostile_errors']}"
+                            if hostile
+                            else ""
+                        ),
+                        flush=True,
+                    )
             rounds.append(runs)
     finally:
         for proc, _ in servers.values():
@@ -289,33 +345,42 @@ def main() -> None:
         def ratio(a: str, b: str, key: str = "req_per_s") -> float:
             return runs[a][key] / runs[b][key]
 
-        return {"paragraph_req_per_s_ours_over_course": ratio("ours/paragraph", "course/paragraph"),
-                "paragraph_p95_ours_over_course": ratio("ours/paragraph", "course/paragraph", "p95_ms"),
-                "sentence_req_per_s_ours_over_echo": ratio("ours/sentence", "echo/sentence"),
-                "sentence_req_per_s_ours_over_course": ratio("ours/sentence", "course/sentence"),
-                # The ceiling: what an app that runs no model at all serves on paragraphs, here, with these clients.
-                "paragraph_req_per_s_echo_over_course": ratio("echo/paragraph", "course/paragraph"),
-                "paragraph_req_per_s_ours_over_echo": ratio("ours/paragraph", "echo/paragraph"),
-                # app.ONE_THREAD_MAX_LENGTH: batches of sentences on one thread, against every batch on every thread.
-                "sentence_req_per_s_ours_over_ours_all_threads": ratio("ours/sentence", "ours_all_threads/sentence"),
-                "paragraph_req_per_s_ours_over_ours_all_threads": ratio("ours/paragraph",
-                                                                        "ours_all_threads/paragraph")}
+        return {
+            "paragraph_req_per_s_ours_over_course": ratio("ours/paragraph", "course/paragraph"),
+            "paragraph_p95_ours_over_course": ratio("ours/paragraph", "course/paragraph", "p95_ms"),
+            "sentence_req_per_s_ours_over_echo": ratio("ours/sentence", "echo/sentence"),
+            "sentence_req_per_s_ours_over_course": ratio("ours/sentence", "course/sentence"),
+            # The ceiling: what an app that runs no model at all serves on paragraphs, here, with these clients.
+            "paragraph_req_per_s_echo_over_course": ratio("echo/paragraph", "course/paragraph"),
+            "paragraph_req_per_s_ours_over_echo": ratio("ours/paragraph", "echo/paragraph"),
+            # app.ONE_THREAD_MAX_LENGTH: batches of sentences on one thread, against every batch on every thread.
+            "sentence_req_per_s_ours_over_ours_all_threads": ratio("ours/sentence", "ours_all_threads/sentence"),
+            "paragraph_req_per_s_ours_over_ours_all_threads": ratio("ours/paragraph", "ours_all_threads/paragraph"),
+        }
 
     per_round = [ratios(runs) for runs in rounds]
     medians = {k: statistics.median(r[k] for r in per_round) for k in per_round[0]}
     # The ceiling of paragraph_req_per_s_ours_over_course with this model on this CPU: serving at no cost.
     medians["paragraph_model_only_ours_over_course"] = alone["ours_over_course"]
-    res = {"what": "each app in its own process on 127.0.0.1, gradio_client clients in this process; the loads "
-                   "interleaved over rounds; ratios are the medians of per-round ratios; hostile requests mixed into "
-                   "ours from extra clients; model_only: the model alone in this process, the servers stopped",
-           "model": os.path.basename(os.path.normpath(args.model)), "paragraph_chars": len(PARAGRAPH),
-           "model_window": AutoConfig.from_pretrained(args.model).to_dict().get("ner_window"),
-           "rounds": rounds, "ratios_per_round": per_round, "model_only": alone, "ratios": medians,
-           "errors_for_valid_requests": sum(x["errors"] for runs in rounds for x in runs.values()),
-           "hostile_answered_with_a_message": sum(runs["ours/sentence+hostile"]["hostile_answered_with_a_message"]
-                                                  for runs in rounds),
-           "hostile_errors": sum(runs["ours/sentence+hostile"]["hostile_errors"] for runs in rounds),
-           "cpu": cpu_info(), "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    res = {
+        "what": "each app in its own process on 127.0.0.1, gradio_client clients in this process; the loads "
+        "interleaved over rounds; ratios are the medians of per-round ratios; hostile requests mixed into "
+        "ours from extra clients; model_only: the model alone in this process, the servers stopped",
+        "model": os.path.basename(os.path.normpath(args.model)),
+        "paragraph_chars": len(PARAGRAPH),
+        "model_window": AutoConfig.from_pretrained(args.model).to_dict().get("ner_window"),
+        "rounds": rounds,
+        "ratios_per_round": per_round,
+        "model_only": alone,
+        "ratios": medians,
+        "errors_for_valid_requests": sum(x["errors"] for runs in rounds for x in runs.values()),
+        "hostile_answered_with_a_message": sum(
+            runs["ours/sentence+hostile"]["hostile_answered_with_a_message"] for runs in rounds
+        ),
+        "hostile_errors": sum(runs["ours/sentence+hostile"]["hostile_errors"] for runs in rounds),
+        "cpu": cpu_info(),
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     print(json.dumps(medians, indent=2))
     if args.result:
         with open(args.result, "w", encoding="utf-8") as f:

@@ -22,12 +22,11 @@ import time
 from contextlib import nullcontext
 
 import torch
-
 from machine import cpu_info
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from trainer.training.cpu import keep_freed_memory  # noqa: E402
-from trainer.dropout import use_fast_dropout  # noqa: E402
+from trainer.dropout import use_fast_dropout
+from trainer.training.cpu import keep_freed_memory
 
 # name -> (hidden dropout off, frozen: "embeddings" and how many of the lowest layers); every variant that keeps
 # dropout uses FastDropout, as CPU training does, except torch_dropout.
@@ -49,8 +48,9 @@ def build(model_dir: str, hidden_dropout_off: bool, frozen, fast_dropout: bool, 
     extra = {"hidden_dropout_prob": 0.0} if hidden_dropout_off else {}
     if bf16:
         extra["attn_implementation"] = "eager"
-    model = AutoModelForTokenClassification.from_pretrained(model_dir, num_labels=9,
-                                                            attention_probs_dropout_prob=0.0, **extra)
+    model = AutoModelForTokenClassification.from_pretrained(
+        model_dir, num_labels=9, attention_probs_dropout_prob=0.0, **extra
+    )
     if fast_dropout:
         use_fast_dropout(model)
     bert = model.base_model
@@ -96,12 +96,15 @@ def main() -> None:
             model = build(model_dir, dropout_off, frozen, name != "torch_dropout", args.bf16)
             times[name].append(step_seconds(model, args.steps, args.bf16))
     base = statistics.median(times["recommended"])
-    res = {"what": "median seconds of one training step (4 x 256 sub-tokens, MiniLM, "
-                   f"{'bf16 autocast, eager attention' if args.bf16 else 'fp32'}, fused AdamW, attention dropout 0, "
-                   "FastDropout unless torch_dropout) per round; speed-up = recommended / variant, medians over rounds",
-           "variants": {name: {"seconds": t, "speedup": base / statistics.median(t)} for name, t in times.items()},
-           "threads": torch.get_num_threads(), "cpu": cpu_info(),
-           "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    res = {
+        "what": "median seconds of one training step (4 x 256 sub-tokens, MiniLM, "
+        f"{'bf16 autocast, eager attention' if args.bf16 else 'fp32'}, fused AdamW, attention dropout 0, "
+        "FastDropout unless torch_dropout) per round; speed-up = recommended / variant, medians over rounds",
+        "variants": {name: {"seconds": t, "speedup": base / statistics.median(t)} for name, t in times.items()},
+        "threads": torch.get_num_threads(),
+        "cpu": cpu_info(),
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     with open(args.result, "w", encoding="utf-8") as f:
         json.dump(res, f, indent=2)
     for name, v in res["variants"].items():

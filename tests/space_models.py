@@ -19,9 +19,18 @@ LABELS = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", 
 # sub-token -> (label, strength). "z" is the first sub-token of "zwingmann" (z ##wing ##mann): an I-PER first
 # sub-token continues a preceding PER ("John Zwingmann") or opens one on its own. "maybe" is tagged B-MISC with low
 # confidence, for the threshold.
-RULES = {"paris": ("B-LOC", 3.0), "london": ("B-LOC", 3.0), "berlin": ("B-LOC", 3.0), "john": ("B-PER", 3.0),
-         "smith": ("I-PER", 3.0), "z": ("I-PER", 3.0), "google": ("B-ORG", 3.0), "reuters": ("B-ORG", 3.0),
-         "german": ("B-MISC", 3.0), "maybe": ("B-MISC", 0.25)}
+RULES = {
+    "paris": ("B-LOC", 3.0),
+    "london": ("B-LOC", 3.0),
+    "berlin": ("B-LOC", 3.0),
+    "john": ("B-PER", 3.0),
+    "smith": ("I-PER", 3.0),
+    "z": ("I-PER", 3.0),
+    "google": ("B-ORG", 3.0),
+    "reuters": ("B-ORG", 3.0),
+    "german": ("B-MISC", 3.0),
+    "maybe": ("B-MISC", 0.25),
+}
 HIDDEN = 32
 
 
@@ -34,15 +43,28 @@ def encoder_path() -> str:
 @torch.no_grad()
 def build_lookup_model(out_dir: str, max_position_embeddings: int = 512) -> str:
     tokenizer = AutoTokenizer.from_pretrained(encoder_path())
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=1,
-                        intermediate_size=8, max_position_embeddings=max_position_embeddings,
-                        id2label=dict(enumerate(LABELS)), label2id={t: i for i, t in enumerate(LABELS)},
-                        architectures=["BertForTokenClassification"])
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=8,
+        max_position_embeddings=max_position_embeddings,
+        id2label=dict(enumerate(LABELS)),
+        label2id={t: i for i, t in enumerate(LABELS)},
+        architectures=["BertForTokenClassification"],
+    )
     model = BertForTokenClassification(config).eval()
     bert, layer = model.bert, model.bert.encoder.layer[0]
-    for p in (bert.embeddings.position_embeddings.weight, bert.embeddings.token_type_embeddings.weight,
-              layer.attention.output.dense.weight, layer.attention.output.dense.bias,
-              layer.output.dense.weight, layer.output.dense.bias, model.classifier.bias):
+    for p in (
+        bert.embeddings.position_embeddings.weight,
+        bert.embeddings.token_type_embeddings.weight,
+        layer.attention.output.dense.weight,
+        layer.attention.output.dense.bias,
+        layer.output.dense.weight,
+        layer.output.dense.bias,
+        model.classifier.bias,
+    ):
         p.zero_()
     for ln in (bert.embeddings.LayerNorm, layer.attention.output.LayerNorm, layer.output.LayerNorm):
         ln.weight.fill_(1.0)
@@ -67,22 +89,29 @@ def build_lookup_model(out_dir: str, max_position_embeddings: int = 512) -> str:
 
 # Validation sentences with gold tags; against the lookup model each line shows one case of the error browser.
 VALIDATION = [
-    ("John Smith flew to London .".split(), ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]),           # correct
-    ("Reuters reported from Berlin .".split(), ["B-ORG", "O", "O", "B-LOC", "O"]),                  # correct
-    ("Paris met John Smith .".split(), ["B-PER", "O", "B-PER", "I-PER", "O"]),                      # wrong type
-    ("Mary Smith joined Acme .".split(), ["B-PER", "I-PER", "O", "B-ORG", "O"]),                    # boundary, FN
-    ("It will maybe rain in Berlin .".split(), ["O", "O", "O", "O", "O", "B-LOC", "O"]),            # FP (MISC)
-    ("Paris Hilton smiled .".split(), ["B-PER", "I-PER", "O", "O"]),                                # type+boundary
+    ("John Smith flew to London .".split(), ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]),  # correct
+    ("Reuters reported from Berlin .".split(), ["B-ORG", "O", "O", "B-LOC", "O"]),  # correct
+    ("Paris met John Smith .".split(), ["B-PER", "O", "B-PER", "I-PER", "O"]),  # wrong type
+    ("Mary Smith joined Acme .".split(), ["B-PER", "I-PER", "O", "B-ORG", "O"]),  # boundary, FN
+    ("It will maybe rain in Berlin .".split(), ["O", "O", "O", "O", "O", "B-LOC", "O"]),  # FP (MISC)
+    ("Paris Hilton smiled .".split(), ["B-PER", "I-PER", "O", "O"]),  # type+boundary
 ]
 
 
 def validation_dataset() -> Dataset:
-    return Dataset.from_dict({"tokens": [t for t, _ in VALIDATION], "tags": [g for _, g in VALIDATION],
-                              "doc_id": [0] * len(VALIDATION), "sent_idx": list(range(len(VALIDATION)))})
+    return Dataset.from_dict(
+        {
+            "tokens": [t for t, _ in VALIDATION],
+            "tags": [g for _, g in VALIDATION],
+            "doc_id": [0] * len(VALIDATION),
+            "sent_idx": list(range(len(VALIDATION))),
+        }
+    )
 
 
 def write_validation_results(tagger, out_dir: str) -> None:
-    """Score the tagger's model on the validation sentences with trainer.evaluation.word_level and write the result files."""
+    """Score the tagger's model on the validation sentences with trainer.evaluation.word_level and write the result
+    files."""
     from datasets import DatasetDict
 
     from trainer.data.load import NerData

@@ -14,11 +14,11 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from gradio_client import Client  # noqa: E402
+from gradio_client import Client
+from space_models import build_lookup_model, write_validation_results
 
-import app  # noqa: E402
-from space_models import build_lookup_model, write_validation_results  # noqa: E402
-from trainer.inference.tagger import MAX_INPUT_CHARS, NerTagger  # noqa: E402
+import app
+from trainer.inference.tagger import MAX_INPUT_CHARS, NerTagger
 
 TYPES = ["LOC", "MISC", "ORG", "PER"]
 
@@ -65,9 +65,13 @@ def test_predict_endpoint(served):
     answer = predict(client, text, 0.0, TYPES)
     assert answer["text"] == text and answer["message"] == ""
     assert [(e["type"], e["text"]) for e in answer["entities"]] == [
-        ("PER", "John Zwingmann"), ("LOC", "Paris"), ("LOC", "Berlin"), ("ORG", "Reuters")]
+        ("PER", "John Zwingmann"),
+        ("LOC", "Paris"),
+        ("LOC", "Berlin"),
+        ("ORG", "Reuters"),
+    ]
     for e in answer["entities"]:
-        assert text[e["start"]:e["end"]] == e["text"] and 0 < e["score"] <= 1
+        assert text[e["start"] : e["end"]] == e["text"] and 0 < e["score"] <= 1
 
 
 def test_the_page_shows_the_api_answer(demo_and_client):
@@ -77,8 +81,10 @@ def test_the_page_shows_the_api_answer(demo_and_client):
     answer = predict(client, text, 0.0, TYPES)
     show = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "show")
     highlight, rows, message = show(answer)
-    assert highlight == {"text": text, "entities": [{"entity": "PER", "start": 0, "end": 14},
-                                                    {"entity": "LOC", "start": 25, "end": 30}]}
+    assert highlight == {
+        "text": text,
+        "entities": [{"entity": "PER", "start": 0, "end": 14}, {"entity": "LOC", "start": 25, "end": 30}],
+    }
     assert [row[:2] for row in rows] == [["PER", "John Zwingmann"], ["LOC", "Paris"]] and message == ""
 
 
@@ -138,16 +144,23 @@ def raw_predict(url: str, body: str) -> list:
     """/predict over plain HTTP with a JSON body as given (gradio_client cannot send a lone surrogate escape)."""
     import httpx
 
-    event = httpx.post(url + "gradio_api/call/predict", content=body,
-                       headers={"Content-Type": "application/json"}).json()["event_id"]
+    event = httpx.post(
+        url + "gradio_api/call/predict", content=body, headers={"Content-Type": "application/json"}
+    ).json()["event_id"]
     stream = httpx.get(url + f"gradio_api/call/predict/{event}", timeout=60).text
     return json.loads(stream.split("data: ", 1)[1].splitlines()[0])
 
 
 def test_a_hostile_request_never_fails_the_requests_batched_with_it(served):
     tagger, client = served
-    hostile = [("Paris", 5, TYPES), ("Paris", None, TYPES), ("Paris", 0.0, ["NOPE"]), (42, 0.0, TYPES),
-               ("!" * 3000, 0.0, TYPES), ("Paris", "high", TYPES)]
+    hostile = [
+        ("Paris", 5, TYPES),
+        ("Paris", None, TYPES),
+        ("Paris", 0.0, ["NOPE"]),
+        (42, 0.0, TYPES),
+        ("!" * 3000, 0.0, TYPES),
+        ("Paris", "high", TYPES),
+    ]
     with first_batch_held(tagger) as sizes:
         first = client.submit("Berlin", 0.0, TYPES, api_name="/predict")
         time.sleep(0.3)
@@ -156,7 +169,7 @@ def test_a_hostile_request_never_fails_the_requests_batched_with_it(served):
             jobs.append(("bad", client.submit(*bad, api_name="/predict")))
             jobs.append(("ok", client.submit(f"{i} John", 0.0, TYPES, api_name="/predict")))
         # A JSON "\\ud800" escape decodes to a lone surrogate, which the tokenizer cannot encode.
-        surrogate = raw_predict(client.src, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(TYPES) + ']}')
+        surrogate = raw_predict(client.src, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(TYPES) + "]}")
         answers = [(kind, job.result(timeout=60)) for kind, job in jobs]
         assert texts_of(first.result(timeout=60)) == ["Berlin"]
     assert max(sizes) > 1  # hostile and valid requests did share batches
@@ -192,8 +205,9 @@ def test_the_app_starts_and_serves_with_a_damaged_results_file(model_dir, tmp_pa
 def test_the_space_runs_batches_of_sentences_on_one_thread(model_dir):
     pytest.importorskip("onnxruntime")
     backend = app.load_tagger(model_dir, "onnx-int8").backend
-    assert backend.one_thread_max_length == (app.ONE_THREAD_MAX_LENGTH if backend.session.get_session_options()
-                                             .intra_op_num_threads > 1 else 0)
+    assert backend.one_thread_max_length == (
+        app.ONE_THREAD_MAX_LENGTH if backend.session.get_session_options().intra_op_num_threads > 1 else 0
+    )
 
 
 def test_unloadable_model_gives_a_page_with_the_reason(monkeypatch):

@@ -14,14 +14,23 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import app  # noqa: E402
-from space_models import build_lookup_model, write_validation_results  # noqa: E402
-from trainer.inference.tagger import NerTagger  # noqa: E402
+from space_models import build_lookup_model, write_validation_results
+
+import app
+from trainer.inference.tagger import NerTagger
 
 CHROMIUM = "/usr/bin/chromium"
 # No network beyond the local server, no background services, no sandbox (root in a container).
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PAYLOAD = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 TIMEOUT_MS = 20_000
 
@@ -74,8 +83,10 @@ def test_highlight_payload_and_results_tab(page, tmp_path):
     spans.nth(1).wait_for()
     assert spans.all_inner_texts() == ["John Zwingmann", "Paris"]
     # Each span's colour is the legend colour of its type.
-    legend = {b.get_attribute("style"): b.inner_text()
-              for b in page.locator("#highlight [data-testid='highlighted-text:category-legend'] button").all()}
+    legend = {
+        b.get_attribute("style"): b.inner_text()
+        for b in page.locator("#highlight [data-testid='highlighted-text:category-legend'] button").all()
+    }
     assert sorted(legend.values()) == ["LOC", "MISC", "ORG", "PER"]
     types = [legend[s.get_attribute("style").replace(" color: black;", "")] for s in spans.all()]
     assert types == ["PER", "LOC"]

@@ -8,24 +8,42 @@ from trainer.config import Config
 
 
 def test_dashed_and_underscored_flags():
-    cfg = parse_config(["--learning-rate", "3e-5", "--per_device_train_batch_size", "4", "--no-label-all-tokens",
-                        "--data-dir", "d", "--bf16"])
+    cfg = parse_config(
+        [
+            "--learning-rate",
+            "3e-5",
+            "--per_device_train_batch_size",
+            "4",
+            "--no-label-all-tokens",
+            "--data-dir",
+            "d",
+            "--bf16",
+        ]
+    )
     assert cfg.learning_rate == 3e-5 and cfg.per_device_train_batch_size == 4
     assert cfg.label_all_tokens is False and cfg.bf16 is True and cfg.data_dir == "d"
 
 
 def test_course_defaults():
     cfg = Config()
-    assert (cfg.model_name_or_path, cfg.learning_rate, cfg.num_train_epochs, cfg.weight_decay,
-            cfg.per_device_train_batch_size) == ("bert-base-cased", 2e-5, 3.0, 0.01, 8)
+    assert (
+        cfg.model_name_or_path,
+        cfg.learning_rate,
+        cfg.num_train_epochs,
+        cfg.weight_decay,
+        cfg.per_device_train_batch_size,
+    ) == ("bert-base-cased", 2e-5, 3.0, 0.01, 8)
     assert cfg.dataset_name == "conll2003"  # with no local files
 
 
 def test_json_and_yaml_config_files(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"data_dir": "x", "num_train_epochs": 1}))
     (tmp_path / "c.yaml").write_text("data_dir: x\nnum_train_epochs: 1\n")
-    assert parse_config([str(tmp_path / "c.json")]) == parse_config([str(tmp_path / "c.yaml")]) == \
-        Config(data_dir="x", num_train_epochs=1)
+    assert (
+        parse_config([str(tmp_path / "c.json")])
+        == parse_config([str(tmp_path / "c.yaml")])
+        == Config(data_dir="x", num_train_epochs=1)
+    )
 
 
 def test_config_files_take_values_as_the_flags_would(tmp_path, capsys):
@@ -33,13 +51,15 @@ def test_config_files_take_values_as_the_flags_would(tmp_path, capsys):
     (tmp_path / "run.yaml").write_text("data-dir: x\nlearning_rate: 2e-5\nseed: 3\nstride: '8'\n")
     cfg = parse_config([str(tmp_path / "run.yaml")])
     assert (cfg.learning_rate, cfg.seed, cfg.stride) == (2e-5, 3, 8)
-    for text, message in [("stride: abc", "stride must be an integer, got 'abc'"),
-                          ("seed: 2.5", "seed must be an integer, got 2.5"),
-                          ("bf16: maybe", "bf16 must be true or false"),
-                          ("context: documents", "context must be one of document, sentence"),
-                          ("learning_rat: 1", "unknown option 'learning_rat'"),
-                          ("- a list", "expected a mapping"),
-                          ("a: [", "cannot read the config file")]:
+    for text, message in [
+        ("stride: abc", "stride must be an integer, got 'abc'"),
+        ("seed: 2.5", "seed must be an integer, got 2.5"),
+        ("bf16: maybe", "bf16 must be true or false"),
+        ("context: documents", "context must be one of document, sentence"),
+        ("learning_rat: 1", "unknown option 'learning_rat'"),
+        ("- a list", "expected a mapping"),
+        ("a: [", "cannot read the config file"),
+    ]:
         (tmp_path / "bad.yaml").write_text(text + "\n")
         assert main([str(tmp_path / "bad.yaml")]) == 2
         assert f"{tmp_path / 'bad.yaml'}: {message}" in capsys.readouterr().err
@@ -52,18 +72,21 @@ def test_help_documents_every_option():
         assert f.metadata.get("help"), f.name
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--learning-rate", "0"], "--learning-rate must be > 0"),
-    (["--bf16", "--fp16"], "exclude each other"),
-    (["--overwrite-output-dir", "--resume"], "exclude each other"),
-    (["--data-dir", "a", "--dataset-name", "b"], "not both"),
-    (["--stride", "-1"], "--stride must be >= 0"),
-    (["--stride", "128"], "less than half the window (256 sub-tokens"),  # the default window over documents
-    (["--max-seq-length", "96", "--stride", "64"], "less than half the window (96 sub-tokens; e.g. --stride 24)"),
-    (["--attention-dropout", "1"], "--attention-dropout must be in [0, 1), got 1.0"),
-    (["--attention-dropout", "-0.1"], "--attention-dropout must be in [0, 1), got -0.1"),
-    (["--hidden-dropout", "1"], "--hidden-dropout must be in [0, 1), got 1.0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--learning-rate", "0"], "--learning-rate must be > 0"),
+        (["--bf16", "--fp16"], "exclude each other"),
+        (["--overwrite-output-dir", "--resume"], "exclude each other"),
+        (["--data-dir", "a", "--dataset-name", "b"], "not both"),
+        (["--stride", "-1"], "--stride must be >= 0"),
+        (["--stride", "128"], "less than half the window (256 sub-tokens"),  # the default window over documents
+        (["--max-seq-length", "96", "--stride", "64"], "less than half the window (96 sub-tokens; e.g. --stride 24)"),
+        (["--attention-dropout", "1"], "--attention-dropout must be in [0, 1), got 1.0"),
+        (["--attention-dropout", "-0.1"], "--attention-dropout must be in [0, 1), got -0.1"),
+        (["--hidden-dropout", "1"], "--hidden-dropout must be in [0, 1), got 1.0"),
+    ],
+)
 def test_invalid_config_is_a_clear_error(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err

@@ -3,8 +3,17 @@ import os
 
 import pytest
 
-from trainer.outputs import (THIS_MODEL, ResultsModelError, TrainStats, read_predictions, read_results,
-                             read_train_stats, results_model, write_evaluation, write_train_stats)
+from trainer.outputs import (
+    THIS_MODEL,
+    ResultsModelError,
+    TrainStats,
+    read_predictions,
+    read_results,
+    read_train_stats,
+    results_model,
+    write_evaluation,
+    write_train_stats,
+)
 
 
 def test_result_files_merge_splits(tmp_path):

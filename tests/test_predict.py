@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-
 from engine_runs import launch_two_processes
 from space_models import build_lookup_model
+
 from trainer.predict import InputFileError, main, merge_shards, predict_corpus, read_records, shard_path
 
 TEXTS = ["John Smith flew to Paris.", "Nothing here.", "Google hired a German in Berlin.", "Reuters in London"]
@@ -26,8 +26,9 @@ def corpus(tmp_path) -> list[str]:
     txt = tmp_path / "a.txt"
     txt.write_text(f"{TEXTS[0]}\n\n{TEXTS[1]}\n", encoding="utf-8")  # a blank line is no text
     jsonl = tmp_path / "b.jsonl"
-    jsonl.write_text(json.dumps({"id": "doc-7", "text": TEXTS[2]}) + "\n" + json.dumps({"text": TEXTS[3]}) + "\n",
-                     encoding="utf-8")
+    jsonl.write_text(
+        json.dumps({"id": "doc-7", "text": TEXTS[2]}) + "\n" + json.dumps({"text": TEXTS[3]}) + "\n", encoding="utf-8"
+    )
     return [str(txt), str(jsonl)]
 
 
@@ -43,7 +44,7 @@ def test_entities_with_offsets_in_input_order(model, corpus, tmp_path):
     assert [r["source"] for r in got][2:] == [f"{corpus[1]}:1", f"{corpus[1]}:2"]
     for r, text in zip(got, TEXTS):
         for e in r["entities"]:
-            assert text[e["start"]:e["end"]] == e["text"]
+            assert text[e["start"] : e["end"]] == e["text"]
     assert [(e["type"], e["text"]) for e in got[0]["entities"]] == [("PER", "John Smith"), ("LOC", "Paris")]
     assert got[1]["entities"] == []
     assert [e["text"] for e in got[2]["entities"]] == ["Google", "German", "Berlin"]
@@ -102,13 +103,15 @@ def test_a_launch_that_accelerate_does_not_see_is_refused(model, corpus, tmp_pat
 def test_two_processes_under_accelerate_launch(model, corpus, tmp_path):
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
     predict_corpus(model, corpus, str(one), progress=False)
-    launch_two_processes(["--model", model, "--input", *corpus, "--output", str(two), "--no-progress"],
-                         module="trainer.predict")
+    launch_two_processes(
+        ["--model", model, "--input", *corpus, "--output", str(two), "--no-progress"], module="trainer.predict"
+    )
     assert rows(two) == rows(one)
 
 
-def test_an_output_that_is_no_finished_output_of_these_inputs_is_never_changed(model, corpus, tmp_path, capsys,
-                                                                                monkeypatch):
+def test_an_output_that_is_no_finished_output_of_these_inputs_is_never_changed(
+    model, corpus, tmp_path, capsys, monkeypatch
+):
     import trainer.inference.tagger
 
     def no_model(*args, **kwargs):
@@ -120,13 +123,21 @@ def test_an_output_that_is_no_finished_output_of_these_inputs_is_never_changed(m
     link = tmp_path / "link.txt"
     link.symlink_to(corpus[0])
     other = tmp_path / "other.jsonl"  # a finished output of other inputs, one row per text as here
-    other.write_text("".join(json.dumps({"id": f"x.txt:{i}", "source": f"x.txt:{i}", "entities": []}) + "\n"
-                             for i in range(1, 5)), encoding="utf-8")
-    for output, message in [(theirs, "existing.txt:1: expected the row for .*a\\.txt:1, found a line this tool did not "
-                                     "write: .*; remove it or choose another --output"),
-                            (Path(corpus[0]), "which is the input"), (link, "which is the input"),
-                            (Path(corpus[1]), "which is the input"),
-                            (other, r"other\.jsonl:1: expected the row for .*a\.txt:1, found a row for x\.txt:1")]:
+    other.write_text(
+        "".join(json.dumps({"id": f"x.txt:{i}", "source": f"x.txt:{i}", "entities": []}) + "\n" for i in range(1, 5)),
+        encoding="utf-8",
+    )
+    for output, message in [
+        (
+            theirs,
+            "existing.txt:1: expected the row for .*a\\.txt:1, found a line this tool did not "
+            "write: .*; remove it or choose another --output",
+        ),
+        (Path(corpus[0]), "which is the input"),
+        (link, "which is the input"),
+        (Path(corpus[1]), "which is the input"),
+        (other, r"other\.jsonl:1: expected the row for .*a\.txt:1, found a row for x\.txt:1"),
+    ]:
         before = output.read_bytes()
         assert main(["--model", model, "--input", *corpus, "--output", str(output)]) == 2
         assert re.search(message, capsys.readouterr().err)
@@ -152,15 +163,21 @@ def test_a_resumed_run_refuses_rows_of_other_input(model, corpus, tmp_path):
     out.unlink()
     # Rows of another corpus (a run killed over it into the same --output).
     shard.write_text(done[0].replace(corpus[0], "corpus.txt") + done[1], encoding="utf-8")
-    with pytest.raises(InputFileError, match=r"shard-0-of-1:1: expected the row for .*a\.txt:1, found a row for "
-                                             r"corpus\.txt:1.*delete .*out\.jsonl and any .*shard-\* files to "
-                                             r"start over"):
+    with pytest.raises(
+        InputFileError,
+        match=r"shard-0-of-1:1: expected the row for .*a\.txt:1, found a row for "
+        r"corpus\.txt:1.*delete .*out\.jsonl and any .*shard-\* files to "
+        r"start over",
+    ):
         predict_corpus(model, corpus, str(out), progress=False)
     # Rows of this corpus before it was edited: a line inserted at the top moves every text down a line.
     shard.write_text(done[0] + done[1], encoding="utf-8")
     Path(corpus[0]).write_text(f"Berlin\n{TEXTS[0]}\n\n{TEXTS[1]}\n", encoding="utf-8")
-    with pytest.raises(InputFileError, match=r"shard-0-of-1:1: expected the row for .*a\.txt:1, found a row for "
-                                             r".*a\.txt:1 whose id or entities do not match"):
+    with pytest.raises(
+        InputFileError,
+        match=r"shard-0-of-1:1: expected the row for .*a\.txt:1, found a row for "
+        r".*a\.txt:1 whose id or entities do not match",
+    ):
         predict_corpus(model, corpus, str(out), progress=False)
     assert shard.read_text(encoding="utf-8") == done[0] + done[1]  # refused: kept as it was
     assert not out.exists()
@@ -168,8 +185,10 @@ def test_a_resumed_run_refuses_rows_of_other_input(model, corpus, tmp_path):
 
 def test_a_lone_surrogate_in_an_id_is_written_and_the_run_goes_on(model, tmp_path):
     src = tmp_path / "s.jsonl"
-    src.write_text('{"id": 1, "text": "Google is in Berlin."}\n{"id": "x\\udc00y", "text": "Paris"}\n'
-                   '{"text": "London"}\n', encoding="utf-8")
+    src.write_text(
+        '{"id": 1, "text": "Google is in Berlin."}\n{"id": "x\\udc00y", "text": "Paris"}\n{"text": "London"}\n',
+        encoding="utf-8",
+    )
     out = tmp_path / "out.jsonl"
     predict_corpus(model, [str(src)], str(out), progress=False)
     got = rows(out)
@@ -179,8 +198,7 @@ def test_a_lone_surrogate_in_an_id_is_written_and_the_run_goes_on(model, tmp_pat
     assert rows(out) == got
 
 
-def test_bad_arguments_and_encodings_are_refused_before_the_model_loads(model, corpus, tmp_path, capsys,
-                                                                         monkeypatch):
+def test_bad_arguments_and_encodings_are_refused_before_the_model_loads(model, corpus, tmp_path, capsys, monkeypatch):
     import trainer.inference.tagger
 
     def no_model(*args, **kwargs):
@@ -190,11 +208,17 @@ def test_bad_arguments_and_encodings_are_refused_before_the_model_loads(model, c
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("Paris\nJosé Mourinho lives in Madrid.\n".encode("latin-1"))
     assert main(["--model", model, "--input", str(latin1), "--output", str(tmp_path / "l.jsonl")]) == 2
-    assert re.search(r"latin1\.txt:2: not UTF-8 \(byte 0xe9 at byte 4 of the line\): expected UTF-8",
-                     capsys.readouterr().err)
+    assert re.search(
+        r"latin1\.txt:2: not UTF-8 \(byte 0xe9 at byte 4 of the line\): expected UTF-8", capsys.readouterr().err
+    )
     assert main(["--model", model, "--input", *corpus, "--output", str(tmp_path / "nodir" / "x.jsonl")]) == 2
     assert "nodir does not exist" in capsys.readouterr().err
-    for args in (["--backend", "onxx"], ["--per-device-eval-batch-size", "0"], ["--per-device-eval-batch-size", "-1"], ["--format", "csv"]):
+    for args in (
+        ["--backend", "onxx"],
+        ["--per-device-eval-batch-size", "0"],
+        ["--per-device-eval-batch-size", "-1"],
+        ["--format", "csv"],
+    ):
         with pytest.raises(SystemExit) as exit_:
             main(["--model", model, "--input", *corpus, "--output", str(tmp_path / "o.jsonl"), *args])
         assert exit_.value.code == 2

@@ -2,11 +2,10 @@
 message and exit 2, before anything is written. (Real two-process launches: test_distributed, test_predict.)"""
 
 import pytest
+from conftest import CONLL_SAMPLE
 
 from trainer.__main__ import main as train_main
 from trainer.predict import main as predict_main
-
-from conftest import CONLL_SAMPLE
 
 REFUSED = "error: launched as 2 processes (WORLD_SIZE) but Accelerate runs 1"
 
@@ -21,8 +20,12 @@ def launched_as_two(monkeypatch):
 
 def test_training_is_refused(launched_as_two, tiny_encoder_dir, tmp_path, capsys):
     out = tmp_path / "model"
-    assert train_main(["--model-name-or-path", tiny_encoder_dir, "--data-dir", str(CONLL_SAMPLE),
-                       "--output-dir", str(out)]) == 2
+    assert (
+        train_main(
+            ["--model-name-or-path", tiny_encoder_dir, "--data-dir", str(CONLL_SAMPLE), "--output-dir", str(out)]
+        )
+        == 2
+    )
     assert REFUSED in capsys.readouterr().err
     assert not out.exists()
 
@@ -31,7 +34,11 @@ def test_predict_is_refused(launched_as_two, tmp_path, capsys):
     text = tmp_path / "a.txt"
     text.write_text("Paris\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    assert predict_main(["--model", str(tmp_path / "no-model"), "--input", str(text), "--output", str(out),
-                         "--no-progress"]) == 2
+    assert (
+        predict_main(
+            ["--model", str(tmp_path / "no-model"), "--input", str(text), "--output", str(out), "--no-progress"]
+        )
+        == 2
+    )
     assert REFUSED in capsys.readouterr().err
     assert not list(tmp_path.glob("out.jsonl*"))

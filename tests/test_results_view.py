@@ -7,12 +7,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from space_models import VALIDATION, build_lookup_model, write_validation_conll, write_validation_results
-from trainer.evaluation.errors import (FALSE_NEGATIVE, FALSE_POSITIVE, KINDS, WRONG_BOUNDARY, WRONG_TYPE,
-                                    WRONG_TYPE_AND_BOUNDARY, classify_errors, error_table)
-from trainer.inference.tagger import Entity, NerTagger
+
 from trainer import results_view as rv
+from trainer.evaluation.errors import (
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
+    KINDS,
+    WRONG_BOUNDARY,
+    WRONG_TYPE,
+    WRONG_TYPE_AND_BOUNDARY,
+    classify_errors,
+    error_table,
+)
+from trainer.inference.tagger import Entity, NerTagger
 
 
 def kinds(gold, pred):
@@ -30,19 +38,28 @@ def test_error_kinds():
     # Several errors in one sentence, in position order; a gold span overlapped by a wrong prediction is not also
     # counted as missed.
     assert kinds("B-PER O B-LOC O B-ORG", "B-PER O B-ORG B-MISC O") == [
-        (WRONG_TYPE, ("LOC", 2, 3), ("ORG", 2, 3)), (FALSE_POSITIVE, None, ("MISC", 3, 4)),
-        (FALSE_NEGATIVE, ("ORG", 4, 5), None)]
+        (WRONG_TYPE, ("LOC", 2, 3), ("ORG", 2, 3)),
+        (FALSE_POSITIVE, None, ("MISC", 3, 4)),
+        (FALSE_NEGATIVE, ("ORG", 4, 5), None),
+    ]
 
 
 def test_error_table_filters():
-    rows = [{"doc_id": 0, "sent_idx": i, "tokens": t, "gold": g, "pred": p} for i, (t, g, p) in enumerate([
-        ("a b c".split(), ["B-PER", "O", "O"], ["B-LOC", "O", "O"]),
-        ("a b c".split(), ["O", "O", "O"], ["O", "B-MISC", "O"]),
-        ("a b c".split(), ["B-ORG", "O", "O"], ["B-ORG", "O", "O"]),
-    ])]
+    rows = [
+        {"doc_id": 0, "sent_idx": i, "tokens": t, "gold": g, "pred": p}
+        for i, (t, g, p) in enumerate(
+            [
+                ("a b c".split(), ["B-PER", "O", "O"], ["B-LOC", "O", "O"]),
+                ("a b c".split(), ["O", "O", "O"], ["O", "B-MISC", "O"]),
+                ("a b c".split(), ["B-ORG", "O", "O"], ["B-ORG", "O", "O"]),
+            ]
+        )
+    ]
     all_errors = error_table(rows)
     assert [(r["sent_idx"], r["kind"], r["gold"], r["pred"]) for r in all_errors] == [
-        (0, WRONG_TYPE, "PER: a", "LOC: a"), (1, FALSE_POSITIVE, "", "MISC: b")]
+        (0, WRONG_TYPE, "PER: a", "LOC: a"),
+        (1, FALSE_POSITIVE, "", "MISC: b"),
+    ]
     assert len(error_table(rows, types=["LOC"])) == 1  # matches the predicted type as well as the gold one
     assert len(error_table(rows, types=["PER"])) == 1
     assert error_table(rows, types=["ORG"]) == []
@@ -53,8 +70,10 @@ def test_error_table_filters():
 def test_highlight_payloads():
     text = "John <b>in</b> Paris"
     ents = [Entity("PER", "John", 0, 4, 0.9), Entity("LOC", "Paris", 15, 20, 0.8)]
-    assert rv.highlighted(text, ents) == {"text": text, "entities": [
-        {"entity": "PER", "start": 0, "end": 4}, {"entity": "LOC", "start": 15, "end": 20}]}
+    assert rv.highlighted(text, ents) == {
+        "text": text,
+        "entities": [{"entity": "PER", "start": 0, "end": 4}, {"entity": "LOC", "start": 15, "end": 20}],
+    }
     assert rv.entity_rows(ents)[1] == ["LOC", "Paris", 0.8, 15, 20]
     words = rv.highlighted_words(["New", "York", "is", "big"], ["B-LOC", "I-LOC", "O", "O"])
     assert words == {"text": "New York is big", "entities": [{"entity": "LOC", "start": 0, "end": 8}]}
@@ -124,8 +143,9 @@ def test_compute_never_reads_a_local_path_the_config_names(lookup_dir, tmp_path,
     secret = tmp_path / "token"
     secret.write_text("hf_" + "SECRETsecretSECRET\n")
     name = {"absolute": str(secret), "parent": "../token", "symlink": "link.conll", "data_dir": None}[where]
-    model = model_with_config(lookup_dir, tmp_path, **({"data_dir": str(tmp_path)} if where == "data_dir"
-                                                       else {"validation_file": name}))
+    model = model_with_config(
+        lookup_dir, tmp_path, **({"data_dir": str(tmp_path)} if where == "data_dir" else {"validation_file": name})
+    )
     if where == "symlink":
         os.symlink(secret, os.path.join(model, "link.conll"))
     with pytest.raises(RuntimeError) as info:

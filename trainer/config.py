@@ -32,39 +32,52 @@ HUB_ALIASES = {"conll2003": ("eriktks/conll2003", "refs/convert/parquet")}
 class Config:
     # --- model -----------------------------------------------------------------------------------------------------
     model_name_or_path: str = _help(
-        "Encoder to fine-tune: a Hub model id or a local directory.", default="bert-base-cased")
+        "Encoder to fine-tune: a Hub model id or a local directory.", default="bert-base-cased"
+    )
     engine: Literal["trainer", "accelerate"] = _help(
         "Training engine: the HF Trainer, or the custom Accelerate loop (both run under `accelerate launch`).",
-        default="trainer")
+        default="trainer",
+    )
 
     # --- data ------------------------------------------------------------------------------------------------------
     task: Literal["ner", "pos", "chunk"] = _help(
         "Which tags to learn. Picks the tag column of Hub datasets (`<task>_tags`) and of column files "
         "(ner: last, pos: 2nd, chunk: 3rd) unless --label-column / --label-column-name say otherwise.",
-        default="ner")
+        default="ner",
+    )
     dataset_name: Optional[str] = _help(
         "Hub dataset id (or a local dataset directory). `conll2003` maps to a parquet copy that loads with "
-        "datasets>=4. Used when no local files are given; defaults to conll2003.", default=None)
+        "datasets>=4. Used when no local files are given; defaults to conll2003.",
+        default=None,
+    )
     dataset_config_name: Optional[str] = _help("Hub dataset configuration name.", default=None)
     dataset_revision: Optional[str] = _help(
-        "Hub dataset revision (branch, tag or commit). Default: the alias's revision, else `main`.", default=None)
+        "Hub dataset revision (branch, tag or commit). Default: the alias's revision, else `main`.", default=None
+    )
     data_dir: Optional[str] = _help(
         "Directory of CoNLL column files: eng.train/eng.testa/eng.testb, or train/validation/test "
-        "(with or without .txt/.conll/.jsonl extensions).", default=None)
-    train_file: Optional[str] = _help("Training file: CoNLL columns, or JSON lines with `tokens` and `tags`.",
-                                      default=None)
+        "(with or without .txt/.conll/.jsonl extensions).",
+        default=None,
+    )
+    train_file: Optional[str] = _help(
+        "Training file: CoNLL columns, or JSON lines with `tokens` and `tags`.", default=None
+    )
     validation_file: Optional[str] = _help("Validation file (same formats).", default=None)
     test_file: Optional[str] = _help("Test file (same formats).", default=None)
     label_column: Optional[int] = _help(
-        "Tag column of CoNLL column files, counted from 0 (the token); negative counts from the end.", default=None)
+        "Tag column of CoNLL column files, counted from 0 (the token); negative counts from the end.", default=None
+    )
     tokens_column_name: str = _help("Token column of Hub datasets.", default="tokens")
     label_column_name: Optional[str] = _help("Tag column of Hub datasets (default `<task>_tags`).", default=None)
     label_scheme: Literal["auto", "IOB1", "IOB2", "BIOES", "none"] = _help(
         "Tag scheme of the data. `auto` detects it (IOB1, IOB2, BIOES; `none` for plain tags such as POS). "
-        "Everything is converted to IOB2 for training and evaluation.", default="auto")
+        "Everything is converted to IOB2 for training and evaluation.",
+        default="auto",
+    )
     max_train_samples: Optional[int] = _help("Keep only the first N training sentences (quick runs).", default=None)
     max_eval_samples: Optional[int] = _help(
-        "Keep only the first N validation and test sentences (quick runs).", default=None)
+        "Keep only the first N validation and test sentences (quick runs).", default=None
+    )
 
     # --- tokenization ----------------------------------------------------------------------------------------------
     context: Literal["document", "sentence"] = _help(
@@ -73,38 +86,50 @@ class Config:
         "sub-tokens; data without document boundaries (e.g. the Hub's conll2003) is read as one stream, in order. "
         "`sentence`: each sentence on its own (the course's setting). Either way a text longer than a window is read "
         "in windows sharing --stride sub-tokens, never cut, and each word is scored where it has the most context.",
-        default="document")
+        default="document",
+    )
     max_seq_length: Optional[int] = _help(
         f"Sub-tokens per window, special tokens included (default: {DOCUMENT_MAX_LENGTH} with --context document, "
-        "the tokenizer's limit with --context sentence), capped by the model's limit.", default=None)
+        "the tokenizer's limit with --context sentence), capped by the model's limit.",
+        default=None,
+    )
     stride: Optional[int] = _help(
         "Sub-tokens shared by consecutive windows of a long document or sentence (0 <= stride < half a window; "
-        f"default: a quarter of --max-seq-length, at most {DEFAULT_STRIDE}).", default=None)
+        f"default: a quarter of --max-seq-length, at most {DEFAULT_STRIDE}).",
+        default=None,
+    )
     decoding: Literal["argmax", "viterbi"] = _help(
         "How word tags are read from the model's label scores, in evaluation and the Space alike (recorded in the "
         "model's config): `viterbi`, the most probable sequence of valid IOB2 tags (an I-X only after B-X or I-X; "
         "plain tags such as POS fall back to argmax); `argmax`, each word's most probable label on its own.",
-        default="viterbi")
+        default="viterbi",
+    )
     case_signal: Literal["auto", "none", "token_type"] = _help(
         "Capitals for an encoder whose tokenizer lower-cases (e.g. all-MiniLM-L6-v2), in training, evaluation and the "
         "Space alike (recorded in the model's config): `token_type` sets token_type_ids to 1 on sub-tokens holding an "
         "upper-case letter; `auto` does so only for such tokenizers with a model that has 2 token types (never for "
-        "cased ones such as bert-base-cased); `none` never.", default="auto")
+        "cased ones such as bert-base-cased); `none` never.",
+        default="auto",
+    )
     label_all_tokens: bool = _help(
         "Label every sub-token of a word (the course's strategy: B- becomes I- on continuations). "
         "--no-label-all-tokens labels only the first sub-token. Evaluation is at word level either way.",
-        default=True)
+        default=True,
+    )
 
     # --- training (TrainingArguments names) ------------------------------------------------------------------------
     output_dir: str = _help("Where the best model, tokenizer, results and checkpoints go.", default="model")
     overwrite_output_dir: bool = _help(
         "Replace the run already in --output-dir (its files and checkpoints are removed first). Without it, a "
-        "directory holding a run is refused unless --resume continues it.", default=False)
+        "directory holding a run is refused unless --resume continues it.",
+        default=False,
+    )
     learning_rate: float = _help("Peak AdamW learning rate.", default=2e-5)
     num_train_epochs: float = _help("Training epochs.", default=3.0)
     per_device_train_batch_size: int = _help(
-        "Training examples per device and step: windows (several sentences each with --context document) or "
-        "sentences.", default=8)
+        "Training examples per device and step: windows (several sentences each with --context document) or sentences.",
+        default=8,
+    )
     per_device_eval_batch_size: int = _help("Evaluation batch size per device.", default=32)
     gradient_accumulation_steps: int = _help("Batches accumulated per optimizer step.", default=1)
     weight_decay: float = _help("AdamW weight decay.", default=0.01)
@@ -112,35 +137,43 @@ class Config:
         "Dropout on the attention probabilities (default: the model's own, 0.1 for BERT). 0 lets PyTorch run its fused "
         "attention kernel in training, which never builds the (heads x length x length) probabilities, nor their "
         "random mask: the recommended recipe trains ~1.2x faster on a CPU with it (README, Training speed).",
-        default=None)
+        default=None,
+    )
     hidden_dropout: Optional[float] = _help(
         "Dropout on the hidden states (embeddings, each layer's outputs, the classifier's input; default: the model's "
-        "own, 0.1 for BERT). Without it a CPU training step runs ~1.16x faster (bench/step_levers.py).", default=None)
+        "own, 0.1 for BERT). Without it a CPU training step runs ~1.16x faster (bench/step_levers.py).",
+        default=None,
+    )
     freeze_word_embeddings: bool = _help(
         "Keep the encoder's word (sub-token) embeddings as pretrained: no gradient and no optimizer state for what is "
         "often its largest matrix (half of MiniLM's parameters). Position and token-type embeddings (the case "
-        "signal) still train.", default=False)
+        "signal) still train.",
+        default=False,
+    )
     warmup_steps: float = _help(
-        "Linear warm-up: a number of optimizer steps, or a float in [0, 1) for a fraction of all steps.", default=0.0)
+        "Linear warm-up: a number of optimizer steps, or a float in [0, 1) for a fraction of all steps.", default=0.0
+    )
     lr_scheduler_type: str = _help("Learning-rate schedule (transformers SchedulerType).", default="linear")
     max_grad_norm: float = _help("Gradient clipping norm.", default=1.0)
     seed: int = _help("Random seed (model head init, shuffling, dropout).", default=42)
     bf16: bool = _help(
         "bfloat16 mixed precision where the hardware computes it natively (CUDA GPUs with bf16, CPUs with "
         "AVX512-BF16 or AMX). Elsewhere it is ignored with a warning: emulated bf16 trains many times slower.",
-        default=False)
+        default=False,
+    )
     fp16: bool = _help("float16 mixed precision (GPU).", default=False)
     group_by_length: bool = _help(
-        "Batch sentences of similar length together in training (less padding, faster).", default=False)
+        "Batch sentences of similar length together in training (less padding, faster).", default=False
+    )
     logging_steps: int = _help("Log loss and throughput every N optimizer steps.", default=50)
     eval_strategy: Literal["epoch", "steps", "no"] = _help(
-        "When to evaluate on validation during training; the best checkpoint by validation F1 is kept.",
-        default="epoch")
+        "When to evaluate on validation during training; the best checkpoint by validation F1 is kept.", default="epoch"
+    )
     eval_steps: Optional[int] = _help("Evaluate every N steps with --eval-strategy steps.", default=None)
     save_steps: Optional[int] = _help(
-        "Also checkpoint every N optimizer steps (a checkpoint is always written at each evaluation).", default=None)
-    save_total_limit: Optional[int] = _help(
-        "Keep at most K checkpoints (the best one is always kept).", default=2)
+        "Also checkpoint every N optimizer steps (a checkpoint is always written at each evaluation).", default=None
+    )
+    save_total_limit: Optional[int] = _help("Keep at most K checkpoints (the best one is always kept).", default=2)
     resume: bool = _help("Resume from the newest checkpoint in --output-dir, if there is one.", default=False)
     resume_from_checkpoint: Optional[str] = _help("Resume from this checkpoint directory.", default=None)
     dataloader_num_workers: int = _help("DataLoader worker processes.", default=0)
@@ -148,9 +181,11 @@ class Config:
     # --- hub -------------------------------------------------------------------------------------------------------
     push_to_hub: bool = _help(
         "Push the best model, tokenizer, results and model card to the Hub (token from HF_TOKEN or the cached login).",
-        default=False)
-    hub_model_id: Optional[str] = _help("Hub repository, `user/name`. Default: the output directory's name.",
-                                        default=None)
+        default=False,
+    )
+    hub_model_id: Optional[str] = _help(
+        "Hub repository, `user/name`. Default: the output directory's name.", default=None
+    )
     hub_private_repo: bool = _help("Create the Hub repository as private.", default=False)
     license: Optional[str] = _help("License for the model card (default: the base model's, if known).", default=None)
 
@@ -159,8 +194,12 @@ class Config:
             raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate}")
         if self.num_train_epochs <= 0:
             raise ValueError(f"--num-train-epochs must be > 0, got {self.num_train_epochs}")
-        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-                     "logging_steps"):
+        for name in (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "logging_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         for name in ("attention_dropout", "hidden_dropout"):
@@ -177,9 +216,11 @@ class Config:
         if self.stride is None:
             self.stride = default_stride(window)
         if self.stride < 0 or (window and 2 * self.stride >= window):
-            raise ValueError(f"--stride must be >= 0 and less than half the window"
-                             f"{f' ({window} sub-tokens; e.g. --stride {window // 4})' if window else ''}, "
-                             f"got {self.stride}")
+            raise ValueError(
+                f"--stride must be >= 0 and less than half the window"
+                f"{f' ({window} sub-tokens; e.g. --stride {window // 4})' if window else ''}, "
+                f"got {self.stride}"
+            )
         if self.eval_strategy == "steps" and not self.eval_steps:
             raise ValueError("--eval-strategy steps needs --eval-steps N")
         has_files = bool(self.data_dir or self.train_file or self.validation_file or self.test_file)
@@ -215,7 +256,7 @@ class Config:
         write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str, **overrides: Any) -> "Config":
+    def load(cls, path: str, **overrides: Any) -> Config:
         values = load_json(path)
         if "context" not in values:  # written before windows existed: the run trained on sentences, with no stride
             values["context"] = "sentence"
@@ -224,4 +265,3 @@ class Config:
         if overrides.get("max_seq_length") and overrides.get("stride") is None:
             values.pop("stride", None)  # the saved stride was chosen for the saved window: a new one gets its own
         return from_dict(cls, values, **overrides)
-

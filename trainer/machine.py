@@ -4,7 +4,7 @@ results, model cards and the choice of precision and inference backend are read 
 from __future__ import annotations
 
 import platform
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 import torch
@@ -14,7 +14,7 @@ NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 VERSIONED = ("torch", "transformers", "datasets", "accelerate", "seqeval", "tokenizers")
 
 
-@lru_cache(maxsize=None)
+@cache
 def cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:

@@ -36,10 +36,22 @@ RUN_COMPLETE_FILE = "run_complete.json"
 # The files of a model repository: the model and its tokenizer (the names transformers writes), then the run's
 # results and card. The push uploads exactly these (an allow-list, so a stray `.env` or `wandb/` never leaves the
 # machine); --overwrite-output-dir removes them, with RUN_STATE_PATTERNS, before a new run.
-MODEL_FILE_PATTERNS = ("config.json", "model.safetensors", "model-*.safetensors", "model.safetensors.index.json",
-                       "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                       "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
-                       "chat_template.jinja")
+MODEL_FILE_PATTERNS = (
+    "config.json",
+    "model.safetensors",
+    "model-*.safetensors",
+    "model.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "chat_template.jinja",
+)
 RESULT_FILE_PATTERNS = (RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, "predictions_*.jsonl", CARD_FILE)
 # What a run writes besides: checkpoints, the Trainer's pickled arguments and logs, markers, temporary files.
 RUN_STATE_PATTERNS = ("checkpoint-*", "training_args.bin", "runs", RUN_IDENTITY_FILE, RUN_COMPLETE_FILE, "*.tmp")
@@ -76,15 +88,20 @@ def check_results_model(output_dir: str, model: str) -> None:
     `results_model` names it). Records written before records named their model count as the directory's own
     model's: by default both training and `trainer.evaluate` wrote there only the model saved there."""
     path = os.path.join(output_dir, EVAL_RESULTS_FILE)
-    others = {split: rec.get("model", THIS_MODEL) for split, rec in (read_results(output_dir) or {}).items()
-              if rec.get("model", THIS_MODEL) != model}
+    others = {
+        split: rec.get("model", THIS_MODEL)
+        for split, rec in (read_results(output_dir) or {}).items()
+        if rec.get("model", THIS_MODEL) != model
+    }
     if others:
         split, other = next(iter(others.items()))
         other = "the model saved in that directory" if other == THIS_MODEL else other
         model = "the model saved in that directory" if model == THIS_MODEL else model
-        raise ResultsModelError(f"{path} holds results of another model ({split}: {other}); not merging the results "
-                                f"of {model} into it: give another --output-dir, or remove that directory's "
-                                f"{EVAL_RESULTS_FILE} and {predictions_file('*')} first")
+        raise ResultsModelError(
+            f"{path} holds results of another model ({split}: {other}); not merging the results "
+            f"of {model} into it: give another --output-dir, or remove that directory's "
+            f"{EVAL_RESULTS_FILE} and {predictions_file('*')} first"
+        )
 
 
 T = TypeVar("T")
@@ -123,7 +140,6 @@ class TrainStats:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
 
 
 # --- writing ------------------------------------------------------------------------------------------------------

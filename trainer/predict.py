@@ -9,12 +9,12 @@ Input: JSON-lines files (one object a line; the text in `--text-field`, default 
 per input text, in input order: `{"id", "source": "file:line", "entities": [{"type", "text", "start", "end",
 "score"}]}`, or `"error"` instead of `"entities"` for a text that cannot be tagged (the run goes on).
 
-Prediction is `trainer.inference.tagger.NerTagger` (the Space's path, windows over long texts, no length limit here). The
-output is resumable: texts are tagged into `<output>.shard-<rank>-of-<n>`, whose lines are kept and their texts
+Prediction is `trainer.inference.tagger.NerTagger` (the Space's path, windows over long texts, no length limit here).
+The output is resumable: texts are tagged into `<output>.shard-<rank>-of-<n>`, whose lines are kept and their texts
 skipped when the same command runs again (a line cut off by a kill is dropped; a line that is not the row of the input
 text at its place is refused, never kept); `<output>` itself appears, whole, only at the end. An existing file that is
-not this tool's finished output of these inputs is never changed: the run is refused. Under `accelerate launch` each
-of the n processes tags every n-th text into its own shard; the main process merges the shards in input order.
+not this tool's finished output of these inputs is never changed: the run is refused. Under `accelerate launch` each of
+the n processes tags every n-th text into its own shard; the main process merges the shards in input order.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 FORMATS = ("auto", "text", "jsonl")
 
 
-def read_records(paths: Sequence[str], text_field: str = "text", id_field: str = "id",
-                 fmt: str = "auto") -> Iterator[Record]:
+def read_records(
+    paths: Sequence[str], text_field: str = "text", id_field: str = "id", fmt: str = "auto"
+) -> Iterator[Record]:
     """Every input text, in order. Plain text files: one text a non-empty line; JSON lines: one object a line. Lines
     are read by the rules of the training data's readers (trainer.data.files: UTF-8, LF/CRLF/CR, a byte-order mark
     at a line's start removed). `fmt` "auto" tells the two apart by extension (JSONL_SUFFIXES), "text" and "jsonl"
@@ -63,8 +64,9 @@ def read_records(paths: Sequence[str], text_field: str = "text", id_field: str =
         if fmt == "jsonl" or (fmt == "auto" and path.lower().endswith(JSONL_SUFFIXES)):
             for lineno, obj in json_lines(path, f'{{"{text_field}": "..."}}'):
                 if text_field not in obj:
-                    raise InputFileError(f"{path}:{lineno}: expected a JSON object with a {text_field!r} field "
-                                         f"(--text-field)")
+                    raise InputFileError(
+                        f"{path}:{lineno}: expected a JSON object with a {text_field!r} field (--text-field)"
+                    )
                 yield Record(obj.get(id_field, f"{path}:{lineno}"), f"{path}:{lineno}", obj[text_field])
             continue
         looked = fmt != "auto"  # whether a plain text file chosen by its extension was checked for JSON lines
@@ -77,8 +79,13 @@ def read_records(paths: Sequence[str], text_field: str = "text", id_field: str =
                 # the JSON: say so once, on the file's first text.
                 looked = True
                 if _is_json_object(line):
-                    logger.warning("%s is a JSON object, but %s is read as plain text (a text a line) by its "
-                                   "extension; pass --format jsonl to read its %r field", where, path, text_field)
+                    logger.warning(
+                        "%s is a JSON object, but %s is read as plain text (a text a line) by its "
+                        "extension; pass --format jsonl to read its %r field",
+                        where,
+                        path,
+                        text_field,
+                    )
             yield Record(where, where, line)
 
 
@@ -113,8 +120,14 @@ def _entities_fit(entities: Any, text: Any) -> bool:
     """Whether each entity's offsets pick its own text out of `text`: the row was tagged from this text."""
     if not isinstance(entities, list):
         return False
-    return all(isinstance(e, dict) and isinstance(text, str) and isinstance(e.get("start"), int)
-               and isinstance(e.get("end"), int) and text[e["start"]:e["end"]] == e.get("text") for e in entities)
+    return all(
+        isinstance(e, dict)
+        and isinstance(text, str)
+        and isinstance(e.get("start"), int)
+        and isinstance(e.get("end"), int)
+        and text[e["start"] : e["end"]] == e.get("text")
+        for e in entities
+    )
 
 
 def checked_rows(path: str, records: Sequence[Record], output: str, finished: bool = False) -> int:
@@ -123,36 +136,54 @@ def checked_rows(path: str, records: Sequence[Record], output: str, finished: bo
     InputFileError: the file was written from other input, or the input changed since, and keeping its rows would
     attach them to the wrong texts. A last line cut off by a kill (no newline) is not counted; in a finished output,
     which is written whole, it and a missing row are errors."""
-    restart = (f"delete {output} and any {output}.shard-* files to start over, or choose another --output"
-               if not finished else "remove it or choose another --output")
+    restart = (
+        f"delete {output} and any {output}.shard-* files to start over, or choose another --output"
+        if not finished
+        else "remove it or choose another --output"
+    )
     count = 0
     with open(path, "rb") as f:
         for raw in f:
             if not raw.endswith(b"\n"):
                 if not finished:  # cut off by a kill: tag_shard drops it
                     break
-                raise InputFileError(f"{path}:{count + 1}: the last line has no newline, which no finished output of "
-                                     f"this tool lacks; {restart}")
+                raise InputFileError(
+                    f"{path}:{count + 1}: the last line has no newline, which no finished output of "
+                    f"this tool lacks; {restart}"
+                )
             if count == len(records):
-                raise InputFileError(f"{path}:{count + 1}: expected no more than {len(records)} lines, one per input "
-                                     f"text: it is not this tool's output for these inputs; {restart}")
+                raise InputFileError(
+                    f"{path}:{count + 1}: expected no more than {len(records)} lines, one per input "
+                    f"text: it is not this tool's output for these inputs; {restart}"
+                )
             rec = records[count]
             try:
                 row = json.loads(raw)
             except ValueError:  # not JSON, or not UTF-8
                 row = None
             found = row.get("source") if isinstance(row, dict) else None
-            if not (found == rec.source and _same_json(row.get("id"), rec.id)
-                    and ("error" in row or _entities_fit(row.get("entities"), rec.text))):
-                what = (f"a row for {found} whose id or entities do not match the text there now"
-                        if found == rec.source else f"a row for {found}" if isinstance(found, str)
-                        else "a line this tool did not write")
-                raise InputFileError(f"{path}:{count + 1}: expected the row for {rec.source}, found {what}: the file "
-                                     f"was written from other input, or the input changed since; {restart}")
+            if not (
+                found == rec.source
+                and _same_json(row.get("id"), rec.id)
+                and ("error" in row or _entities_fit(row.get("entities"), rec.text))
+            ):
+                what = (
+                    f"a row for {found} whose id or entities do not match the text there now"
+                    if found == rec.source
+                    else f"a row for {found}"
+                    if isinstance(found, str)
+                    else "a line this tool did not write"
+                )
+                raise InputFileError(
+                    f"{path}:{count + 1}: expected the row for {rec.source}, found {what}: the file "
+                    f"was written from other input, or the input changed since; {restart}"
+                )
             count += 1
     if finished and count != len(records):
-        raise InputFileError(f"{path} holds {count} rows for {len(records)} input texts: it is not this tool's "
-                             f"output for these inputs; {restart}")
+        raise InputFileError(
+            f"{path} holds {count} rows for {len(records)} input texts: it is not this tool's "
+            f"output for these inputs; {restart}"
+        )
     return count
 
 
@@ -164,14 +195,16 @@ def check_output(output: str, inputs: Sequence[str], world: int) -> None:
         for w in written:
             # Real paths catch symlinks and ./ spellings; samefile also hard links.
             if os.path.realpath(w) == os.path.realpath(path) or (os.path.exists(w) and os.path.samefile(w, path)):
-                raise InputFileError(f"--output {output}: the run would write {w}, which is the input {path}; "
-                                     "choose another --output")
+                raise InputFileError(
+                    f"--output {output}: the run would write {w}, which is the input {path}; choose another --output"
+                )
     if os.path.isdir(output):
         raise InputFileError(f"--output {output} is a directory: expected a file name")
     parent = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(parent):
-        raise InputFileError(f"--output {output}: the directory {parent} does not exist; create it or choose "
-                             "another --output")
+        raise InputFileError(
+            f"--output {output}: the directory {parent} does not exist; create it or choose another --output"
+        )
 
 
 def json_line(row: dict[str, Any]) -> str:
@@ -192,19 +225,21 @@ def tag_shard(tagger: Any, records: Sequence[Record], out_path: str, batch_size:
     done = complete_lines(out_path)  # predict_corpus checked its lines first: this drops only a cut-off last line
     if done:
         logger.info("%s: %d of %d texts already tagged, continuing", out_path, done, len(records))
-    with open(out_path, "a", encoding="utf-8") as out, tqdm(total=len(records), initial=done, disable=not progress,
-                                                             unit="text") as bar:
+    with (
+        open(out_path, "a", encoding="utf-8") as out,
+        tqdm(total=len(records), initial=done, disable=not progress, unit="text") as bar,
+    ):
         for start in range(done, len(records), batch_size):
-            batch = records[start:start + batch_size]
+            batch = records[start : start + batch_size]
             answers: list[dict[str, Any]] = []
             try:
                 found: list[Any] = tagger.predict_batch([r.text for r in batch])
-            except Exception:  # noqa: BLE001 - a bad text in the batch: one by one, so only it gets the error
+            except Exception:
                 found = []
                 for r in batch:
                     try:
                         found.append(tagger.predict(r.text))
-                    except Exception as e:  # noqa: BLE001 - recorded on its line; the corpus goes on
+                    except Exception as e:
                         found.append(e)
             for r, ents in zip(batch, found):
                 row: dict[str, Any] = {"id": r.id, "source": r.source}
@@ -242,9 +277,17 @@ def merge_shards(output: str, world: int, total: int) -> None:
         os.remove(shard_path(output, r, world))
 
 
-def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: int = 32, text_field: str = "text",
-                   id_field: str = "id", backend: Optional[str] = None, progress: bool = True,
-                   fmt: str = "auto") -> int:
+def predict_corpus(
+    model: str,
+    inputs: Sequence[str],
+    output: str,
+    batch_size: int = 32,
+    text_field: str = "text",
+    id_field: str = "id",
+    backend: Optional[str] = None,
+    progress: bool = True,
+    fmt: str = "auto",
+) -> int:
     """Tag every text of `inputs` into `output`; returns the number of texts. Distributed under accelerate launch.
     Everything that can be refused is refused before the model is loaded and before any file is opened to write."""
     from trainer.inference.tagger import NerTagger, load_model
@@ -274,10 +317,16 @@ def predict_corpus(model: str, inputs: Sequence[str], output: str, batch_size: i
     with state.main_process_first():
         model_obj, tokenizer = load_model(model)
         model_obj.to(state.device)  # a GPU per process under accelerate launch; "auto" then keeps torch
-        tagger = NerTagger(model_obj, tokenizer, source=model, backend=backend or "auto",
-                           max_chars=10**9, max_subtokens=10**9)  # a corpus: no per-request cost bound
-    tag_shard(tagger, records[rank::world], shard_path(output, rank, world), batch_size,
-              progress and state.is_local_main_process)
+        tagger = NerTagger(
+            model_obj, tokenizer, source=model, backend=backend or "auto", max_chars=10**9, max_subtokens=10**9
+        )  # a corpus: no per-request cost bound
+    tag_shard(
+        tagger,
+        records[rank::world],
+        shard_path(output, rank, world),
+        batch_size,
+        progress and state.is_local_main_process,
+    )
     state.wait_for_everyone()
     if state.is_main_process:
         merge_shards(output, world, len(records))
@@ -295,9 +344,12 @@ class PredictArgs:
     id_field: str = field_help("The id field of JSON-lines input (default: file:line).", default="id")
     format: Literal["auto", "text", "jsonl"] = field_help(
         "Input format: auto (.jsonl, .json, .ndjson in any case are JSON lines, other files plain text), text or "
-        "jsonl (every input).", default="auto")
-    backend: str = field_help("Inference backend (docs/inference.md).", default="auto",
-                              metadata={"choices": BACKEND_CHOICES})
+        "jsonl (every input).",
+        default="auto",
+    )
+    backend: str = field_help(
+        "Inference backend (docs/inference.md).", default="auto", metadata={"choices": BACKEND_CHOICES}
+    )
     progress: bool = field_help("Show a progress bar.", default=True)
 
 
@@ -308,8 +360,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from trainer.processes import LaunchError
 
     try:
-        n = predict_corpus(args.model, args.input, args.output, args.per_device_eval_batch_size, args.text_field,
-                           args.id_field, args.backend, args.progress, args.format)
+        n = predict_corpus(
+            args.model,
+            args.input,
+            args.output,
+            args.per_device_eval_batch_size,
+            args.text_field,
+            args.id_field,
+            args.backend,
+            args.progress,
+            args.format,
+        )
     except (DataError, ModelLoadError, LaunchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

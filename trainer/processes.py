@@ -23,7 +23,9 @@ def process_state() -> PartialState:
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != state.num_processes:
-        raise LaunchError(f"launched as {launched} processes (WORLD_SIZE) but Accelerate runs {state.num_processes} "
-                           f"(distributed type {state.distributed_type}); on CPUs launch with "
-                           "ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N")
+        raise LaunchError(
+            f"launched as {launched} processes (WORLD_SIZE) but Accelerate runs {state.num_processes} "
+            f"(distributed type {state.distributed_type}); on CPUs launch with "
+            "ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes N"
+        )
     return state

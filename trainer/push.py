@@ -24,13 +24,17 @@ from trainer.outputs import RUN_CONFIG_FILE
 
 @dataclass
 class PushArgs:
-    model: str = field_help("A trained output directory (config.json, model weights, run_config.json, "
-                            "eval_results.json).")
+    model: str = field_help(
+        "A trained output directory (config.json, model weights, run_config.json, eval_results.json)."
+    )
     hub_model_id: Optional[str] = field_help(
-        "Hub repository `user/name`. Default: the run's --hub-model-id, else the directory's name.", default=None)
+        "Hub repository `user/name`. Default: the run's --hub-model-id, else the directory's name.", default=None
+    )
     hub_private_repo: Optional[bool] = field_help(
-        "Create the repository as private. Default: the run's --hub-private-repo.", default=None,
-        metadata={"nargs": "?", "const": True})
+        "Create the repository as private. Default: the run's --hub-private-repo.",
+        default=None,
+        metadata={"nargs": "?", "const": True},
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

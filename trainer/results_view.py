@@ -3,8 +3,8 @@
 data and text, and the error browser's rows. app.py only wires these to components.
 
 Results are read from `eval_results.json` / `predictions_<split>.jsonl` (trainer.outputs). Computing them is
-trainer.evaluation.word_level's `evaluate`, imported only when asked for, so serving a model with results never loads the data
-readers.
+trainer.evaluation.word_level's `evaluate`, imported only when asked for, so serving a model with results never loads
+the data readers.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 from trainer.evaluation.errors import error_table
 from trainer.inference.tagger import Entity, NerTagger
+from trainer.outputs import EVAL_RESULTS_FILE, RUN_CONFIG_FILE, is_complete, load_json, load_jsonl, predictions_file
 from trainer.reading.labels import tags_to_spans
-from trainer.outputs import (EVAL_RESULTS_FILE, RUN_CONFIG_FILE, is_complete, load_json, load_jsonl,
-                             predictions_file)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,11 +55,11 @@ def entity_rows(entities: Sequence[Entity]) -> list[list[Any]]:
     return [[e.type, e.text, round(e.score, 3), e.start, e.end] for e in entities]
 
 
-def predict_or_message(tagger: NerTagger, text: str) -> "list[Entity] | str":
+def predict_or_message(tagger: NerTagger, text: str) -> list[Entity] | str:
     """One text's entities, or a message saying it could not be processed (without the exception's details)."""
     try:
         return tagger.predict(text)
-    except Exception:  # noqa: BLE001 - whatever failed, it fails this request only
+    except Exception:
         logger.exception("prediction failed for one request")
         return "⚠️ This text could not be processed."
 
@@ -71,8 +70,10 @@ def highlighted_words(tokens: Sequence[str], tags: Sequence[str]) -> dict[str, A
     for tok in tokens:
         starts.append(pos)
         pos += len(tok) + 1
-    ents = [{"entity": typ, "start": starts[a], "end": starts[b - 1] + len(tokens[b - 1])}
-            for typ, a, b in tags_to_spans(tags)]
+    ents = [
+        {"entity": typ, "start": starts[a], "end": starts[b - 1] + len(tokens[b - 1])}
+        for typ, a, b in tags_to_spans(tags)
+    ]
     return {"text": " ".join(tokens), "entities": ents}
 
 
@@ -103,7 +104,7 @@ class ModelResults:
             from huggingface_hub import hf_hub_download
 
             return hf_hub_download(self.source, name)
-        except Exception as exc:  # noqa: BLE001 - missing file, offline, no such repo: all mean "not available"
+        except Exception as exc:
             self.note = f"{name} could not be fetched from the Hub repo {self.source} ({type(exc).__name__})"
             return None
 
@@ -125,10 +126,16 @@ class ModelResults:
         if results is not None and not isinstance(results.get(SPLIT) if isinstance(results, dict) else None, dict):
             self.note = f"{EVAL_RESULTS_FILE} of this model holds no {SPLIT} results"
             return None
-        if results and self.local and os.path.exists(os.path.join(self.source, RUN_CONFIG_FILE)) \
-                and not is_complete(self.source):
-            self.note = ("the training run of this model did not complete (no run_complete.json): these results may "
-                         "not belong to its weights")
+        if (
+            results
+            and self.local
+            and os.path.exists(os.path.join(self.source, RUN_CONFIG_FILE))
+            and not is_complete(self.source)
+        ):
+            self.note = (
+                "the training run of this model did not complete (no run_complete.json): these results may "
+                "not belong to its weights"
+            )
         return results[SPLIT] if results else None
 
     def predictions(self) -> list[dict[str, Any]]:
@@ -136,7 +143,7 @@ class ModelResults:
             return self._computed.rows
         return self._read(predictions_file(SPLIT), load_jsonl) or []
 
-    def validation_config(self) -> "Config":
+    def validation_config(self) -> Config:
         """The model's run config, with its validation data limited to what belongs to the model: a Hub dataset, or
         a file inside the model's directory or repo. Raises ValueError for any other local path (not read)."""
         import dataclasses
@@ -147,9 +154,11 @@ class ModelResults:
         local = cfg.validation_file or cfg.data_dir
         if not local:
             return cfg  # a Hub dataset (CoNLL-2003 for a model without a run config)
-        refusal = ValueError("this model's validation data is a path on the machine it was trained on, which the "
-                             "Space does not read; ship eval_results.json with the model (`python -m "
-                             "trainer.evaluate`), or a validation file inside the model repository")
+        refusal = ValueError(
+            "this model's validation data is a path on the machine it was trained on, which the "
+            "Space does not read; ship eval_results.json with the model (`python -m "
+            "trainer.evaluate`), or a validation file inside the model repository"
+        )
         if cfg.data_dir or os.path.isabs(local) or ".." in local.replace("\\", "/").split("/"):
             raise refusal
         if self.local:
@@ -163,9 +172,11 @@ class ModelResults:
                 raise refusal
         return dataclasses.replace(cfg, validation_file=path, train_file=None, test_file=None)
 
-    def compute(self, tagger: NerTagger, progress: Optional[Callable[[float, str], None]] = None,
-                batch_size: int = 32) -> dict[str, Any]:
-        """Score the tagger's model on its validation data (see `validation_config`) with trainer.evaluation.word_level, in
+    def compute(
+        self, tagger: NerTagger, progress: Optional[Callable[[float, str], None]] = None, batch_size: int = 32
+    ) -> dict[str, Any]:
+        """Score the tagger's model on its validation data (see `validation_config`) with trainer.evaluation.word_level,
+        in
         memory; computed once per process, then returned as it is."""
         if self._computed:
             return self._computed.record
@@ -177,20 +188,23 @@ class ModelResults:
         try:
             cfg = self.validation_config()
             data = load_split(cfg, SPLIT)
-        except Exception as exc:  # noqa: BLE001 - DataError, refused paths, Hub unreachable
+        except Exception as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if isinstance(exc, DataError):  # its message quotes the offending line: never shown to visitors
                 reason = "the model's validation file is not in a format the trainer reads"
             raise RuntimeError(f"The validation results could not be computed: {reason}") from exc
-        self._computed = evaluate(tagger.model, tagger.tokenizer, data, SPLIT, cfg.max_seq_length, batch_size,
-                                  progress=progress)
+        self._computed = evaluate(
+            tagger.model, tagger.tokenizer, data, SPLIT, cfg.max_seq_length, batch_size, progress=progress
+        )
         self.note = ""
         return self._computed.record
 
 
 def per_entity_rows(record: dict[str, Any]) -> list[list[Any]]:
-    return [[typ, round(r["precision"], 4), round(r["recall"], 4), round(r["f1"], 4), r["support"]]
-            for typ, r in sorted(record["per_entity"].items())]
+    return [
+        [typ, round(r["precision"], 4), round(r["recall"], 4), round(r["f1"], 4), r["support"]]
+        for typ, r in sorted(record["per_entity"].items())
+    ]
 
 
 METRICS = ("precision", "recall", "f1")
@@ -202,40 +216,63 @@ def chart_order(types: Iterable[str]) -> list[str]:
     return [f"{t} {m}" for t in sorted(types) for m in METRICS]
 
 
-def chart_frame(record: dict[str, Any]) -> "pd.DataFrame":
+def chart_frame(record: dict[str, Any]) -> pd.DataFrame:
     """Data of the bar chart: one bar per (type, metric), next to each other. gr.BarPlot stacks bars that share an
     x value (no grouped bars, gradio issue 10763), so each bar gets its own x label, `PER f1`, in type order."""
     import pandas as pd
 
-    rows = [{"bar": f"{typ} {m}", "type": typ, "metric": m, "value": round(r[m], 4)}
-            for typ, r in sorted(record["per_entity"].items()) for m in METRICS]
+    rows = [
+        {"bar": f"{typ} {m}", "type": typ, "metric": m, "value": round(r[m], 4)}
+        for typ, r in sorted(record["per_entity"].items())
+        for m in METRICS
+    ]
     return pd.DataFrame(rows, columns=["bar", "type", "metric", "value"])
 
 
 def summary_markdown(record: dict[str, Any], source: str) -> str:
     o, p = record["overall"], record.get("protocol", {})
     w = p.get("window")
-    context = ([f"- Context: {'whole documents' if w['context'] == 'document' else 'single sentences'}, read in "
-                f"windows of {w['max_length']} sub-tokens sharing {w['stride']}",
-                "- Decoding: " + ("the most probable valid IOB2 sequence (Viterbi)" if w.get("decoding") == "viterbi"
-                                  else "each word's most probable label (argmax)"),
-                "- Case signal: " + ("capitals flagged in token_type_ids (the tokenizer lower-cases)"
-                                     if w.get("case_signal") == "token_type" else "none")] if w else [])
-    return "\n".join([
-        f"**Overall** (micro average over entities): precision **{o['precision']:.4f}**, recall "
-        f"**{o['recall']:.4f}**, F1 **{o['f1']:.4f}**, word accuracy {o['accuracy']:.4f}",
-        "",
-        f"- Model: `{source}`",
-        f"- Dataset: {record.get('dataset', '?')}, split **{record.get('split', SPLIT)}** "
-        f"({record.get('num_sentences', '?')} sentences, {record.get('num_words', '?')} words)",
-        f"- Metric: {p.get('metric', 'seqeval')}, mode {p.get('mode', '?')}, scheme {p.get('scheme', '?')}",
-        f"- Level: {p.get('level', '?')}",
-        *context,
-    ])
+    context = (
+        [
+            f"- Context: {'whole documents' if w['context'] == 'document' else 'single sentences'}, read in "
+            f"windows of {w['max_length']} sub-tokens sharing {w['stride']}",
+            "- Decoding: "
+            + (
+                "the most probable valid IOB2 sequence (Viterbi)"
+                if w.get("decoding") == "viterbi"
+                else "each word's most probable label (argmax)"
+            ),
+            "- Case signal: "
+            + (
+                "capitals flagged in token_type_ids (the tokenizer lower-cases)"
+                if w.get("case_signal") == "token_type"
+                else "none"
+            ),
+        ]
+        if w
+        else []
+    )
+    return "\n".join(
+        [
+            f"**Overall** (micro average over entities): precision **{o['precision']:.4f}**, recall "
+            f"**{o['recall']:.4f}**, F1 **{o['f1']:.4f}**, word accuracy {o['accuracy']:.4f}",
+            "",
+            f"- Model: `{source}`",
+            f"- Dataset: {record.get('dataset', '?')}, split **{record.get('split', SPLIT)}** "
+            f"({record.get('num_sentences', '?')} sentences, {record.get('num_words', '?')} words)",
+            f"- Metric: {p.get('metric', 'seqeval')}, mode {p.get('mode', '?')}, scheme {p.get('scheme', '?')}",
+            f"- Level: {p.get('level', '?')}",
+            *context,
+        ]
+    )
 
 
-def error_rows(predictions: Sequence[dict[str, Any]], types: Optional[Iterable[str]] = None,
-               kinds: Optional[Iterable[str]] = None, limit: int = 500) -> list[dict[str, Any]]:
+def error_rows(
+    predictions: Sequence[dict[str, Any]],
+    types: Optional[Iterable[str]] = None,
+    kinds: Optional[Iterable[str]] = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
     """Error-browser records (see trainer.evaluation.errors.error_table), at most `limit` of them."""
     return error_table(predictions, types, kinds)[:limit]
 

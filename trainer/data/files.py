@@ -21,9 +21,11 @@ from trainer.reading.labels import tag_error
 
 logger = logging.getLogger(__name__)
 
-SPLIT_FILE_STEMS = {"train": ("eng.train", "train"),
-                    "validation": ("eng.testa", "validation", "valid", "dev"),
-                    "test": ("eng.testb", "test")}
+SPLIT_FILE_STEMS = {
+    "train": ("eng.train", "train"),
+    "validation": ("eng.testa", "validation", "valid", "dev"),
+    "test": ("eng.testb", "test"),
+}
 FILE_EXTENSIONS = ("", ".txt", ".conll", ".iob", ".tsv", ".jsonl", ".json")
 
 
@@ -46,8 +48,6 @@ def has_chunk_tags(cfg: Config) -> bool:
     if cfg.label_scheme != "auto":
         return cfg.label_scheme != "none"
     return cfg.task != "pos"
-
-
 
 
 # A line ends with LF, CRLF or a lone CR (old Mac files), all counted alike for line numbers. Not str.splitlines():
@@ -74,12 +74,18 @@ def decoded_lines(path: str) -> Iterator[tuple[int, str]]:
         try:
             decoded = bline.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise DataError(f"{path}:{lineno}: not UTF-8 (byte 0x{bline[e.start]:02x} at byte {e.start + 1} of the "
-                            f"line): expected UTF-8 text; convert the file, e.g. `iconv -f latin1 -t utf-8`") from None
+            raise DataError(
+                f"{path}:{lineno}: not UTF-8 (byte 0x{bline[e.start]:02x} at byte {e.start + 1} of the "
+                f"line): expected UTF-8 text; convert the file, e.g. `iconv -f latin1 -t utf-8`"
+            ) from None
         text = decoded.lstrip(BOM)
         if len(text) < len(decoded) and lineno > 1 and not warned:
-            logger.warning("%s:%d: removed a byte-order mark (U+FEFF) at the start of the line (files joined "
-                           "together?); later ones at a line start in this file are removed too", path, lineno)
+            logger.warning(
+                "%s:%d: removed a byte-order mark (U+FEFF) at the start of the line (files joined "
+                "together?); later ones at a line start in this file are removed too",
+                path,
+                lineno,
+            )
             warned = True
         yield lineno, text
 
@@ -92,8 +98,10 @@ def _word_error(word: str) -> Optional[str]:
         return "empty word: expected a non-empty word with visible characters"
     if all(unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in word):
         codes = " ".join(f"U+{ord(c):04X}" for c in word)
-        return (f"word {word!r} ({codes}) has only whitespace, control or format characters: expected a non-empty "
-                f"word with visible characters")
+        return (
+            f"word {word!r} ({codes}) has only whitespace, control or format characters: expected a non-empty "
+            f"word with visible characters"
+        )
     return None
 
 
@@ -130,14 +138,20 @@ def read_conll(path: str, label_column: int, chunk_tags: bool, what: str = "the 
         if ncols is None:
             ncols, ncols_line = len(parts), lineno
             if ncols < 2:
-                raise DataError(f"{path}:{lineno}: expected at least 2 whitespace-separated columns (word and tag), "
-                                f"found 1: {line.strip()!r}")
+                raise DataError(
+                    f"{path}:{lineno}: expected at least 2 whitespace-separated columns (word and tag), "
+                    f"found 1: {line.strip()!r}"
+                )
             if not -ncols <= label_column < ncols:
-                raise DataError(f"{path}:{lineno}: {what} is column {label_column} (counted from 0) but the line "
-                                f"has {ncols} columns: {line.strip()!r}")
+                raise DataError(
+                    f"{path}:{lineno}: {what} is column {label_column} (counted from 0) but the line "
+                    f"has {ncols} columns: {line.strip()!r}"
+                )
         elif len(parts) != ncols:
-            raise DataError(f"{path}:{lineno}: expected {ncols} columns (as on line {ncols_line}), found "
-                            f"{len(parts)}: {line.strip()!r}")
+            raise DataError(
+                f"{path}:{lineno}: expected {ncols} columns (as on line {ncols_line}), found "
+                f"{len(parts)}: {line.strip()!r}"
+            )
         tag = parts[label_column]
         if chunk_tags and (err := tag_error(tag)):
             raise DataError(f"{path}:{lineno}: {err}")
@@ -149,8 +163,10 @@ def read_conll(path: str, label_column: int, chunk_tags: bool, what: str = "the 
         tags.append(tag)
     flush()
     if not sentences:
-        raise DataError(f"{path}: no sentences found: expected lines of whitespace-separated columns "
-                        f"(word ... tag) with blank lines between sentences")
+        raise DataError(
+            f"{path}: no sentences found: expected lines of whitespace-separated columns "
+            f"(word ... tag) with blank lines between sentences"
+        )
     if not has_docstart:  # no document boundaries: sentences belong to no document (sent_idx is then the row)
         for s in sentences:
             s.doc_id = -1
@@ -166,8 +182,10 @@ def json_lines(path: str, example: str) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno}): expected one object "
-                            f"per line like {example}") from None
+            raise DataError(
+                f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno}): expected one object "
+                f"per line like {example}"
+            ) from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{lineno}: expected a JSON object like {example}, found {type(obj).__name__}")
         yield lineno, obj
@@ -181,12 +199,13 @@ def read_jsonl(path: str, tag_keys: tuple[str, ...], chunk_tags: bool) -> list[S
         key = next((k for k in tag_keys if k in obj), None)
         if "tokens" not in obj or key is None:
             missing = "tokens" if "tokens" not in obj else " or ".join(repr(k) for k in tag_keys)
-            raise DataError(f"{path}:{lineno}: missing key {missing}: expected {{\"tokens\": [...], \"tags\": "
-                            f"[...]}}, found keys {sorted(obj)}")
+            raise DataError(
+                f'{path}:{lineno}: missing key {missing}: expected {{"tokens": [...], "tags": '
+                f"[...]}}, found keys {sorted(obj)}"
+            )
         tokens, tags = obj["tokens"], obj[key]
-        if not (isinstance(tokens, list) and isinstance(tags, list)
-                and all(isinstance(x, str) for x in tokens + tags)):
-            raise DataError(f"{path}:{lineno}: \"tokens\" and {key!r} must be lists of strings")
+        if not (isinstance(tokens, list) and isinstance(tags, list) and all(isinstance(x, str) for x in tokens + tags)):
+            raise DataError(f'{path}:{lineno}: "tokens" and {key!r} must be lists of strings')
         if len(tokens) != len(tags):
             raise DataError(f"{path}:{lineno}: {len(tokens)} tokens but {len(tags)} tags: expected one tag per token")
         if not tokens:
@@ -205,14 +224,16 @@ def read_jsonl(path: str, tag_keys: tuple[str, ...], chunk_tags: bool) -> list[S
         # predictions files.
         name = obj.get("doc_id")
         if isinstance(name, bool) or not isinstance(name, (str, int, type(None))):
-            raise DataError(f"{path}:{lineno}: \"doc_id\" must be a string or an integer (null or -1: no document), "
-                            f"found {type(name).__name__} {json.dumps(name)[:60]}")
+            raise DataError(
+                f'{path}:{lineno}: "doc_id" must be a string or an integer (null or -1: no document), '
+                f"found {type(name).__name__} {json.dumps(name)[:60]}"
+            )
         doc_id = -1 if name is None or name == -1 else doc_numbers.setdefault(name, len(doc_numbers))
         same_doc = doc_id >= 0 and sentences and sentences[-1].doc_id == doc_id
         sent_idx = sentences[-1].sent_idx + 1 if same_doc else 0 if doc_id >= 0 else len(sentences)
         sentences.append(Sentence(tokens, tags, doc_id, sent_idx, lineno, name if doc_id >= 0 else -1))
     if not sentences:
-        raise DataError(f"{path}: no sentences found: expected JSON lines like {{\"tokens\": [...], \"tags\": [...]}}")
+        raise DataError(f'{path}: no sentences found: expected JSON lines like {{"tokens": [...], "tags": [...]}}')
     return sentences
 
 
@@ -247,8 +268,14 @@ def find_split_files(data_dir: str, require_train: bool = True) -> dict[str, str
     found = {}
     for split, stems in SPLIT_FILE_STEMS.items():
         for stem in stems:
-            hit = next((os.path.join(data_dir, stem + ext) for ext in FILE_EXTENSIONS
-                        if os.path.isfile(os.path.join(data_dir, stem + ext))), None)
+            hit = next(
+                (
+                    os.path.join(data_dir, stem + ext)
+                    for ext in FILE_EXTENSIONS
+                    if os.path.isfile(os.path.join(data_dir, stem + ext))
+                ),
+                None,
+            )
             if hit:
                 found[split] = hit
                 break

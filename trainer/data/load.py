@@ -14,23 +14,29 @@ from typing import Any, Optional, Sequence
 from datasets import Dataset, DatasetDict, Features, List, Value, load_dataset
 
 from trainer.config import Config
-from trainer.data.files import DataError, Sentence, has_chunk_tags, expected_files, find_split_files, read_file
+from trainer.data.files import DataError, Sentence, expected_files, find_split_files, has_chunk_tags, read_file
 from trainer.outputs import NO_DOCUMENTS
 from trainer.reading.labels import complete_labels, detect_scheme, tag_error, to_iob2
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-FEATURES = Features({"tokens": List(Value("string")), "tags": List(Value("string")),
-                     "doc_id": Value("int32"), "sent_idx": Value("int32")})
+FEATURES = Features(
+    {
+        "tokens": List(Value("string")),
+        "tags": List(Value("string")),
+        "doc_id": Value("int32"),
+        "sent_idx": Value("int32"),
+    }
+)
 
 
 @dataclass
 class NerData:
     splits: DatasetDict
-    labels: list[str]          # model label list, IOB2 (or plain tags)
-    scheme: str                # the source's scheme before conversion: IOB1, IOB2, BIOES or none
-    source: str                # human-readable description of where the data came from (cards, results)
+    labels: list[str]  # model label list, IOB2 (or plain tags)
+    scheme: str  # the source's scheme before conversion: IOB1, IOB2, BIOES or none
+    source: str  # human-readable description of where the data came from (cards, results)
     files: dict[str, str] = field(default_factory=dict)
     lines: dict[str, list[int]] = field(default_factory=dict)  # per file split: each sentence's first line
     # Per JSON lines split: each document number's id as the file wrote it (a string, or an integer other than the
@@ -53,8 +59,12 @@ class NerData:
     def sentence_sources(self, split: str) -> list[str]:
         """Where each sentence of a split came from, for messages: `file:line`, or `source [split] row N`."""
         lines = self.lines.get(split, [])
-        return [f"{self.files[split]}:{lines[row]}" if split in self.files and row < len(lines)
-                else f"{self.source} [{split}] row {row}" for row in range(len(self.splits[split]))]
+        return [
+            f"{self.files[split]}:{lines[row]}"
+            if split in self.files and row < len(lines)
+            else f"{self.source} [{split}] row {row}"
+            for row in range(len(self.splits[split]))
+        ]
 
 
 # --- conversion ---------------------------------------------------------------------------------------------------
@@ -70,9 +80,15 @@ def _resolve_scheme(cfg: Config, tag_lists: list[list[str]]) -> str:
 
 
 def _to_dataset(rows: list[Sentence]) -> Dataset:
-    return Dataset.from_dict({"tokens": [r.tokens for r in rows], "tags": [r.tags for r in rows],
-                              "doc_id": [r.doc_id for r in rows], "sent_idx": [r.sent_idx for r in rows]},
-                             features=FEATURES)
+    return Dataset.from_dict(
+        {
+            "tokens": [r.tokens for r in rows],
+            "tags": [r.tags for r in rows],
+            "doc_id": [r.doc_id for r in rows],
+            "sent_idx": [r.sent_idx for r in rows],
+        },
+        features=FEATURES,
+    )
 
 
 def _report_unseen(split: str, where: str, rows: list[Sentence], known: set[str]) -> None:
@@ -84,21 +100,37 @@ def _report_unseen(split: str, where: str, rows: list[Sentence], known: set[str]
                 count, line = unseen.get(tag, (0, r.line))
                 unseen[tag] = (count + 1, line)
     for tag, (count, line) in sorted(unseen.items()):
-        logger.warning("%s:%s: %s label %r never occurs in training (%d words); the model cannot predict it and "
-                       "these words count as missed", where, line, split, tag, count)
+        logger.warning(
+            "%s:%s: %s label %r never occurs in training (%d words); the model cannot predict it and "
+            "these words count as missed",
+            where,
+            line,
+            split,
+            tag,
+            count,
+        )
 
 
 def load_files(cfg: Config, only: Optional[Sequence[str]] = None) -> NerData:
     """The configured files; `only`: just these splits (evaluation reads and converts nothing it does not score)."""
-    files = find_split_files(cfg.data_dir, require_train=only is None or "train" in only) if cfg.data_dir else {
-        s: p for s, p in (("train", cfg.train_file), ("validation", cfg.validation_file),
-                          ("test", cfg.test_file)) if p}
+    files = (
+        find_split_files(cfg.data_dir, require_train=only is None or "train" in only)
+        if cfg.data_dir
+        else {
+            s: p
+            for s, p in (("train", cfg.train_file), ("validation", cfg.validation_file), ("test", cfg.test_file))
+            if p
+        }
+    )
     if only is not None:
         for split in only:
             if split not in files:
-                raise DataError(f"{cfg.data_dir}: no {split} file: expected one of {expected_files(split)}"
-                                if cfg.data_dir else f"no {split} file: expected --{split}-file (given: "
-                                f"{', '.join(f'--{s}-file' for s in files) or 'none'})")
+                raise DataError(
+                    f"{cfg.data_dir}: no {split} file: expected one of {expected_files(split)}"
+                    if cfg.data_dir
+                    else f"no {split} file: expected --{split}-file (given: "
+                    f"{', '.join(f'--{s}-file' for s in files) or 'none'})"
+                )
         files = {s: p for s, p in files.items() if s in only}
     raw = {split: read_file(path, cfg) for split, path in files.items()}
     # The scheme and labels come from the training split. Evaluation-only use (trainer.evaluate) may have none: the
@@ -114,12 +146,24 @@ def load_files(cfg: Config, only: Optional[Sequence[str]] = None) -> NerData:
             if split != "train":
                 _report_unseen(split, files[split], rows, set(labels))
     splits = DatasetDict({split: _to_dataset(rows) for split, rows in raw.items()})
-    source = (f"CoNLL files in {cfg.data_dir}" if cfg.data_dir
-              else "local files " + ", ".join(os.path.basename(p) for p in files.values()))
-    return NerData(splits, labels, scheme, source, {k: os.path.abspath(v) for k, v in files.items()},
-                   {split: [r.line for r in rows] for split, rows in raw.items()},
-                   {split: {r.doc_id: r.doc_name for r in rows if r.doc_name is not None} for split, rows in raw.items()
-                    if any(r.doc_name is not None for r in rows)})
+    source = (
+        f"CoNLL files in {cfg.data_dir}"
+        if cfg.data_dir
+        else "local files " + ", ".join(os.path.basename(p) for p in files.values())
+    )
+    return NerData(
+        splits,
+        labels,
+        scheme,
+        source,
+        {k: os.path.abspath(v) for k, v in files.items()},
+        {split: [r.line for r in rows] for split, rows in raw.items()},
+        {
+            split: {r.doc_id: r.doc_name for r in rows if r.doc_name is not None}
+            for split, rows in raw.items()
+            if any(r.doc_name is not None for r in rows)
+        },
+    )
 
 
 def load_hub(cfg: Config) -> NerData:
@@ -130,8 +174,10 @@ def load_hub(cfg: Config) -> NerData:
     for split, d in ds.items():
         missing = [c for c in (tok_col, tag_col) if c not in d.column_names]
         if missing:
-            raise DataError(f"{where} [{split}]: no column {missing[0]!r}: expected token and tag columns "
-                            f"(--tokens-column-name / --label-column-name), found {d.column_names}")
+            raise DataError(
+                f"{where} [{split}]: no column {missing[0]!r}: expected token and tag columns "
+                f"(--tokens-column-name / --label-column-name), found {d.column_names}"
+            )
     names = getattr(ds[next(iter(ds))].features[tag_col], "feature", None)
     names = getattr(names, "names", None)  # ClassLabel names, if the tags are class ids
     splits: dict[str, list[list[str]]] = {}
@@ -155,8 +201,10 @@ def load_hub(cfg: Config) -> NerData:
         if split not in SPLITS:
             continue
         doc = d["doc_id"] if "doc_id" in d.column_names else [-1] * len(d)
-        out[split] = Dataset.from_dict({"tokens": d[tok_col], "tags": splits[split], "doc_id": doc,
-                                        "sent_idx": list(range(len(d)))}, features=FEATURES)
+        out[split] = Dataset.from_dict(
+            {"tokens": d[tok_col], "tags": splits[split], "doc_id": doc, "sent_idx": list(range(len(d)))},
+            features=FEATURES,
+        )
     return NerData(DatasetDict(out), labels, scheme, f"{cfg.dataset_name} (Hub: {where})")
 
 
@@ -179,6 +227,11 @@ def describe(data: NerData) -> dict[str, Any]:
     """Facts about the data for results files and the model card; `documents` says where document boundaries came
     from (trainer.reading.windows reads data without them as one stream per split, in order)."""
     bounded = any(doc_id != -1 for d in data.splits.values() for doc_id in d["doc_id"])
-    return {"source": data.source, "files": data.files, "scheme": data.scheme, "labels": data.labels,
-            "sizes": {s: len(d) for s, d in data.splits.items()},
-            "documents": "-DOCSTART- / doc_id" if bounded else NO_DOCUMENTS}
+    return {
+        "source": data.source,
+        "files": data.files,
+        "scheme": data.scheme,
+        "labels": data.labels,
+        "sizes": {s: len(d) for s, d in data.splits.items()},
+        "documents": "-DOCSTART- / doc_id" if bounded else NO_DOCUMENTS,
+    }

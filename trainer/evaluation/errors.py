@@ -67,8 +67,9 @@ def classify_errors(gold_tags: Sequence[str], pred_tags: Sequence[str]) -> list[
     return sorted(errors, key=lambda e: min(s[1] for s in (e.gold, e.pred) if s is not None))
 
 
-def error_table(rows: Iterable[dict[str, Any]], types: Optional[Iterable[str]] = None,
-                kinds: Optional[Iterable[str]] = None) -> list[dict[str, Any]]:
+def error_table(
+    rows: Iterable[dict[str, Any]], types: Optional[Iterable[str]] = None, kinds: Optional[Iterable[str]] = None
+) -> list[dict[str, Any]]:
     """One record per error in `predictions_<split>.jsonl` rows, optionally only errors involving one of `types`
     (gold or predicted type) and of one of `kinds`. Each record has the sentence, the error, and the words of the
     gold and predicted span."""
@@ -84,15 +85,23 @@ def error_table(rows: Iterable[dict[str, Any]], types: Optional[Iterable[str]] =
                 continue
             if keep_types is not None and not (err.types & keep_types):
                 continue
-            out.append({
-                "doc_id": row.get("doc_id"), "sent_idx": row.get("sent_idx"), "kind": err.kind,
-                "gold": _describe(tokens, err.gold), "pred": _describe(tokens, err.pred),
-                "sentence": " ".join(tokens), "tokens": tokens, "gold_tags": row["gold"], "pred_tags": row["pred"],
-            })
+            out.append(
+                {
+                    "doc_id": row.get("doc_id"),
+                    "sent_idx": row.get("sent_idx"),
+                    "kind": err.kind,
+                    "gold": _describe(tokens, err.gold),
+                    "pred": _describe(tokens, err.pred),
+                    "sentence": " ".join(tokens),
+                    "tokens": tokens,
+                    "gold_tags": row["gold"],
+                    "pred_tags": row["pred"],
+                }
+            )
     return out
 
 
 def _describe(tokens: Sequence[str], span: Optional[Span]) -> str:
     if span is None:
         return ""
-    return f"{span[0]}: {' '.join(tokens[span[1]:span[2]])}"
+    return f"{span[0]}: {' '.join(tokens[span[1] : span[2]])}"

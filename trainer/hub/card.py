@@ -26,10 +26,21 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from huggingface_hub.utils import validate_repo_id
 
 from trainer.config import Config
-from trainer.reading.labels import entity_types as label_entity_types, tags_to_spans
+from trainer.outputs import (
+    CARD_FILE,
+    EVAL_RESULTS_FILE,
+    NO_DOCUMENTS,
+    RUN_CONFIG_FILE,
+    TrainStats,
+    load_json,
+    read_predictions,
+    read_results,
+    read_train_stats,
+    write_text,
+)
+from trainer.reading.labels import entity_types as label_entity_types
+from trainer.reading.labels import tags_to_spans
 from trainer.reading.windows import recorded_window
-from trainer.outputs import (CARD_FILE, EVAL_RESULTS_FILE, NO_DOCUMENTS, RUN_CONFIG_FILE, TrainStats, load_json,
-                             read_predictions, read_results, read_train_stats, write_text)
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +51,14 @@ METRIC_NAMES = {"precision": "Precision", "recall": "Recall", "f1": "F1", "accur
 EVAL_SPLITS = ("validation", "test")
 SPLIT_NAMES = {"validation": "Validation", "test": "Test", "train": "Train"}
 TASK_NAMES = {"ner": "named-entity recognition", "pos": "part-of-speech tagging", "chunk": "chunking"}
+
+
 class CardError(ValueError):
     """The output directory lacks what the card is built from, or the card would not be valid metadata."""
 
 
 # --- reading the output directory ---------------------------------------------------------------------------------
+
 
 def _model_config(output_dir: str) -> dict[str, Any]:
     path = os.path.join(output_dir, "config.json")
@@ -75,6 +89,7 @@ def _base_model_license(model: str) -> Optional[str]:
     if path is None and _is_hub_id(model):
         try:
             from huggingface_hub import hf_hub_download
+
             path = hf_hub_download(model, CARD_FILE, local_files_only=True)
         except Exception:  # not cached: the license stays unknown rather than guessed
             return None
@@ -115,19 +130,23 @@ def _entity_types(tags: Sequence[str]) -> list[str]:
     return [typ for typ, _, _ in tags_to_spans(tags)]
 
 
-def widget_examples(rows: Sequence[dict[str, Any]], k: int = 3, min_words: int = 6,
-                    max_words: int = 30) -> list[str]:
+def widget_examples(rows: Sequence[dict[str, Any]], k: int = 3, min_words: int = 6, max_words: int = 30) -> list[str]:
     """Up to `k` sentences from the data for the Hub widget: those with gold entities, picked greedily to cover as
     many entity types as possible (then the most entities), in a deterministic order."""
-    candidates = [r for r in rows if min_words <= len(r["tokens"]) <= max_words
-                  and len(r["tokens"]) == len(r["gold"])]
+    candidates = [r for r in rows if min_words <= len(r["tokens"]) <= max_words and len(r["tokens"]) == len(r["gold"])]
     with_entities = [r for r in candidates if _entity_types(r["gold"])]
     pool = with_entities or candidates or list(rows)
     chosen: list[dict[str, Any]] = []
     covered: set[str] = set()
     while pool and len(chosen) < k:
-        best = max(pool, key=lambda r: (len(set(_entity_types(r["gold"])) - covered),
-                                        len(_entity_types(r["gold"])), -len(r["tokens"])))
+        best = max(
+            pool,
+            key=lambda r: (
+                len(set(_entity_types(r["gold"])) - covered),
+                len(_entity_types(r["gold"])),
+                -len(r["tokens"]),
+            ),
+        )
         pool = [r for r in pool if r is not best]
         chosen.append(best)
         covered |= set(_entity_types(best["gold"]))
@@ -135,6 +154,7 @@ def widget_examples(rows: Sequence[dict[str, Any]], k: int = 3, min_words: int =
 
 
 # --- the card ------------------------------------------------------------------------------------------------------
+
 
 def _pct(x: Optional[float]) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
@@ -157,11 +177,33 @@ def _duration(seconds: Optional[float]) -> str:
 
 # run_config.json keys that are not training hyperparameters (data location, I/O, Hub). Everything else is shown, so a
 # field added to Config appears in the card without a change here.
-NOT_HYPERPARAMETERS = {"model_name_or_path", "task", "dataset_name", "dataset_config_name", "dataset_revision",
-                       "data_dir", "train_file", "validation_file", "test_file", "label_column", "tokens_column_name",
-                       "label_column_name", "label_scheme", "output_dir", "logging_steps", "eval_steps", "save_steps",
-                       "save_total_limit", "resume", "resume_from_checkpoint", "dataloader_num_workers",
-                       "push_to_hub", "hub_model_id", "hub_private_repo", "license"}
+NOT_HYPERPARAMETERS = {
+    "model_name_or_path",
+    "task",
+    "dataset_name",
+    "dataset_config_name",
+    "dataset_revision",
+    "data_dir",
+    "train_file",
+    "validation_file",
+    "test_file",
+    "label_column",
+    "tokens_column_name",
+    "label_column_name",
+    "label_scheme",
+    "output_dir",
+    "logging_steps",
+    "eval_steps",
+    "save_steps",
+    "save_total_limit",
+    "resume",
+    "resume_from_checkpoint",
+    "dataloader_num_workers",
+    "push_to_hub",
+    "hub_model_id",
+    "hub_private_repo",
+    "license",
+}
 
 
 def _eval_log(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -174,8 +216,15 @@ def _eval_log(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         f1 = next((v for k, v in entry.items() if k.startswith("eval_") and k.endswith("f1")), None)
         if f1 is None and "eval_loss" not in entry:
             continue
-        rows.append({"epoch": entry.get("epoch"), "step": entry.get("step"), "train_loss": last_loss,
-                     "eval_loss": entry.get("eval_loss"), "f1": f1})
+        rows.append(
+            {
+                "epoch": entry.get("epoch"),
+                "step": entry.get("step"),
+                "train_loss": last_loss,
+                "eval_loss": entry.get("eval_loss"),
+                "f1": f1,
+            }
+        )
     return rows
 
 
@@ -208,11 +257,20 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         for metric in METRICS:
             if metric not in overall:
                 continue
-            eval_results.append(EvalResult(
-                task_type=TASK_TYPE, task_name="Token Classification", dataset_type=dataset_type,
-                dataset_name=dataset_pretty, dataset_config=cfg.dataset_config_name, dataset_split=split,
-                dataset_revision=dataset_revision, metric_type=metric, metric_value=round(float(overall[metric]), 4),
-                metric_name=f"{SPLIT_NAMES.get(split, split)} {METRIC_NAMES[metric]}"))
+            eval_results.append(
+                EvalResult(
+                    task_type=TASK_TYPE,
+                    task_name="Token Classification",
+                    dataset_type=dataset_type,
+                    dataset_name=dataset_pretty,
+                    dataset_config=cfg.dataset_config_name,
+                    dataset_split=split,
+                    dataset_revision=dataset_revision,
+                    metric_type=metric,
+                    metric_value=round(float(overall[metric]), 4),
+                    metric_name=f"{SPLIT_NAMES.get(split, split)} {METRIC_NAMES[metric]}",
+                )
+            )
 
     widget_rows: list[dict[str, Any]] = []
     widget_split = None
@@ -276,8 +334,7 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "effective_batch_size": effective_bs,
         "train": train,
         # A path on the training machine means nothing to readers of the card; the checkpoint's name does.
-        "best_checkpoint": os.path.basename(os.path.normpath(train.best_checkpoint))
-        if train.best_checkpoint else None,
+        "best_checkpoint": os.path.basename(os.path.normpath(train.best_checkpoint)) if train.best_checkpoint else None,
         "runtime": _duration(train.train_runtime_s),
         "tokens_per_s": train.train_tokens_per_s,
         "versions": train.versions,
@@ -288,8 +345,7 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "quick_run": cfg.max_train_samples is not None,
         "max_train_samples": cfg.max_train_samples,
         # Per split, as each was last scored: a split re-scored in full (trainer.evaluate) is no longer a sample.
-        "sampled_splits": {split: r["max_eval_samples"] for split, r in results.items()
-                           if r.get("max_eval_samples")},
+        "sampled_splits": {split: r["max_eval_samples"] for split, r in results.items() if r.get("max_eval_samples")},
     }
     return context
 
@@ -308,8 +364,13 @@ def build_model_card(output_dir: str, hub_model_id: Optional[str] = None) -> Mod
     # Rendered like `ModelCard.from_template` (card_data YAML at the top, then the body) but with StrictUndefined:
     # from_template's plain jinja2.Template renders a misspelt or missing variable as an empty string, and a card
     # with silently empty numbers is worse than an error.
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.globals.update(pct=_pct, md=_md, json_str=lambda s: json.dumps(s, ensure_ascii=False))
     content = env.from_string(_template_text()).render(card_data=card_data.to_yaml(), **ctx)
     card = ModelCard(content)
@@ -344,8 +405,10 @@ def validate_card(card: ModelCard, expected: Optional[Sequence[EvalResult]] = No
         raise CardError(f"model-index does not parse: {e!r}") from e
     expected = card.data.eval_results if expected is None else expected
     expected = expected or []
-    if len(results) != len(expected) or any(a.metric_value != b.metric_value or a.unique_identifier !=
-                                            b.unique_identifier for a, b in zip(results, expected)):
+    if len(results) != len(expected) or any(
+        a.metric_value != b.metric_value or a.unique_identifier != b.unique_identifier
+        for a, b in zip(results, expected)
+    ):
         raise CardError("model-index does not round-trip to the evaluation results it was built from")
     for r in results:
         if not (r.task_type and r.dataset_type and r.dataset_name and r.dataset_split):

@@ -21,8 +21,16 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineMod
 from huggingface_hub.utils import validate_repo_id
 
 from trainer.hub.card import CardError, build_model_card
-from trainer.outputs import (CARD_FILE, EVAL_RESULTS_FILE, MODEL_FILE_PATTERNS, RUN_COMPLETE_FILE, RUN_CONFIG_FILE,
-                             TRAIN_RESULTS_FILE, is_complete, predictions_file)
+from trainer.outputs import (
+    CARD_FILE,
+    EVAL_RESULTS_FILE,
+    MODEL_FILE_PATTERNS,
+    RUN_COMPLETE_FILE,
+    RUN_CONFIG_FILE,
+    TRAIN_RESULTS_FILE,
+    is_complete,
+    predictions_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +54,10 @@ class HubPushError(RuntimeError):
         self.output_dir = output_dir
         self.hub_model_id = hub_model_id
         self.retry_command = retry_command(output_dir, hub_model_id, private)
-        super().__init__(f"push of {output_dir} to the Hub repository {hub_model_id} failed: {reason}\n"
-                         f"The local output in {output_dir} is intact. Retry with:\n  {self.retry_command}")
+        super().__init__(
+            f"push of {output_dir} to the Hub repository {hub_model_id} failed: {reason}\n"
+            f"The local output in {output_dir} is intact. Retry with:\n  {self.retry_command}"
+        )
 
 
 def retry_command(output_dir: str, hub_model_id: str, private: bool = False) -> str:
@@ -60,10 +70,16 @@ def files_to_upload(output_dir: str) -> list[str]:
     results: trainer.outputs' patterns) plus the predictions of PUSHED_PREDICTION_SPLITS. Anything else in the
     directory (checkpoints, optimizer states, a stray `.env`, `nohup.out`, `wandb/`) stays local. The card is not
     read from disk: `push` uploads the one built for the repository."""
-    allowed = (MODEL_FILE_PATTERNS + (RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE)
-               + tuple(predictions_file(s) for s in PUSHED_PREDICTION_SPLITS))
-    return sorted(n for n in os.listdir(output_dir) if os.path.isfile(os.path.join(output_dir, n))
-                  and any(fnmatch.fnmatch(n, p) for p in allowed))
+    allowed = (
+        MODEL_FILE_PATTERNS
+        + (RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE)
+        + tuple(predictions_file(s) for s in PUSHED_PREDICTION_SPLITS)
+    )
+    return sorted(
+        n
+        for n in os.listdir(output_dir)
+        if os.path.isfile(os.path.join(output_dir, n)) and any(fnmatch.fnmatch(n, p) for p in allowed)
+    )
 
 
 def scrub_local_paths(text: str) -> str:
@@ -95,6 +111,7 @@ def _is_transient(error: BaseException) -> bool:
         return status in TRANSIENT_STATUS
     try:  # connection failures and timeouts: huggingface_hub's HTTP client raises httpx(2) transport errors
         import httpx2
+
         if isinstance(error, httpx2.TransportError):
             return True
     except ImportError:  # pragma: no cover - huggingface_hub always ships it
@@ -122,9 +139,18 @@ def _scrub(text: str, token: Optional[str]) -> str:
     return text.replace(token, "***") if token else text
 
 
-def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optional[str] = None,
-         api: Optional[HfApi] = None, *, card: Optional[ModelCard] = None, retries: int = 3, backoff_s: float = 2.0,
-         sleep: Callable[[float], None] = time.sleep) -> str:
+def push(
+    output_dir: str,
+    hub_model_id: str,
+    private: bool = False,
+    token: Optional[str] = None,
+    api: Optional[HfApi] = None,
+    *,
+    card: Optional[ModelCard] = None,
+    retries: int = 3,
+    backoff_s: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """Push a completed output directory to the Hub model repository `hub_model_id`: `create_repo(exist_ok=True)`,
     then one commit of the allow-listed files (`files_to_upload`) and the model card built for that repository
     (`card`, else built here from the directory), local paths scrubbed from the results, config and card.
@@ -141,18 +167,28 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
     if not os.path.isdir(output_dir):
         raise HubPushError(f"{output_dir} is not a directory", output_dir, hub_model_id, private)
     if not is_complete(output_dir):
-        raise HubPushError(f"the run in {output_dir} did not complete (no {RUN_COMPLETE_FILE}: interrupted, failed or "
-                           f"still running), so its model and results may not belong together; finish it with "
-                           f"--resume first", output_dir, hub_model_id, private)
+        raise HubPushError(
+            f"the run in {output_dir} did not complete (no {RUN_COMPLETE_FILE}: interrupted, failed or "
+            f"still running), so its model and results may not belong together; finish it with "
+            f"--resume first",
+            output_dir,
+            hub_model_id,
+            private,
+        )
     if token is None:
         try:
             token = get_token()
         except Exception as e:  # e.g. a failed OIDC exchange in CI
-            raise HubPushError(f"no token could be obtained ({type(e).__name__})", output_dir, hub_model_id,
-                               private) from None
+            raise HubPushError(
+                f"no token could be obtained ({type(e).__name__})", output_dir, hub_model_id, private
+            ) from None
     if not token:
-        raise HubPushError("no Hugging Face token: set HF_TOKEN (a write token) or run `hf auth login`",
-                           output_dir, hub_model_id, private)
+        raise HubPushError(
+            "no Hugging Face token: set HF_TOKEN (a write token) or run `hf auth login`",
+            output_dir,
+            hub_model_id,
+            private,
+        )
 
     try:
         card = card or build_model_card(output_dir, hub_model_id)
@@ -161,8 +197,9 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
 
     files = files_to_upload(output_dir)
     if "config.json" not in files or not any(f.endswith(".safetensors") for f in files):
-        raise HubPushError("no model weights and config.json to push (was the best model saved?)",
-                           output_dir, hub_model_id, private)
+        raise HubPushError(
+            "no model weights and config.json to push (was the best model saved?)", output_dir, hub_model_id, private
+        )
 
     api = api or HfApi()
     size_mb = sum(os.path.getsize(os.path.join(output_dir, f)) for f in files) / 2**20
@@ -172,21 +209,30 @@ def push(output_dir: str, hub_model_id: str, private: bool = False, token: Optio
         attempt += 1
         try:
             api.create_repo(hub_model_id, token=token, private=private, repo_type="model", exist_ok=True)
-            commit = api.create_commit(repo_id=hub_model_id, operations=commit_operations(output_dir, files, str(card)),
-                                       token=token, repo_type="model",
-                                       commit_message=f"Upload {os.path.basename(os.path.abspath(output_dir))} "
-                                                      "with results and model card")
+            commit = api.create_commit(
+                repo_id=hub_model_id,
+                operations=commit_operations(output_dir, files, str(card)),
+                token=token,
+                repo_type="model",
+                commit_message=f"Upload {os.path.basename(os.path.abspath(output_dir))} with results and model card",
+            )
             break
         except Exception as e:
             if _is_transient(e) and attempt <= retries:
                 wait = backoff_s * 2 ** (attempt - 1)
-                logger.warning("Push attempt %d of %d failed (%s); retrying in %.1f s",
-                               attempt, retries + 1, _scrub(_reason(e, hub_model_id), token), wait)
+                logger.warning(
+                    "Push attempt %d of %d failed (%s); retrying in %.1f s",
+                    attempt,
+                    retries + 1,
+                    _scrub(_reason(e, hub_model_id), token),
+                    wait,
+                )
                 sleep(wait)
                 continue
             tries = f" after {attempt} attempts" if attempt > 1 else ""
-            raise HubPushError(_scrub(_reason(e, hub_model_id), token) + tries,
-                               output_dir, hub_model_id, private) from e
+            raise HubPushError(
+                _scrub(_reason(e, hub_model_id), token) + tries, output_dir, hub_model_id, private
+            ) from e
     url = getattr(commit, "commit_url", None) or str(commit)
     logger.info("Pushed to %s", url)
     return url

@@ -96,7 +96,7 @@ def pad_batch(rows: dict[str, Sequence[Sequence[int]]], pad_id: int) -> Batch:
     for name, seqs in rows.items():
         arr = np.full((n, width), pad_id if name == "input_ids" else 0, dtype=np.int64)
         for i, r in enumerate(seqs):
-            arr[i, :len(r)] = r
+            arr[i, : len(r)] = r
         out[name] = arr
     return out
 
@@ -117,8 +117,9 @@ class Backend:
     def __call__(self, batch: Batch) -> np.ndarray:
         raise NotImplementedError
 
-    def for_longest(self, length: int) -> "Backend":
-        """The backend to run a set of windows on (one call of trainer.reading.windows.predict_windows) whose longest has
+    def for_longest(self, length: int) -> Backend:
+        """The backend to run a set of windows on (one call of trainer.reading.windows.predict_windows) whose longest
+        has
         `length` sub-tokens: this one, unless a backend says otherwise (OnnxBackend)."""
         return self
 
@@ -145,8 +146,9 @@ class OnnxBackend(Backend):
     a core from that work while shortening little that a visitor waits for (see app.py). The choice is made once for
     all the windows of a call: a paragraph's short last window runs on every thread like its others."""
 
-    def __init__(self, path: str, name: str = "onnx", threads: Optional[int] = None,
-                 one_thread_max_length: int = 0) -> None:
+    def __init__(
+        self, path: str, name: str = "onnx", threads: Optional[int] = None, one_thread_max_length: int = 0
+    ) -> None:
         threads = threads or torch.get_num_threads()
         self.session = self._session(path, threads)
         self.one_thread_max_length = one_thread_max_length if threads > 1 else 0
@@ -168,7 +170,7 @@ class OnnxBackend(Backend):
     def _input_names(session) -> tuple[str, ...]:
         return tuple(i.name for i in session.get_inputs())
 
-    def for_longest(self, length: int) -> "OnnxBackend":
+    def for_longest(self, length: int) -> OnnxBackend:
         if self.one_thread is None or length > self.one_thread_max_length:
             return self
         view = copy.copy(self)  # the same sessions, running on the 1-thread one
@@ -186,16 +188,22 @@ class OpenVinoBackend(OnnxBackend):
     """The ONNX export on OpenVINO Runtime (CPU); `threads` and `one_thread_max_length` as in OnnxBackend.
     `precision`: "bf16" or "f32" (default: bf16 where the CPU computes it natively, else f32)."""
 
-    def __init__(self, path: str, name: str = "openvino", threads: Optional[int] = None,
-                 one_thread_max_length: int = 0, precision: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        name: str = "openvino",
+        threads: Optional[int] = None,
+        one_thread_max_length: int = 0,
+        precision: Optional[str] = None,
+    ) -> None:
         self.precision = precision or ("bf16" if native_bf16("cpu") else "f32")
         super().__init__(path, name, threads, one_thread_max_length)
 
-    def _session(self, path: str, threads: int) -> "_OpenVinoSession":
+    def _session(self, path: str, threads: int) -> _OpenVinoSession:
         return _OpenVinoSession(path, threads, self.precision)
 
     @staticmethod
-    def _input_names(session: "_OpenVinoSession") -> tuple[str, ...]:
+    def _input_names(session: _OpenVinoSession) -> tuple[str, ...]:
         return tuple(port.get_any_name() for port in session.compiled.inputs)
 
 
@@ -209,8 +217,11 @@ class _OpenVinoSession:
         core = ov.Core()
         self.threads = threads
         # LATENCY: one request uses every thread given (the default, THROUGHPUT, splits them into streams).
-        self.compiled = core.compile_model(core.read_model(path), "CPU", {
-            "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"})
+        self.compiled = core.compile_model(
+            core.read_model(path),
+            "CPU",
+            {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"},
+        )
         self.request = self.compiled.create_infer_request()
         self.lock = threading.Lock()
 
@@ -249,9 +260,14 @@ def torch_bf16(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model).to(torch.bfloat16)
 
 
-def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Sequence[str],
-                 model_dir: Optional[str] = None, cache_dir: Optional[str] = None,
-                 one_thread_max_length: int = 0) -> Backend:
+def make_backend(
+    name: Optional[str],
+    model: torch.nn.Module,
+    input_names: Sequence[str],
+    model_dir: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+    one_thread_max_length: int = 0,
+) -> Backend:
     """The backend `name` (see BACKENDS; "auto" -> default_backend()) for `model`, reading `input_names` from batches.
 
     `model_dir`: the local directory the model was loaded from, if any (only to name the ONNX cache entry cheaply;
@@ -265,29 +281,37 @@ def make_backend(name: Optional[str], model: torch.nn.Module, input_names: Seque
         return TorchBackend(model, names)
     if name == "torch-bf16":
         if not native_bf16(next(model.parameters()).device.type):
-            raise ValueError(f"backend {name!r} needs native bf16 (a CPU with avx512_bf16/amx_bf16, or a GPU "
-                             "with bf16): here it would be emulated, many times slower than fp32; use 'auto'")
+            raise ValueError(
+                f"backend {name!r} needs native bf16 (a CPU with avx512_bf16/amx_bf16, or a GPU "
+                "with bf16): here it would be emulated, many times slower than fp32; use 'auto'"
+            )
         return TorchBackend(torch_bf16(model), names, name="torch-bf16")
     for package in ("onnxruntime", "openvino") if "openvino" in name else ("onnxruntime",):
         try:
             __import__(package)
         except ImportError as exc:
-            raise ImportError(f"backend {name!r} needs {package} (pip install -r requirements.txt), "
-                              "or use backend='torch'") from exc
+            raise ImportError(
+                f"backend {name!r} needs {package} (pip install -r requirements.txt), or use backend='torch'"
+            ) from exc
     fp32 = onnx_files(model, names, model_dir, cache_dir)
     if name == "openvino":
         return OpenVinoBackend(fp32, one_thread_max_length=one_thread_max_length)
     int8 = name.startswith("onnx-int8")
-    onnx = OnnxBackend(int8_file(fp32) if int8 else fp32, name="onnx-int8" if int8 else name,
-                       one_thread_max_length=one_thread_max_length)
+    onnx = OnnxBackend(
+        int8_file(fp32) if int8 else fp32,
+        name="onnx-int8" if int8 else name,
+        one_thread_max_length=one_thread_max_length,
+    )
     if name == "onnx-int8+openvino":
-        return LengthRoutedBackend(onnx, OpenVinoBackend(fp32, one_thread_max_length=one_thread_max_length),
-                                   SHORT_WINDOW)
+        return LengthRoutedBackend(
+            onnx, OpenVinoBackend(fp32, one_thread_max_length=one_thread_max_length), SHORT_WINDOW
+        )
     return onnx
 
 
-def predict_windows(forward: Any, inputs: Any, pad_id: int, batch_size: int,
-                    progress: Optional[Progress] = None) -> list[np.ndarray]:
+def predict_windows(
+    forward: Any, inputs: Any, pad_id: int, batch_size: int, progress: Optional[Progress] = None
+) -> list[np.ndarray]:
     """The log-probability of every label at every position of every window, in window order (`inputs`: the
     tokenizer's windows): one (positions, labels) array per window. `forward` is a backend: a padded
     numpy batch of its `input_names` -> log-probabilities; the one it picks for the longest window runs them all.
@@ -300,8 +324,8 @@ def predict_windows(forward: Any, inputs: Any, pad_id: int, batch_size: int,
     for b in range(0, n_windows, batch_size):
         if progress:
             progress(b / n_windows, f"predicting {b}/{n_windows} windows")
-        idx = order[b:b + batch_size]
+        idx = order[b : b + batch_size]
         logprobs = forward(pad_batch({n: [inputs[n][w] for w in idx] for n in forward.input_names}, pad_id))
         for row, w in enumerate(idx):
-            out[w] = logprobs[row, :len(inputs["input_ids"][w])]
+            out[w] = logprobs[row, : len(inputs["input_ids"][w])]
     return out

@@ -91,9 +91,11 @@ def _sample(model: torch.nn.Module, names: Sequence[str], rows: int, length: int
     ids = rng.integers(min(1000, vocab // 2), vocab, size=(rows, length), dtype=np.int64)
     mask = np.ones((rows, length), dtype=np.int64)
     for r in range(1, rows):
-        mask[r, length - r * (length // (rows + 1)) - 1:] = 0
+        mask[r, length - r * (length // (rows + 1)) - 1 :] = 0
     batch = {"input_ids": ids * mask, "attention_mask": mask}
-    if "token_type_ids" in names:  # both types where the model has two: the case signal (trainer.reading.casing) uses type 1
+    if (
+        "token_type_ids" in names
+    ):  # both types where the model has two: the case signal (trainer.reading.casing) uses type 1
         types = min(2, int(getattr(model.config, "type_vocab_size", 1) or 1))
         batch["token_type_ids"] = rng.integers(0, types, size=(rows, length), dtype=np.int64) * mask
     return {n: batch[n] for n in names}
@@ -129,14 +131,31 @@ def export_onnx(model: torch.nn.Module, names: Sequence[str], path: str) -> None
     with eager_attention(model), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript exporter deprecation and tracer notices
         try:
-            torch.onnx.export(wrapped, args, path, input_names=list(names), output_names=["logits"],
-                              dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
-        except Exception as exc:  # noqa: BLE001 - the legacy exporter removed or failing: try the dynamo one
+            torch.onnx.export(
+                wrapped,
+                args,
+                path,
+                input_names=list(names),
+                output_names=["logits"],
+                dynamic_axes=axes,
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
+        except Exception as exc:
             logger.warning("TorchScript ONNX export failed (%s); trying the dynamo exporter", exc)
             dim = torch.export.Dim
             shapes = {n: {0: dim("batch"), 1: dim("sequence")} for n in names}
-            torch.onnx.export(wrapped, args, path, input_names=list(names), output_names=["logits"],
-                              dynamic_shapes=shapes, opset_version=ONNX_OPSET, dynamo=True, external_data=False)
+            torch.onnx.export(
+                wrapped,
+                args,
+                path,
+                input_names=list(names),
+                output_names=["logits"],
+                dynamic_shapes=shapes,
+                opset_version=ONNX_OPSET,
+                dynamo=True,
+                external_data=False,
+            )
 
 
 def quantize_onnx(src: str, dst: str) -> None:
@@ -155,8 +174,15 @@ def quantize_onnx(src: str, dst: str) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                     op_types_to_quantize=["MatMul", "Gemm"], extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    quantize_dynamic(
+        src,
+        dst,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=True,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        extra_options={"DefaultTensorType": TensorProto.FLOAT},
+    )
 
 
 def _write(path: str, write: Callable[[str], None]) -> None:
@@ -177,8 +203,9 @@ def _export_error(model: torch.nn.Module, names: Sequence[str], path: str) -> fl
     return float(np.abs(got - want)[keep].max())
 
 
-def onnx_files(model: torch.nn.Module, input_names: Sequence[str], model_dir: Optional[str] = None,
-               cache_dir: Optional[str] = None) -> str:
+def onnx_files(
+    model: torch.nn.Module, input_names: Sequence[str], model_dir: Optional[str] = None, cache_dir: Optional[str] = None
+) -> str:
     """Path of the cached fp32 ONNX file for `model`, exporting it first if needed, checked against the model."""
     cache = os.path.join(cache_dir or default_cache_dir(), model_key(model, model_dir))
     os.makedirs(cache, exist_ok=True)
@@ -199,8 +226,10 @@ def onnx_files(model: torch.nn.Module, input_names: Sequence[str], model_dir: Op
             os.remove(os.path.join(cache, INT8_FILE))
         error = _export_error(model, input_names, fp32)
     if error > EXPORT_TOLERANCE:
-        raise RuntimeError(f"the ONNX export of {model_dir or 'the model'} differs from torch by {error:.3g} "
-                           f"in its logits (tolerance {EXPORT_TOLERANCE}); use backend='torch'")
+        raise RuntimeError(
+            f"the ONNX export of {model_dir or 'the model'} differs from torch by {error:.3g} "
+            f"in its logits (tolerance {EXPORT_TOLERANCE}); use backend='torch'"
+        )
     return fp32
 
 

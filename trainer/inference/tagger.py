@@ -1,13 +1,13 @@
 """Raw text -> entity spans with character offsets: the one prediction path for the Space, tests and batch prediction.
 
 A text is tokenized once by the model's fast tokenizer into overlapping windows (nothing is cut) of the length and
-stride the model was trained with, as its config records them (trainer.reading.windows); each word's label is the label of its
-first sub-token, taken from the window where that sub-token has the most context on both sides (trainer.reading.windows: the
-same rule and word-level protocol as evaluation, see trainer/evaluation.py), decoded as the model records
-(trainer.reading.decoding: per word, or the best valid IOB2 sequence), with capitals flagged where it was trained so
-(trainer.reading.casing); IOB2 word tags become spans through trainer.reading.labels. An entity's offsets are those of its first and
-last word in the original text, so `text[start:end] == entity.text` always holds, whatever the tokenizer's normalizer
-did (lower-casing, accent stripping, dropping control characters).
+stride the model was trained with, as its config records them (trainer.reading.windows); each word's label is the label
+of its first sub-token, taken from the window where that sub-token has the most context on both sides
+(trainer.reading.windows: the same rule and word-level protocol as evaluation, see trainer/evaluation.py), decoded as
+the model records (trainer.reading.decoding: per word, or the best valid IOB2 sequence), with capitals flagged where it
+was trained so (trainer.reading.casing); IOB2 word tags become spans through trainer.reading.labels. An entity's offsets
+are those of its first and last word in the original text, so `text[start:end] == entity.text` always holds, whatever
+the tokenizer's normalizer did (lower-casing, accent stripping, dropping control characters).
 
 Why not `pipeline("token-classification", aggregation_strategy=..., stride=...)`: the pipeline decides which
 sub-tokens form a word by comparing token strings with the text (and, for tokenizers without a `##`-style prefix,
@@ -16,8 +16,9 @@ words the model was trained and evaluated on; its long-text merge keeps the long
 than choosing per word; and it cannot put the windows of several requests into one forward pass, which the Space's
 batched queue does. Here words come from `word_ids()` and offsets only.
 
-Imports nothing from the package but trainer.reading.labels, trainer.reading.windows, trainer.reading.casing, trainer.reading.decoding,
-trainer.reading.windows and trainer.inference.backends: serving never depends on training code.
+Imports nothing from the package but trainer.reading.labels, trainer.reading.windows, trainer.reading.casing,
+trainer.reading.decoding, trainer.reading.windows and trainer.inference.backends: serving never depends on training
+code.
 """
 
 from __future__ import annotations
@@ -87,10 +88,20 @@ def keep_entities(entities: Iterable[Entity], threshold: float, types: Optional[
 class NerTagger:
     """A token-classification model and its fast tokenizer, turned into `text -> list[Entity]`."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: str = "",
-                 max_length: Optional[int] = None, stride: Optional[int] = None, batch_size: int = 16,
-                 max_chars: int = MAX_INPUT_CHARS, max_subtokens: int = MAX_INPUT_SUBTOKENS, backend: str = "torch",
-                 onnx_cache_dir: Optional[str] = None, one_thread_max_length: int = 0) -> None:
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        source: str = "",
+        max_length: Optional[int] = None,
+        stride: Optional[int] = None,
+        batch_size: int = 16,
+        max_chars: int = MAX_INPUT_CHARS,
+        max_subtokens: int = MAX_INPUT_SUBTOKENS,
+        backend: str = "torch",
+        onnx_cache_dir: Optional[str] = None,
+        one_thread_max_length: int = 0,
+    ) -> None:
         require_fast(tokenizer, source or "the model")
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -102,10 +113,12 @@ class NerTagger:
             raise ModelLoadError(
                 f"{source or 'the model'} has no entity labels in config.json's id2label ({labels[:4]}...): it is "
                 "not a fine-tuned NER model (a bare encoder gets LABEL_0, LABEL_1, ...); train one with "
-                "`python -m trainer` and point at its output directory")
+                "`python -m trainer` and point at its output directory"
+            )
         self.scheme = output_scheme(labels)
-        # A text is read in the windows the model was trained with (its config's record, trainer.reading.windows); `max_length`
-        # and `stride` given here win. Windows always run over the whole text, whatever the training context.
+        # A text is read in the windows the model was trained with (its config's record, trainer.reading.windows);
+        # `max_length` and `stride` given here win. Windows always run over the whole text, whatever the training
+        # context.
         window = model_window(tokenizer, model.config, max_length, stride)
         self.max_length, self.stride = window.max_length, window.stride
         self.decode = Decoder(labels, window.decoding)
@@ -113,14 +126,15 @@ class NerTagger:
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.max_subtokens = max_subtokens
-        # The forward pass (trainer.inference.backends.CHOICES: torch, onnx-int8, auto, ...). ONNX files are cached outside
-        # the model directory; a local `source` only names the cache entry.
+        # The forward pass (trainer.inference.backends.CHOICES: torch, onnx-int8, auto, ...). ONNX files are cached
+        # outside the model directory; a local `source` only names the cache entry.
         model_dir = os.path.expanduser(source) if source and os.path.isdir(os.path.expanduser(source)) else None
-        self.backend = backends.make_backend(backend, self.model, tokenizer.model_input_names, model_dir,
-                                             onnx_cache_dir, one_thread_max_length)
+        self.backend = backends.make_backend(
+            backend, self.model, tokenizer.model_input_names, model_dir, onnx_cache_dir, one_thread_max_length
+        )
 
     @classmethod
-    def from_pretrained(cls, source: str, **kwargs: Any) -> "NerTagger":
+    def from_pretrained(cls, source: str, **kwargs: Any) -> NerTagger:
         model, tokenizer = load_model(source)
         return cls(model, tokenizer, source=str(source), **kwargs)
 
@@ -133,28 +147,40 @@ class NerTagger:
         if not isinstance(text, str):
             raise InputError(f"expected text, got {type(text).__name__}")
         if len(text) > self.max_chars:
-            raise InputError(f"The text has {len(text):,} characters; the limit is {self.max_chars:,}. "
-                             "Split it into smaller parts.")
+            raise InputError(
+                f"The text has {len(text):,} characters; the limit is {self.max_chars:,}. Split it into smaller parts."
+            )
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:  # a lone UTF-16 surrogate, e.g. a JSON "\ud800" escape
-            raise InputError(f"The text holds an invalid character (a lone surrogate, U+{ord(text[exc.start]):04X}) "
-                             f"at position {exc.start}.") from None
+            raise InputError(
+                f"The text holds an invalid character (a lone surrogate, U+{ord(text[exc.start]):04X}) "
+                f"at position {exc.start}."
+            ) from None
         # verbose=False: a text longer than the model is read in windows (predict_batch), so the tokenizer's
         # "will result in indexing errors" warning about this count would be false.
-        n = len(self.tokenizer(text, add_special_tokens=False, return_attention_mask=False,
-                               return_token_type_ids=False, verbose=False)["input_ids"])
+        n = len(
+            self.tokenizer(
+                text, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False, verbose=False
+            )["input_ids"]
+        )
         if n > self.max_subtokens:
-            raise InputError(f"The text is {n:,} sub-tokens long; the limit is {self.max_subtokens:,} (about "
-                             f"{4 * self.max_subtokens:,} characters of English prose). Split it into smaller parts.")
+            raise InputError(
+                f"The text is {n:,} sub-tokens long; the limit is {self.max_subtokens:,} (about "
+                f"{4 * self.max_subtokens:,} characters of English prose). Split it into smaller parts."
+            )
         return text
 
     def check_options(self, threshold: Any = 0.0, types: Any = None) -> tuple[float, Optional[set[str]]]:
         """`threshold` as a float in [0, 1] and `types` as a set of known entity types (None: all), else InputError.
         Any real number will do (numpy's too), but not a bool or NaN; any iterable of names, read once (a generator
         checked and then read again would be empty)."""
-        if (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or math.isnan(threshold)
-                or not 0.0 <= threshold <= 1.0):
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, numbers.Real)
+            or math.isnan(threshold)
+            or not 0.0 <= threshold <= 1.0
+        ):
             raise InputError(f"The minimum confidence must be a number from 0 to 1, got {threshold!r}.")
         if types is None:
             return float(threshold), None
@@ -167,8 +193,10 @@ class NerTagger:
             raise InputError(f"The entity types must be a list of names, got {types!r}.")
         unknown = sorted(set(types) - set(self.entity_types))
         if unknown:
-            raise InputError(f"Unknown entity type(s) {', '.join(map(repr, unknown))}; this model has "
-                             f"{', '.join(self.entity_types)}.")
+            raise InputError(
+                f"Unknown entity type(s) {', '.join(map(repr, unknown))}; this model has "
+                f"{', '.join(self.entity_types)}."
+            )
         return float(threshold), set(types)
 
     # --- prediction ---------------------------------------------------------------------------------------------
@@ -176,8 +204,9 @@ class NerTagger:
     def predict(self, text: str, threshold: float = 0.0, types: Optional[Iterable[str]] = None) -> list[Entity]:
         return self.predict_batch([text], threshold, types)[0]
 
-    def predict_batch(self, texts: Sequence[str], threshold: float = 0.0,
-                      types: Optional[Iterable[str]] = None, checked: bool = False) -> list[list[Entity]]:
+    def predict_batch(
+        self, texts: Sequence[str], threshold: float = 0.0, types: Optional[Iterable[str]] = None, checked: bool = False
+    ) -> list[list[Entity]]:
         """Entities of each text, in text order. `threshold` drops entities whose score is below it; `types`
         (None: all) keeps only those entity types. Raises InputError for any text or option the tagger refuses
         (check each text with `check_text` first to answer the others; `checked=True` then skips checking again,
@@ -189,8 +218,14 @@ class NerTagger:
         if not todo:
             return out
         batch = [texts[i] for i in todo]
-        enc = self.tokenizer(batch, truncation=True, max_length=self.max_length, stride=self.stride,
-                             return_overflowing_tokens=True, return_offsets_mapping=True)
+        enc = self.tokenizer(
+            batch,
+            truncation=True,
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
         if self.case_signal == "token_type":
             enc["token_type_ids"] = add_case_signal(enc, batch, pre_split=False)
         logprobs = predict_windows(self.backend, enc, self.tokenizer.pad_token_id or 0, self.batch_size)
@@ -213,14 +248,17 @@ class NerTagger:
             span = spans.setdefault(wid, _Span(s, e))
             span.start, span.end = min(span.start, s), max(span.end, e)
 
-    def _spans(self, text: str, readings: dict[int, Reading], spans: dict[int, _Span],
-               logprobs: list[np.ndarray]) -> list[Entity]:
-        """Entities from each word's label scores, read where trainer.reading.windows chose and decoded over the whole text
-        as the model was evaluated (trainer.reading.decoding); words covering no character of the text have no span and are
-        left out. An entity's score is the mean probability of its words' labels."""
+    def _spans(
+        self, text: str, readings: dict[int, Reading], spans: dict[int, _Span], logprobs: list[np.ndarray]
+    ) -> list[Entity]:
+        """Entities from each word's label scores, read where trainer.reading.windows chose and decoded over the whole
+        text
+        as the model was evaluated (trainer.reading.decoding); words covering no character of the text have no span and
+        are left out. An entity's score is the mean probability of its words' labels."""
         words = [w for w in sorted(readings) if w in spans]
         rows = np.array([logprobs[readings[w].window][readings[w].position] for w in words]).reshape(
-            len(words), len(self.id2label))
+            len(words), len(self.id2label)
+        )
         ids = self.decode(rows)
         tags = to_iob2([self.id2label[i] for i in ids], self.scheme)
         probs = np.exp(rows[np.arange(len(ids)), ids]) if ids else np.zeros(0)
@@ -240,8 +278,10 @@ def require_fast(tokenizer: PreTrainedTokenizerBase, source: str) -> None:
     """Words and character offsets (`word_ids()`, `offset_mapping`), which every alignment of the package relies on,
     exist only on fast (Rust) tokenizers: a slow one is refused with ModelLoadError."""
     if not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError(f"the tokenizer of {source} is not a fast (Rust) tokenizer: words and character offsets "
-                             "need one (save the model with its tokenizer.json)")
+        raise ModelLoadError(
+            f"the tokenizer of {source} is not a fast (Rust) tokenizer: words and character offsets "
+            "need one (save the model with its tokenizer.json)"
+        )
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
@@ -262,21 +302,27 @@ def load_model(source: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         path = os.path.expanduser(source)
         tried = f"the local directory {os.path.abspath(path)}"
         if not os.path.exists(os.path.join(path, "config.json")):
-            raise ModelLoadError(f"{tried} has no config.json: it is not a saved model directory "
-                                 "(point at the --output-dir of `python -m trainer`)")
-        if not any(os.path.exists(os.path.join(path, f))
-                   for f in ("model.safetensors", "model.safetensors.index.json")):
-            raise ModelLoadError(f"{tried} has no model.safetensors: only safetensors weights are loaded "
-                                 "(pytorch_model.bin can run code when unpickled)")
+            raise ModelLoadError(
+                f"{tried} has no config.json: it is not a saved model directory "
+                "(point at the --output-dir of `python -m trainer`)"
+            )
+        if not any(
+            os.path.exists(os.path.join(path, f)) for f in ("model.safetensors", "model.safetensors.index.json")
+        ):
+            raise ModelLoadError(
+                f"{tried} has no model.safetensors: only safetensors weights are loaded "
+                "(pytorch_model.bin can run code when unpickled)"
+            )
     else:
         path = source
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
-        tried = (f"'{source}' is not a local directory, so it was tried as a Hub model id"
-                 + (" (HF_HUB_OFFLINE is set: only the local Hub cache was looked at)" if offline else ""))
+        tried = f"'{source}' is not a local directory, so it was tried as a Hub model id" + (
+            " (HF_HUB_OFFLINE is set: only the local Hub cache was looked at)" if offline else ""
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         model = AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
-    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, HTTP and JSON errors all mean "cannot load"
+    except Exception as exc:
         raise ModelLoadError(
             f"Could not load the NER model '{source}': {tried}, and that failed with {_plain_error(exc)}. "
             "To run without the Hub, train a model locally (see README, 'The Space') and point the app at it: "

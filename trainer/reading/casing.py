@@ -7,11 +7,11 @@ sub-token whose own characters in the original text hold an upper-case letter ge
 of a sentence pair), added to every position's input, so this needs no new parameter and the model stays a plain
 `AutoModelForTokenClassification`; fine-tuning gives that embedding its new meaning.
 
-The flag is computed from each sub-token's character offsets (into the raw text, or into its word for pre-split
-words), so a window that opens in the middle of a word and a raw text tokenized into its own words get the same
-signal as training did. The choice is recorded with the model's window (trainer.reading.windows), so evaluation and the Space
-add it exactly when the model was trained with it. A generic `pipeline("token-classification")` does not add it:
-the model card says so.
+The flag is computed from each sub-token's character offsets (into the raw text, or into its word for pre-split words),
+so a window that opens in the middle of a word and a raw text tokenized into its own words get the same signal as
+training did. The choice is recorded with the model's window (trainer.reading.windows), so evaluation and the Space add
+it exactly when the model was trained with it. A generic `pipeline("token-classification")` does not add it: the model
+card says so.
 
 Imports nothing from the package and no training library, so the Space can use it.
 """
@@ -32,17 +32,21 @@ def lowercases(tokenizer: Any) -> bool:
 
 
 def resolve(requested: str, tokenizer: Any, model_config: Any) -> str:
-    """"auto" -> "token_type" where the tokenizer lower-cases and the model has a second token type to carry the
+    """ "auto" -> "token_type" where the tokenizer lower-cases and the model has a second token type to carry the
     flag, else "none"; "none" and "token_type" as given (token_type checked to be possible)."""
-    possible = ("token_type_ids" in getattr(tokenizer, "model_input_names", ())
-                and getattr(model_config, "type_vocab_size", 0) >= 2)
+    possible = (
+        "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+        and getattr(model_config, "type_vocab_size", 0) >= 2
+    )
     if requested == "auto":
         return "token_type" if possible and lowercases(tokenizer) else "none"
     if requested not in CASE_SIGNALS:
         raise ValueError(f"unknown case signal {requested!r}: expected auto or one of {', '.join(CASE_SIGNALS)}")
     if requested == "token_type" and not possible:
-        raise ValueError("case signal 'token_type' needs a model with token_type_ids and at least 2 token types "
-                         f"(this one has type_vocab_size={getattr(model_config, 'type_vocab_size', None)})")
+        raise ValueError(
+            "case signal 'token_type' needs a model with token_type_ids and at least 2 token types "
+            f"(this one has type_vocab_size={getattr(model_config, 'type_vocab_size', None)})"
+        )
     return requested
 
 
@@ -58,7 +62,9 @@ def add_case_signal(enc: Any, texts: Sequence[Any], pre_split: bool) -> list[lis
     out = []
     for k, sample in enumerate(enc["overflow_to_sample_mapping"]):
         text = texts[sample]
-        pieces = [None if wid is None else (text[wid] if pre_split else text)[s:e]
-                  for wid, (s, e) in zip(enc.word_ids(k), enc["offset_mapping"][k])]
+        pieces = [
+            None if wid is None else (text[wid] if pre_split else text)[s:e]
+            for wid, (s, e) in zip(enc.word_ids(k), enc["offset_mapping"][k])
+        ]
         out.append(case_flags(pieces))
     return out

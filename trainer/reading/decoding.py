@@ -46,7 +46,8 @@ class Decoder:
             raise ValueError(f"unknown decoding {decoding!r}: choose one of {', '.join(DECODINGS)}")
         rule = iob2_transitions(labels) if decoding == "viterbi" else None
         self.rule: Optional[tuple[np.ndarray, np.ndarray]] = (
-            (np.array(rule[0]), np.array(rule[1])) if rule is not None else None)
+            (np.array(rule[0]), np.array(rule[1])) if rule is not None else None
+        )
         self.decoding = decoding if rule is not None else "argmax"
 
     def __call__(self, logprobs: np.ndarray) -> list[int]:

@@ -29,8 +29,10 @@ def tag_error(tag: str) -> Optional[str]:
     if len(tag) > 2 and tag[1] == "-" and tag[0] in PREFIXES:
         return None
     prefix = tag.split("-", 1)[0] if "-" in tag else tag
-    return (f"unknown tag prefix {prefix!r} in tag {tag!r}: expected O or a tag starting with B-, I-, E- or S- "
-            f"(use --label-scheme none for plain tags such as POS)")
+    return (
+        f"unknown tag prefix {prefix!r} in tag {tag!r}: expected O or a tag starting with B-, I-, E- or S- "
+        f"(use --label-scheme none for plain tags such as POS)"
+    )
 
 
 def detect_scheme(sequences: Iterable[Sequence[str]]) -> str:
@@ -109,6 +111,7 @@ def complete_labels(tags: Iterable[str], scheme: str) -> list[str]:
 
 def sort_labels(labels: Iterable[str]) -> list[str]:
     """A stable label order: O first, then by type, B- before I-; plain tags alphabetically."""
+
     def key(tag: str) -> tuple[int, str, str]:
         if tag == OUTSIDE:
             return (0, "", "")
@@ -116,6 +119,7 @@ def sort_labels(labels: Iterable[str]) -> list[str]:
             prefix, typ = split_tag(tag)
             return (1, typ, prefix)
         return (2, tag, "")
+
     return sorted(set(labels), key=key)
 
 
@@ -151,8 +155,9 @@ def continuation_map(label2id: dict[str, int]) -> dict[int, int]:
     return out
 
 
-def align_labels(word_labels: Sequence[int], word_ids: Sequence[Optional[int]], label_all_tokens: bool,
-                 b_to_i: dict[int, int]) -> list[int]:
+def align_labels(
+    word_labels: Sequence[int], word_ids: Sequence[Optional[int]], label_all_tokens: bool, b_to_i: dict[int, int]
+) -> list[int]:
     """Word label ids -> one label id per sub-token, from the tokenizer's `word_ids()`.
 
     Special tokens get IGNORE_INDEX. The first sub-token of a word gets the word's label; continuations get the

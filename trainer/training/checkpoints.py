@@ -35,8 +35,11 @@ def all_checkpoints(output_dir: str) -> list[str]:
     """Every `checkpoint-<step>` directory, complete or not, oldest step first."""
     if not os.path.isdir(output_dir):
         return []
-    found = [os.path.join(output_dir, name) for name in os.listdir(output_dir)
-             if _CHECKPOINT_RE.match(name) and os.path.isdir(os.path.join(output_dir, name))]
+    found = [
+        os.path.join(output_dir, name)
+        for name in os.listdir(output_dir)
+        if _CHECKPOINT_RE.match(name) and os.path.isdir(os.path.join(output_dir, name))
+    ]
     return sorted(found, key=checkpoint_step)
 
 
@@ -54,9 +57,11 @@ def resume_checkpoint(output_dir: str, resume: bool, resume_from: Optional[str],
     `output_dir` (None, with a warning, when there is none: the run starts from scratch)."""
     if resume_from:
         if not os.path.exists(os.path.join(resume_from, marker)):
-            raise ValueError(f"--resume-from-checkpoint {resume_from}: not a complete checkpoint of this engine "
-                             f"(no {marker}; it may have been cut off while being written, or come from the other "
-                             f"engine)")
+            raise ValueError(
+                f"--resume-from-checkpoint {resume_from}: not a complete checkpoint of this engine "
+                f"(no {marker}; it may have been cut off while being written, or come from the other "
+                f"engine)"
+            )
         return resume_from
     if resume:
         last = last_checkpoint(output_dir, marker)

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 # glibc's <malloc.h> parameter numbers.
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
-NEVER_TRIM = 2 ** 31 - 1  # mallopt takes an int
+NEVER_TRIM = 2**31 - 1  # mallopt takes an int
 
 
 def keep_freed_memory() -> bool:

@@ -1,4 +1,5 @@
-"""Words and IOB2 tags -> model inputs: windows over documents (or sentences, trainer.reading.windows) with sub-token label
+"""Words and IOB2 tags -> model inputs: windows over documents (or sentences, trainer.reading.windows) with sub-token
+label
 ids, for training and the engines' per-epoch validation (final scores are computed by trainer.evaluation.word_level)."""
 
 from __future__ import annotations
@@ -10,14 +11,20 @@ from transformers import PreTrainedTokenizerBase
 
 from trainer.data.files import DataError
 from trainer.reading.labels import OUTSIDE, align_labels, continuation_map
-from trainer.reading.windows import Window
-from trainer.reading.windows import DocumentWindows
+from trainer.reading.windows import DocumentWindows, Window
 
 
-def encode(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, label2id: dict[str, int], label_all_tokens: bool,
-           window: Window, sentence_sources: Optional[Sequence[str]] = None,
-           what: str = "data") -> tuple[Dataset, DocumentWindows]:
-    """Tokenize a split into windows (trainer.reading.windows) and align word labels to their sub-tokens: the first sub-token
+def encode(
+    dataset: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    label2id: dict[str, int],
+    label_all_tokens: bool,
+    window: Window,
+    sentence_sources: Optional[Sequence[str]] = None,
+    what: str = "data",
+) -> tuple[Dataset, DocumentWindows]:
+    """Tokenize a split into windows (trainer.reading.windows) and align word labels to their sub-tokens: the first
+    sub-token
     of a word gets the word's label, continuations its I- label or none (`label_all_tokens`). A window that opens in
     the middle of a word labels none of that word's pieces: the word is learnt, and read, where its first sub-token is.
 
@@ -41,7 +48,8 @@ def encode(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, label2id: dict[
             f"{sentence_sources[row]}: word {w + 1} of the sentence ({word!r}, "
             f"{' '.join(f'U+{ord(c):04X}' for c in word)}) gives no sub-token with this tokenizer "
             f"({tokenizer.name_or_path}): expected a word the tokenizer keeps; remove or replace it, or it could not "
-            f"be scored")
+            f"be scored"
+        )
     doc_labels: list[list[int]] = []
     for (doc, _, _), tags in zip(windows.sentences, dataset["tags"]):
         if doc == len(doc_labels):

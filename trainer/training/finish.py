@@ -1,6 +1,6 @@
 """What both engines do after training, on the main process: save the tokenizer and the run config next to the saved
-model, score validation and test at word level (trainer.evaluation.word_level), record the run (train_results.json), write the
-model card, push if asked."""
+model, score validation and test at word level (trainer.evaluation.word_level), record the run (train_results.json),
+write the model card, push if asked."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from typing import Any
 import torch
 from transformers import AutoModelForTokenClassification, PreTrainedModel
 
-from trainer.hub.card import CardError, build_model_card, write_model_card
-from trainer.hub.push import push
-from trainer.machine import device_name, versions
 from trainer.config import Config
 from trainer.data.load import describe
 from trainer.evaluation.word_level import evaluate
-from trainer.training.output_dir import mark_complete
+from trainer.hub.card import CardError, build_model_card, write_model_card
+from trainer.hub.push import push
+from trainer.machine import device_name, versions
 from trainer.outputs import RUN_CONFIG_FILE, TrainStats, write_train_stats
+from trainer.training.output_dir import mark_complete
 from trainer.training.prepare import Prepared
 
 logger = logging.getLogger(__name__)
+
 
 def saved_model(cfg: Config, device: torch.device | str) -> PreTrainedModel:
     """The best model as saved in `cfg.output_dir`, which both engines hand to `finish`: scored from disk, the numbers
@@ -41,11 +42,19 @@ def finish(cfg: Config, prep: Prepared, model: torch.nn.Module, stats: TrainStat
     results = {}
     for split in ("validation", "test"):
         if split in prep.data.splits:
-            results[split] = evaluate(model, prep.tokenizer, prep.data, split, window=prep.window,
-                                      batch_size=cfg.per_device_eval_batch_size, output_dir=out,
-                                      first_sentences=cfg.max_eval_samples).record
-    stats = dataclasses.replace(stats, engine=cfg.engine, data=describe(prep.data), versions=versions(),
-                                device=device_name())
+            results[split] = evaluate(
+                model,
+                prep.tokenizer,
+                prep.data,
+                split,
+                window=prep.window,
+                batch_size=cfg.per_device_eval_batch_size,
+                output_dir=out,
+                first_sentences=cfg.max_eval_samples,
+            ).record
+    stats = dataclasses.replace(
+        stats, engine=cfg.engine, data=describe(prep.data), versions=versions(), device=device_name()
+    )
     write_train_stats(out, stats)
     card = None
     try:  # also for runs that are not pushed: the card documents the run

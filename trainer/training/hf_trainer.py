@@ -9,18 +9,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import (DataCollatorForTokenClassification, EvalPrediction, Trainer, TrainerCallback,
-                          TrainingArguments)
+from transformers import DataCollatorForTokenClassification, EvalPrediction, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 
-from trainer.training.checkpoints import resume_checkpoint
 from trainer.config import Config
-from trainer.training.finish import finish, saved_model
 from trainer.evaluation.metrics import validation_scores
 from trainer.outputs import TrainStats
+from trainer.reading.windows import longest_first, restore_order
+from trainer.training.checkpoints import resume_checkpoint
+from trainer.training.finish import finish, saved_model
 from trainer.training.precision import inference_attention, mixed_precision
 from trainer.training.prepare import Prepared, prepare
-from trainer.reading.windows import longest_first, restore_order
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +67,8 @@ class InOrderEvalTrainer(Trainer):
             return p
         return EvalPrediction(
             predictions=np.asarray(restore_order(list(p.predictions), self._eval_order)),
-            label_ids=None if p.label_ids is None else np.asarray(restore_order(list(p.label_ids), self._eval_order)))
+            label_ids=None if p.label_ids is None else np.asarray(restore_order(list(p.label_ids), self._eval_order)),
+        )
 
 
 class SaveEveryNSteps(TrainerCallback):
@@ -126,8 +126,10 @@ def word_level_metrics(prep: Prepared):
     id2label = prep.model.config.id2label
 
     def compute(p) -> dict[str, float]:
-        return validation_scores(p.predictions, prep.validation_windows, gold, id2label, prep.data.scheme,
-                                 prep.window.decoding)
+        return validation_scores(
+            p.predictions, prep.validation_windows, gold, id2label, prep.data.scheme, prep.window.decoding
+        )
+
     return compute
 
 

@@ -30,14 +30,14 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForTokenClassification, Trainer, get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from trainer.training import checkpoints
 from trainer.config import Config
-from trainer.training.finish import finish, saved_model
 from trainer.evaluation.metrics import validation_scores
 from trainer.outputs import TrainStats, from_dict, load_json, write_json
+from trainer.reading.windows import DocumentWindows, longest_first, restore_order
+from trainer.training import checkpoints
+from trainer.training.finish import finish, saved_model
 from trainer.training.precision import inference_attention, mixed_precision
 from trainer.training.prepare import prepare
-from trainer.reading.windows import DocumentWindows, longest_first, restore_order
 
 logger = logging.getLogger(__name__)
 logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)  # a line per file; we log one per checkpoint
@@ -55,15 +55,26 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
     # parameters; the method reads nothing from the Trainer instance.
     decay = set(Trainer.get_decay_parameter_names(None, model))
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return [{"params": [p for n, p in params if n in decay], "weight_decay": weight_decay},
-            {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0}]
+    return [
+        {"params": [p for n, p in params if n in decay], "weight_decay": weight_decay},
+        {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0},
+    ]
 
 
 @torch.no_grad()
-def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataLoader, windows: DocumentWindows,
-             gold: list[list[str]], id2label: dict[int, str], scheme: str,
-             order: Optional[Sequence[int]] = None, decoding: str = "argmax") -> dict[str, float]:
-    """The training-time validation pass (the final scores come from `trainer.evaluation.word_level`): word-level scores over
+def evaluate(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    dataloader: DataLoader,
+    windows: DocumentWindows,
+    gold: list[list[str]],
+    id2label: dict[int, str],
+    scheme: str,
+    order: Optional[Sequence[int]] = None,
+    decoding: str = "argmax",
+) -> dict[str, float]:
+    """The training-time validation pass (the final scores come from `trainer.evaluation.word_level`): word-level scores
+    over
     every window exactly once, whatever the number of processes, each word read from its window as the final
     evaluation reads it (`windows`, trainer.reading.windows).
 
@@ -87,15 +98,15 @@ def evaluate(accelerator: Accelerator, model: torch.nn.Module, dataloader: DataL
     model.train()
     if order is not None:
         preds = restore_order(preds, order)
-    return {"loss": sum(losses) / len(losses),
-            **validation_scores(preds, windows, gold, id2label, scheme, decoding)}
+    return {"loss": sum(losses) / len(losses), **validation_scores(preds, windows, gold, id2label, scheme, decoding)}
 
 
 def save_best(accelerator: Accelerator, model: torch.nn.Module, output_dir: str) -> None:
     # get_state_dict gathers sharded weights (DeepSpeed ZeRO-3, FSDP), so every process must call it.
     state_dict = accelerator.get_state_dict(model)
-    accelerator.unwrap_model(model).save_pretrained(output_dir, is_main_process=accelerator.is_main_process,
-                                                    save_function=accelerator.save, state_dict=state_dict)
+    accelerator.unwrap_model(model).save_pretrained(
+        output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save, state_dict=state_dict
+    )
 
 
 @dataclass
@@ -145,26 +156,56 @@ class LossWindow:
         tokens = accelerator.reduce(self.tokens, "sum").item()
         self.loss.zero_()
         self.tokens.zero_()
-        entry = {"step": state.global_step, "epoch": round(epochs, 4), "loss": loss, "learning_rate": lr,
-                 "tokens_per_s": tokens / (time.perf_counter() - self.t0)}
+        entry = {
+            "step": state.global_step,
+            "epoch": round(epochs, 4),
+            "loss": loss,
+            "learning_rate": lr,
+            "tokens_per_s": tokens / (time.perf_counter() - self.t0),
+        }
         state.log_history.append(entry)
         state.loss_sum += loss * self.steps
         state.loss_steps += self.steps
         state.tokens_seen += tokens
-        logger.info("step %d/%d epoch %.2f: loss %.4f, lr %.2e, %.0f tokens/s", entry["step"], total_steps,
-                    entry["epoch"], loss, entry["learning_rate"], entry["tokens_per_s"])
+        logger.info(
+            "step %d/%d epoch %.2f: loss %.4f, lr %.2e, %.0f tokens/s",
+            entry["step"],
+            total_steps,
+            entry["epoch"],
+            loss,
+            entry["learning_rate"],
+            entry["tokens_per_s"],
+        )
         self.steps, self.t0 = 0, time.perf_counter()
 
 
-def validate(accelerator: Accelerator, model: torch.nn.Module, eval_dl: DataLoader, windows: DocumentWindows,
-             gold: list[list[str]], id2label: dict[int, str], scheme: str, output_dir: str, state: LoopState,
-             epochs: float, order: Optional[Sequence[int]] = None, decoding: str = "argmax") -> None:
+def validate(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    eval_dl: DataLoader,
+    windows: DocumentWindows,
+    gold: list[list[str]],
+    id2label: dict[int, str],
+    scheme: str,
+    output_dir: str,
+    state: LoopState,
+    epochs: float,
+    order: Optional[Sequence[int]] = None,
+    decoding: str = "argmax",
+) -> None:
     """Score the model on the validation set, record the scores, and save the model if it is the best so far."""
     scores = evaluate(accelerator, model, eval_dl, windows, gold, id2label, scheme, order, decoding)
     step = state.global_step
     state.log_history.append({"step": step, "epoch": round(epochs, 4), **{f"eval_{k}": v for k, v in scores.items()}})
-    logger.info("step %d validation: loss %.4f precision %.4f recall %.4f F1 %.4f (%d sentences)", step,
-                scores["loss"], scores["precision"], scores["recall"], scores["f1"], scores["num_sentences"])
+    logger.info(
+        "step %d validation: loss %.4f precision %.4f recall %.4f F1 %.4f (%d sentences)",
+        step,
+        scores["loss"],
+        scores["precision"],
+        scores["recall"],
+        scores["f1"],
+        scores["num_sentences"],
+    )
     if state.best_metric is None or scores["f1"] > state.best_metric:
         state.best_metric = scores["f1"]
         state.best_checkpoint = checkpoints.checkpoint_dir(output_dir, step)  # the checkpoint that follows
@@ -183,8 +224,9 @@ def checkpoint(accelerator: Accelerator, cfg: Config, state: LoopState) -> None:
 
 def run(cfg: Config) -> dict[str, Any]:
     # --- setup ---------------------------------------------------------------------------------------------------
-    accelerator = Accelerator(mixed_precision=mixed_precision(cfg),
-                              gradient_accumulation_steps=cfg.gradient_accumulation_steps)
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision(cfg), gradient_accumulation_steps=cfg.gradient_accumulation_steps
+    )
     prep = prepare(cfg)
     model, tokenizer = prep.model, prep.tokenizer
     gold = list(prep.data.splits["validation"]["tags"]) if prep.validation is not None else None
@@ -195,27 +237,57 @@ def run(cfg: Config) -> dict[str, Any]:
     collator = DataCollatorForTokenClassification(tokenizer)
     shuffle = torch.Generator()
     if cfg.group_by_length:
-        sampler = LengthGroupedSampler(cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
-                                       lengths=[len(ids) for ids in prep.train["input_ids"]], generator=shuffle)
-        train_dl = DataLoader(prep.train, batch_size=cfg.per_device_train_batch_size, sampler=sampler,
-                              collate_fn=collator, num_workers=cfg.dataloader_num_workers, generator=shuffle)
+        sampler = LengthGroupedSampler(
+            cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
+            lengths=[len(ids) for ids in prep.train["input_ids"]],
+            generator=shuffle,
+        )
+        train_dl = DataLoader(
+            prep.train,
+            batch_size=cfg.per_device_train_batch_size,
+            sampler=sampler,
+            collate_fn=collator,
+            num_workers=cfg.dataloader_num_workers,
+            generator=shuffle,
+        )
     else:
-        train_dl = DataLoader(prep.train, batch_size=cfg.per_device_train_batch_size, shuffle=True,
-                              collate_fn=collator, num_workers=cfg.dataloader_num_workers, generator=shuffle)
+        train_dl = DataLoader(
+            prep.train,
+            batch_size=cfg.per_device_train_batch_size,
+            shuffle=True,
+            collate_fn=collator,
+            num_workers=cfg.dataloader_num_workers,
+            generator=shuffle,
+        )
     # Longest windows first on one process (batches pad little; evaluate puts rows back in order, as the Trainer
     # engine does); in dataset order across processes, whose gathered rows come back in dataset order.
     # Its own generator keeps evaluation from drawing on the global RNG, so how often we evaluate does not change
     # dropout in training.
-    eval_order = (longest_first([len(ids) for ids in prep.validation["input_ids"]])
-                  if evaluating and accelerator.num_processes == 1 else None)
-    eval_dl = (DataLoader(prep.validation, batch_size=cfg.per_device_eval_batch_size, collate_fn=collator,
-                          sampler=eval_order, generator=torch.Generator()) if evaluating else None)
+    eval_order = (
+        longest_first([len(ids) for ids in prep.validation["input_ids"]])
+        if evaluating and accelerator.num_processes == 1
+        else None
+    )
+    eval_dl = (
+        DataLoader(
+            prep.validation,
+            batch_size=cfg.per_device_eval_batch_size,
+            collate_fn=collator,
+            sampler=eval_order,
+            generator=torch.Generator(),
+        )
+        if evaluating
+        else None
+    )
 
     # --- optimizer, then everything through accelerator.prepare (DDP / DeepSpeed / FSDP wrapping, device moves) ---
     # Fused AdamW (one kernel over all parameters), as the Trainer engine uses by default: per-parameter AdamW took
     # ~10% of a MiniLM training step on a CPU. Same update, so a resumed optimizer state loads into either.
-    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
-                                  fused=accelerator.device.type in ("cpu", "cuda") or None)
+    optimizer = torch.optim.AdamW(
+        optimizer_groups(model, cfg.weight_decay),
+        lr=cfg.learning_rate,
+        fused=accelerator.device.type in ("cpu", "cuda") or None,
+    )
     if eval_dl is not None:
         model, optimizer, train_dl, eval_dl = accelerator.prepare(model, optimizer, train_dl, eval_dl)
     else:
@@ -225,8 +297,12 @@ def run(cfg: Config) -> dict[str, Any]:
     steps_per_epoch = math.ceil(len(train_dl) / cfg.gradient_accumulation_steps)
     total_steps = math.ceil(cfg.num_train_epochs * steps_per_epoch)
     num_epochs = math.ceil(cfg.num_train_epochs)
-    lr_scheduler = get_scheduler(cfg.lr_scheduler_type, optimizer, num_warmup_steps=warmup_steps(cfg, total_steps),
-                                 num_training_steps=total_steps)
+    lr_scheduler = get_scheduler(
+        cfg.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=warmup_steps(cfg, total_steps),
+        num_training_steps=total_steps,
+    )
     accelerator.register_for_checkpointing(lr_scheduler)
 
     # --- resume: the loop state from the newest complete checkpoint, or a fresh one ------------------------------
@@ -235,15 +311,28 @@ def run(cfg: Config) -> dict[str, Any]:
         state = LoopState.load(resume_from)
         if state.world_size != accelerator.num_processes:
             # Batches already trained on are counted per process; another process count would skip the wrong ones.
-            raise ValueError(f"{resume_from} was written by {state.world_size} processes; resume it with the "
-                             f"same number (now {accelerator.num_processes})")
+            raise ValueError(
+                f"{resume_from} was written by {state.world_size} processes; resume it with the "
+                f"same number (now {accelerator.num_processes})"
+            )
         accelerator.load_state(resume_from)
-        logger.info("Resuming from %s: step %d, epoch %d, %d batches into it", resume_from, state.global_step,
-                    state.epoch, state.batches_in_epoch)
+        logger.info(
+            "Resuming from %s: step %d, epoch %d, %d batches into it",
+            resume_from,
+            state.global_step,
+            state.epoch,
+            state.batches_in_epoch,
+        )
     else:
         state = LoopState(world_size=accelerator.num_processes)
-    logger.info("Training: %d examples, %d processes, %d optimizer steps (%d per epoch), mixed precision %s",
-                len(prep.train), accelerator.num_processes, total_steps, steps_per_epoch, accelerator.mixed_precision)
+    logger.info(
+        "Training: %d examples, %d processes, %d optimizer steps (%d per epoch), mixed precision %s",
+        len(prep.train),
+        accelerator.num_processes,
+        total_steps,
+        steps_per_epoch,
+        accelerator.mixed_precision,
+    )
 
     # --- the loop --------------------------------------------------------------------------------------------------
     runtime_before, segment_t0 = state.train_runtime_s, time.perf_counter()  # runtime adds up over resumed segments
@@ -259,8 +348,20 @@ def run(cfg: Config) -> dict[str, Any]:
             window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
         if validating:
             with inference_attention(accelerator.unwrap_model(model), cfg):
-                validate(accelerator, model, eval_dl, prep.validation_windows, gold, id2label, prep.data.scheme,
-                         cfg.output_dir, state, epochs, eval_order, prep.window.decoding)
+                validate(
+                    accelerator,
+                    model,
+                    eval_dl,
+                    prep.validation_windows,
+                    gold,
+                    id2label,
+                    prep.data.scheme,
+                    cfg.output_dir,
+                    state,
+                    epochs,
+                    eval_order,
+                    prep.window.decoding,
+                )
         if saving:
             state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
             checkpoint(accelerator, cfg, state)
@@ -286,8 +387,9 @@ def run(cfg: Config) -> dict[str, Any]:
                 optimizer.zero_grad()
             batches_done += 1
             # Where training stands, as a checkpoint records it: the next batch to train on.
-            state.epoch, state.batches_in_epoch = ((epoch + 1, 0) if batches_done == len(train_dl)
-                                                   else (epoch, batches_done))
+            state.epoch, state.batches_in_epoch = (
+                (epoch + 1, 0) if batches_done == len(train_dl) else (epoch, batches_done)
+            )
             window.loss += loss.detach() / cfg.gradient_accumulation_steps
             window.tokens += batch["attention_mask"].sum()
             if not accelerator.sync_gradients:
@@ -298,8 +400,9 @@ def run(cfg: Config) -> dict[str, Any]:
             state.global_step += 1
             window.steps += 1
             step = state.global_step
-            validating = evaluating and cfg.eval_strategy == "steps" and (step % cfg.eval_steps == 0
-                                                                          or step == total_steps)
+            validating = (
+                evaluating and cfg.eval_strategy == "steps" and (step % cfg.eval_steps == 0 or step == total_steps)
+            )
             # Every evaluation is followed by a checkpoint holding its outcome. (At an epoch's last batch the
             # end-of-epoch checkpoint below follows.)
             saving = validating or (cfg.save_steps and step % cfg.save_steps == 0 and batches_done < len(train_dl))

@@ -22,18 +22,45 @@ import time
 from typing import Any
 
 from trainer.config import Config
-from trainer.outputs import (MODEL_FILE_PATTERNS, RESULT_FILE_PATTERNS, RUN_COMPLETE_FILE, RUN_IDENTITY_FILE,
-                             RUN_STATE_PATTERNS, is_complete, load_json, write_json)
+from trainer.outputs import (
+    MODEL_FILE_PATTERNS,
+    RESULT_FILE_PATTERNS,
+    RUN_COMPLETE_FILE,
+    RUN_IDENTITY_FILE,
+    RUN_STATE_PATTERNS,
+    is_complete,
+    load_json,
+    write_json,
+)
 
 logger = logging.getLogger(__name__)
 
 RUN_PATTERNS = MODEL_FILE_PATTERNS + RESULT_FILE_PATTERNS + RUN_STATE_PATTERNS
 # Config fields that decide what a checkpoint holds: resuming with any of them changed would train another run.
-IDENTITY_FIELDS = ("model_name_or_path", "engine", "task", "dataset_name", "dataset_config_name", "dataset_revision",
-                   "data_dir", "train_file", "label_column", "label_column_name", "label_scheme", "max_train_samples",
-                   "context", "max_seq_length", "stride", "case_signal", "label_all_tokens",
-                   "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "seed",
-                   "group_by_length")
+IDENTITY_FIELDS = (
+    "model_name_or_path",
+    "engine",
+    "task",
+    "dataset_name",
+    "dataset_config_name",
+    "dataset_revision",
+    "data_dir",
+    "train_file",
+    "label_column",
+    "label_column_name",
+    "label_scheme",
+    "max_train_samples",
+    "context",
+    "max_seq_length",
+    "stride",
+    "case_signal",
+    "label_all_tokens",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "seed",
+    "group_by_length",
+)
 
 
 class OutputDirError(ValueError):
@@ -73,8 +100,9 @@ def check_writable(output_dir: str) -> None:
             f.write("probe")
         os.remove(probe)
     except OSError as e:
-        raise OutputDirError(f"--output-dir {output_dir} is not writable ({e.strerror or e}): choose a directory "
-                             f"this user can write to") from None
+        raise OutputDirError(
+            f"--output-dir {output_dir} is not writable ({e.strerror or e}): choose a directory this user can write to"
+        ) from None
 
 
 def prepare_output_dir(cfg: Config) -> None:
@@ -83,9 +111,11 @@ def prepare_output_dir(cfg: Config) -> None:
     out = cfg.output_dir
     found = run_files(out)
     if found and cfg.overwrite_output_dir and _inside(cfg.model_name_or_path, out):
-        raise OutputDirError(f"--overwrite-output-dir would remove the model this run starts from "
-                             f"({cfg.model_name_or_path} is in --output-dir {out}): choose another --output-dir, or "
-                             f"copy the model elsewhere first")
+        raise OutputDirError(
+            f"--overwrite-output-dir would remove the model this run starts from "
+            f"({cfg.model_name_or_path} is in --output-dir {out}): choose another --output-dir, or "
+            f"copy the model elsewhere first"
+        )
     if found and cfg.overwrite_output_dir:
         logger.info("--overwrite-output-dir: removing the previous run's files from %s: %s", out, ", ".join(found))
         for name in found:
@@ -96,12 +126,16 @@ def prepare_output_dir(cfg: Config) -> None:
                 os.remove(path)
     elif holds_a_run(found) and not _resuming(cfg):
         shown = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
-        raise OutputDirError(f"--output-dir {out} already holds a run ({shown}). Pass --overwrite-output-dir to "
-                             f"replace it (its files and checkpoints are removed first), --resume to continue it, or "
-                             f"choose another directory")
+        raise OutputDirError(
+            f"--output-dir {out} already holds a run ({shown}). Pass --overwrite-output-dir to "
+            f"replace it (its files and checkpoints are removed first), --resume to continue it, or "
+            f"choose another directory"
+        )
     elif _resuming(cfg) and cfg.resume and not cfg.resume_from_checkpoint and is_complete(out):
-        raise OutputDirError(f"--resume: the run in {out} completed ({RUN_COMPLETE_FILE}); there is nothing to "
-                             f"resume. Pass --overwrite-output-dir to train it again")
+        raise OutputDirError(
+            f"--resume: the run in {out} completed ({RUN_COMPLETE_FILE}); there is nothing to "
+            f"resume. Pass --overwrite-output-dir to train it again"
+        )
     check_writable(out)
     if os.path.exists(os.path.join(out, RUN_COMPLETE_FILE)):
         os.remove(os.path.join(out, RUN_COMPLETE_FILE))
@@ -121,13 +155,16 @@ def check_identity(cfg: Config, labels: list[str], world_size: int) -> None:
         saved = {"case_signal": "none", **load_json(path)}  # runs recorded before the case signal existed had none
         diffs = [f"{k}: {saved.get(k)!r} then, {v!r} now" for k, v in now.items() if saved.get(k) != v]
         if diffs:
-            raise OutputDirError(f"--resume: the checkpoints in {cfg.output_dir} belong to another configuration; "
-                                 f"what differs: {'; '.join(diffs)}. Resume with the same settings, or pass "
-                                 f"--overwrite-output-dir to start a new run")
+            raise OutputDirError(
+                f"--resume: the checkpoints in {cfg.output_dir} belong to another configuration; "
+                f"what differs: {'; '.join(diffs)}. Resume with the same settings, or pass "
+                f"--overwrite-output-dir to start a new run"
+            )
         return
     write_json(path, now)
 
 
 def mark_complete(output_dir: str) -> None:
-    write_json(os.path.join(output_dir, RUN_COMPLETE_FILE),
-               {"completed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    write_json(
+        os.path.join(output_dir, RUN_COMPLETE_FILE), {"completed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    )

@@ -1,8 +1,8 @@
 """Mixed precision only where it helps: bf16 where the hardware computes it natively, fp32 where it would be emulated.
 
-On a CPU without AVX512-BF16 or AMX, autocast emulates bf16: one MiniLM training step measured 23x slower than fp32
-on an AVX2 machine, so `--bf16` there would turn minutes into hours (trainer.machine says which is which). Both engines ask here which precision
-to train in; the run records the one used (train_results.json, the model card).
+On a CPU without AVX512-BF16 or AMX, autocast emulates bf16: one MiniLM training step measured 23x slower than fp32 on
+an AVX2 machine, so `--bf16` there would turn minutes into hours (trainer.machine says which is which). Both engines ask
+here which precision to train in; the run records the one used (train_results.json, the model card).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from trainer.config import Config
 from trainer.machine import native_bf16
 
 logger = logging.getLogger(__name__)
+
 
 def attention_implementation(cfg: Config) -> dict[str, str]:
     """The from_pretrained keyword choosing how attention is computed in training: eager for bf16 on a CPU, else the
@@ -53,8 +54,10 @@ def mixed_precision(cfg: Config) -> str:
     if cfg.bf16:
         if native_bf16():
             return "bf16"
-        logger.warning("--bf16 ignored: this %s has no native bf16 (CPU flags avx512_bf16/amx_bf16, or a CUDA GPU "
-                       "with bf16); emulated bf16 trains many times slower than fp32, so training runs in fp32",
-                       "CPU" if not torch.cuda.is_available() else "GPU")
+        logger.warning(
+            "--bf16 ignored: this %s has no native bf16 (CPU flags avx512_bf16/amx_bf16, or a CUDA GPU "
+            "with bf16); emulated bf16 trains many times slower than fp32, so training runs in fp32",
+            "CPU" if not torch.cuda.is_available() else "GPU",
+        )
         return "no"
     return "fp16" if cfg.fp16 else "no"

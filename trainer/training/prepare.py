@@ -36,12 +36,15 @@ class Prepared:
 
 # What encoder families call their dropouts in their configs: BERT, RoBERTa, ELECTRA, DeBERTa, XLM-R
 # (attention_probs_dropout_prob, hidden_dropout_prob); DistilBERT and most newer ones (attention_dropout, dropout).
-DROPOUT_NAMES = {"attention": ("attention_probs_dropout_prob", "attention_dropout"),
-                 "hidden": ("hidden_dropout_prob", "dropout")}
+DROPOUT_NAMES = {
+    "attention": ("attention_probs_dropout_prob", "attention_dropout"),
+    "hidden": ("hidden_dropout_prob", "dropout"),
+}
 
 
-def dropout_overrides(name_or_path: str, attention: float | None = None,
-                      hidden: float | None = None) -> dict[str, float]:
+def dropout_overrides(
+    name_or_path: str, attention: float | None = None, hidden: float | None = None
+) -> dict[str, float]:
     """The from_pretrained keywords that set the model's attention and hidden dropouts (none for None: the model's
     own). They must be set when the model is built: the dropout modules read them then."""
     wanted = {kind: p for kind, p in (("attention", attention), ("hidden", hidden)) if p is not None}
@@ -52,16 +55,18 @@ def dropout_overrides(name_or_path: str, attention: float | None = None,
     for kind, p in wanted.items():
         name = next((n for n in DROPOUT_NAMES[kind] if hasattr(config, n)), None)
         if name is None:
-            raise ValueError(f"{name_or_path}: its config ({type(config).__name__}) has none of "
-                             f"{', '.join(DROPOUT_NAMES[kind])}; leave --{kind}-dropout unset for this model")
+            raise ValueError(
+                f"{name_or_path}: its config ({type(config).__name__}) has none of "
+                f"{', '.join(DROPOUT_NAMES[kind])}; leave --{kind}-dropout unset for this model"
+            )
         out[name] = p
     return out
 
 
 def prepare(cfg: Config) -> Prepared:
     """On the main process, the output directory is checked (and cleared with --overwrite-output-dir) before anything
-    is loaded, and the run's identity is checked or recorded once the labels are known (trainer.training.output_dir). The main
-    process prepares first, so that a model or dataset is downloaded and cached once; the others then read the
+    is loaded, and the run's identity is checked or recorded once the labels are known (trainer.training.output_dir).
+    The main process prepares first, so that a model or dataset is downloaded and cached once; the others then read the
     cache."""
     state = process_state()
     with state.main_process_first():
@@ -77,42 +82,74 @@ def _prepare(cfg: Config, state: PartialState) -> Prepared:
         check_identity(cfg, data.labels, state.num_processes)
     if "train" not in data.splits:
         raise ValueError(f"{data.source}: no training split")
-    logger.info("Data: %s, scheme %s -> IOB2, %d labels, sizes %s", data.source, data.scheme, len(data.labels),
-                {s: len(d) for s, d in data.splits.items()})
+    logger.info(
+        "Data: %s, scheme %s -> IOB2, %d labels, sizes %s",
+        data.source,
+        data.scheme,
+        len(data.labels),
+        {s: len(d) for s, d in data.splits.items()},
+    )
     tokenizer = load_tokenizer(cfg.model_name_or_path)
     id2label = dict(enumerate(data.labels))
     # ignore_mismatched_sizes: the base may already be a token classifier with another label set; its head is
     # then replaced, which is what fine-tuning on new labels means.
     model = AutoModelForTokenClassification.from_pretrained(
-        cfg.model_name_or_path, num_labels=len(id2label), id2label=id2label,
-        label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True,
+        cfg.model_name_or_path,
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+        ignore_mismatched_sizes=True,
         **dropout_overrides(cfg.model_name_or_path, cfg.attention_dropout, cfg.hidden_dropout),
-        **attention_implementation(cfg))
+        **attention_implementation(cfg),
+    )
     if cfg.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     if not torch.cuda.is_available():  # training on a CPU: fresh pages are slow to fault in (trainer.training.cpu)
         keep_freed_memory()
-    win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding,
-                 cfg.case_signal)
+    win = window(tokenizer, model.config, cfg.context, cfg.max_seq_length, cfg.stride, cfg.decoding, cfg.case_signal)
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
     # read texts in the windows the model was trained on (trainer.reading.windows.model_window).
     setattr(model.config, CONFIG_ATTRIBUTE, win.as_dict())
-    train, _ = encode(data.splits["train"], tokenizer, data.label2id, cfg.label_all_tokens, win,
-                      data.sentence_sources("train"), what="train")
+    train, _ = encode(
+        data.splits["train"],
+        tokenizer,
+        data.label2id,
+        cfg.label_all_tokens,
+        win,
+        data.sentence_sources("train"),
+        what="train",
+    )
     # A window that holds only the rest of a word begun in the previous one (a word longer than a window less its
     # stride) has no label: it teaches nothing, and its loss, a mean over no sub-token, is NaN.
     labelled = [i for i, labels in enumerate(train["labels"]) if any(label != -100 for label in labels)]
     if len(labelled) < len(train):
-        logger.info("%d training windows hold no labelled sub-token (the rest of a word longer than a window): "
-                    "left out", len(train) - len(labelled))
+        logger.info(
+            "%d training windows hold no labelled sub-token (the rest of a word longer than a window): left out",
+            len(train) - len(labelled),
+        )
         train = train.select(labelled)
     # Validation is scored per word from the encoded windows, so each of its words must keep a sub-token.
     validation, validation_windows = (
-        encode(data.splits["validation"], tokenizer, data.label2id, False, win, data.sentence_sources("validation"),
-               what="validation")
-        if "validation" in data.splits else (None, None))
-    logger.info("Context %s: windows of %d sub-tokens sharing %d, case signal %s; %d training sentences in %d "
-                "windows%s", win.context, win.max_length, win.stride, win.case_signal, len(data.splits["train"]),
-                len(train),
-                f", {len(validation)} validation windows" if validation is not None else "")
+        encode(
+            data.splits["validation"],
+            tokenizer,
+            data.label2id,
+            False,
+            win,
+            data.sentence_sources("validation"),
+            what="validation",
+        )
+        if "validation" in data.splits
+        else (None, None)
+    )
+    logger.info(
+        "Context %s: windows of %d sub-tokens sharing %d, case signal %s; %d training sentences in %d windows%s",
+        win.context,
+        win.max_length,
+        win.stride,
+        win.case_signal,
+        len(data.splits["train"]),
+        len(train),
+        f", {len(validation)} validation windows" if validation is not None else "",
+    )
     return Prepared(data, tokenizer, model, train, validation, validation_windows, win)

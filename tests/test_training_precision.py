@@ -1,8 +1,8 @@
 import logging
 
 from trainer import machine
-from trainer.training import precision
 from trainer.config import Config
+from trainer.training import precision
 
 
 def test_bf16_only_where_native(monkeypatch, caplog):
@@ -40,8 +40,9 @@ def test_evaluation_runs_sdpa_while_training_runs_eager(monkeypatch, tmp_path):
     """Eager attention is the fast one in a bf16 backward on a CPU, sdpa in inference: evaluation switches and back."""
     from transformers import AutoModelForTokenClassification, BertConfig, BertForTokenClassification
 
-    BertForTokenClassification(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                          intermediate_size=32, vocab_size=50)).save_pretrained(tmp_path)
+    BertForTokenClassification(
+        BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=50)
+    ).save_pretrained(tmp_path)
     monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"amx_bf16"}))
     cfg = Config(bf16=True)

@@ -11,9 +11,9 @@ import pytest
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
+from trainer.data.load import NO_DOCUMENTS
 from trainer.hub import card as card_mod
 from trainer.hub.card import CardError, build_model_card, validate_card, write_model_card
-from trainer.data.load import NO_DOCUMENTS
 from trainer.outputs import read_predictions, read_results
 
 HUB_ID = "someone/tiny-ner"
@@ -21,9 +21,19 @@ HUB_ID = "someone/tiny-ner"
 
 # --- the card ------------------------------------------------------------------------------------------------------
 
-SECTIONS = ["## Results", "### Per entity (validation)", "### Per entity (test)", "## Labels",
-            "## Evaluation protocol", "## How to use", "## Training", "### Hyperparameters", "### Training log",
-            "### Framework versions", "## Intended use and limitations"]
+SECTIONS = [
+    "## Results",
+    "### Per entity (validation)",
+    "### Per entity (test)",
+    "## Labels",
+    "## Evaluation protocol",
+    "## How to use",
+    "## Training",
+    "### Hyperparameters",
+    "### Training log",
+    "### Framework versions",
+    "## Intended use and limitations",
+]
 
 
 def test_card_renders_every_section_with_the_runs_numbers(out):
@@ -37,13 +47,17 @@ def test_card_renders_every_section_with_the_runs_numbers(out):
     results = read_results(out)
     for split in ("validation", "test"):
         o = results[split]["overall"]
-        row = (f"| {split} | {100 * o['precision']:.2f} | {100 * o['recall']:.2f} | {100 * o['f1']:.2f} | "
-               f"{100 * o['accuracy']:.2f} | {results[split]['num_sentences']} | {results[split]['num_words']} |")
+        row = (
+            f"| {split} | {100 * o['precision']:.2f} | {100 * o['recall']:.2f} | {100 * o['f1']:.2f} | "
+            f"{100 * o['accuracy']:.2f} | {results[split]['num_sentences']} | {results[split]['num_words']} |"
+        )
         assert row in body
         table = body.split(f"### Per entity ({split})", 1)[1].split("\n#", 1)[0]
         for typ, r in results[split]["per_entity"].items():
-            assert f"| {typ} | {100 * r['precision']:.2f} | {100 * r['recall']:.2f} | {100 * r['f1']:.2f} | " \
-                   f"{r['support']} |" in table
+            assert (
+                f"| {typ} | {100 * r['precision']:.2f} | {100 * r['recall']:.2f} | {100 * r['f1']:.2f} | "
+                f"{r['support']} |" in table
+            )
 
     config = json.loads(Path(out, "config.json").read_text())
     for i, label in config["id2label"].items():
@@ -87,8 +101,11 @@ def test_card_metadata_is_the_runs_model_index(out):
     assert name == "tiny-ner"
     scores = read_results(out)
     got = {(r.dataset_split, r.metric_type): r.metric_value for r in results}
-    want = {(split, m): round(scores[split]["overall"][m], 4)
-            for split in ("validation", "test") for m in ("precision", "recall", "f1", "accuracy")}
+    want = {
+        (split, m): round(scores[split]["overall"][m], 4)
+        for split in ("validation", "test")
+        for m in ("precision", "recall", "f1", "accuracy")
+    }
     assert got == want
     assert {r.task_type for r in results} == {"token-classification"}
     assert {r.dataset_type for r in results} == {"conll2003"}  # the data directory's name
@@ -108,8 +125,10 @@ def test_card_validates_offline_and_the_validator_rejects_broken_metadata(out):
     def broken(edit) -> ModelCard:
         meta = card.data.to_dict()
         edit(meta)
-        return ModelCard("---\n" + __import__("yaml").safe_dump(meta, sort_keys=False) + "---\n" + card.text,
-                         ignore_metadata_errors=True)
+        return ModelCard(
+            "---\n" + __import__("yaml").safe_dump(meta, sort_keys=False) + "---\n" + card.text,
+            ignore_metadata_errors=True,
+        )
 
     with pytest.raises(CardError, match="pipeline_tag"):
         validate_card(broken(lambda m: m.update(pipeline_tag="text-classification")))
@@ -158,8 +177,10 @@ def test_card_states_how_the_model_reads_text(out):
     """The context mode, window and stride come from the model's config.json (what the Space reads it with); data
     without document boundaries is said to be read in order; a sentence-mode model says so."""
     body = build_model_card(out, HUB_ID).text
-    assert ("- Context: **documents**. Consecutive sentences of a document are read together in windows of up to 256 "
-            "sub-tokens, consecutive windows sharing 64;") in body
+    assert (
+        "- Context: **documents**. Consecutive sentences of a document are read together in windows of up to 256 "
+        "sub-tokens, consecutive windows sharing 64;"
+    ) in body
     assert "no document boundaries" not in body and "training windows" in body
     assert "| `context` | document |" in body and "| `stride` | 64 |" in body
 
@@ -167,8 +188,10 @@ def test_card_states_how_the_model_reads_text(out):
     train = json.loads(train_path.read_text())
     train["data"]["documents"] = NO_DOCUMENTS
     train_path.write_text(json.dumps(train))
-    assert (f"- The data has no document boundaries ({NO_DOCUMENTS}): each split was read as one stream of "
-            f"sentences, in order.") in build_model_card(out, HUB_ID).text
+    assert (
+        f"- The data has no document boundaries ({NO_DOCUMENTS}): each split was read as one stream of "
+        f"sentences, in order."
+    ) in build_model_card(out, HUB_ID).text
 
     config_path = Path(out, "config.json")
     config = json.loads(config_path.read_text())
@@ -208,18 +231,24 @@ def test_card_needs_a_trained_output(out, tmp_path):
 def test_widget_examples_cover_entity_types_and_read_like_text():
     rows = [
         {"tokens": "No entities in this rather plain sentence .".split(), "gold": ["O"] * 8},
-        {"tokens": "John Smith visited Paris , France , on Monday .".split(),
-         "gold": ["B-PER", "I-PER", "O", "B-LOC", "O", "B-LOC", "O", "O", "O", "O"]},
-        {"tokens": "Mary went to Rome ( Italy ) today .".split(),
-         "gold": ["B-PER", "O", "O", "B-LOC", "O", "B-LOC", "O", "O", "O"]},
-        {"tokens": "Reuters reported that the EU said it 's fine .".split(),
-         "gold": ["B-ORG", "O", "O", "O", "B-ORG", "O", "O", "O", "O", "O"]},
+        {
+            "tokens": "John Smith visited Paris , France , on Monday .".split(),
+            "gold": ["B-PER", "I-PER", "O", "B-LOC", "O", "B-LOC", "O", "O", "O", "O"],
+        },
+        {
+            "tokens": "Mary went to Rome ( Italy ) today .".split(),
+            "gold": ["B-PER", "O", "O", "B-LOC", "O", "B-LOC", "O", "O", "O"],
+        },
+        {
+            "tokens": "Reuters reported that the EU said it 's fine .".split(),
+            "gold": ["B-ORG", "O", "O", "O", "B-ORG", "O", "O", "O", "O", "O"],
+        },
     ]
     # PER+LOC first (the shorter of two such sentences), then the one that adds ORG; never the one without entities
-    assert card_mod.widget_examples(rows, k=2) == ["Mary went to Rome (Italy) today.",
-                                              "Reuters reported that the EU said it's fine."]
+    assert card_mod.widget_examples(rows, k=2) == [
+        "Mary went to Rome (Italy) today.",
+        "Reuters reported that the EU said it's fine.",
+    ]
     assert card_mod.widget_examples(rows, k=5)[2] == "John Smith visited Paris, France, on Monday."
     assert len(card_mod.widget_examples(rows, k=5)) == 3
     assert card_mod.widget_examples(rows[:1], k=3) == ["No entities in this rather plain sentence."]
-
-

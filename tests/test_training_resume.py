@@ -14,11 +14,9 @@ with non-deterministic GPU kernels, expect equality to within float tolerance in
 from __future__ import annotations
 
 import pytest
-
 from conftest import train_cli
 from engine_runs import REFERENCE_ARGS as ARGS
-from engine_runs import (eval_entries, loop_reference, read_json, run_killed_at_step, same_weights,  # noqa: F401
-                         small_run, trainer_reference)
+from engine_runs import eval_entries, read_json, run_killed_at_step, same_weights, small_run
 
 KILL_AT = 10  # dies as optimizer step 10 begins: the newest checkpoint is step 8, two batches into the 2nd epoch,
 #               and step 9 is lost and must be redone
@@ -26,10 +24,17 @@ KILL_AT = 10  # dies as optimizer step 10 begins: the newest checkpoint is step 
 
 def comparable_log(train_results: dict) -> list[dict]:
     """Logged losses and validation scores by step, without wall-clock timings."""
-    keep = ("step", "loss", "learning_rate", "eval_precision", "eval_recall", "eval_f1", "eval_accuracy",
-            "eval_num_sentences")
-    return [{k: e[k] for k in keep if k in e} for e in train_results["log_history"]
-            if "loss" in e or "eval_f1" in e]
+    keep = (
+        "step",
+        "loss",
+        "learning_rate",
+        "eval_precision",
+        "eval_recall",
+        "eval_f1",
+        "eval_accuracy",
+        "eval_num_sentences",
+    )
+    return [{k: e[k] for k in keep if k in e} for e in train_results["log_history"] if "loss" in e or "eval_f1" in e]
 
 
 @pytest.mark.parametrize("engine", ["accelerate", "trainer"])
@@ -41,8 +46,9 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(engine, tiny_e
     assert not (interrupted / "train_results.json").exists()
     assert not (interrupted / "run_complete.json").exists()  # the push and the Space can tell it was interrupted
     assert sorted(p.name for p in interrupted.glob("checkpoint-*")) == ["checkpoint-6", "checkpoint-8"]
-    state = read_json(interrupted / "checkpoint-8" / ("loop_state.json" if engine == "accelerate"
-                                                      else "trainer_state.json"))
+    state = read_json(
+        interrupted / "checkpoint-8" / ("loop_state.json" if engine == "accelerate" else "trainer_state.json")
+    )
     if engine == "accelerate":
         assert (state["epoch"], state["batches_in_epoch"]) == (1, 2)  # mid-epoch: 2 of the 2nd epoch's 6 batches
     else:
@@ -53,8 +59,10 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(engine, tiny_e
     assert same_weights(reference, interrupted)
     assert (interrupted / "run_complete.json").exists()
     assert read_json(interrupted / "eval_results.json") == read_json(reference / "eval_results.json")
-    ref_results, resumed_results = read_json(reference / "train_results.json"), read_json(
-        interrupted / "train_results.json")
+    ref_results, resumed_results = (
+        read_json(reference / "train_results.json"),
+        read_json(interrupted / "train_results.json"),
+    )
     assert comparable_log(resumed_results) == comparable_log(ref_results)
     assert [e["eval_num_sentences"] for e in eval_entries(resumed_results)] == [21, 21]
     assert resumed_results["global_steps"] == ref_results["global_steps"] == 12

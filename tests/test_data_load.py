@@ -2,13 +2,12 @@ import json
 import logging
 
 import pytest
+from conftest import CONLL_SAMPLE, DATA
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
 import trainer.data.load as data_mod
 from trainer.config import Config
 from trainer.data.load import DataError, load_data
-
-from conftest import CONLL_SAMPLE, DATA
 
 BAD = DATA / "malformed"
 FORMATS = DATA / "formats"
@@ -109,8 +108,10 @@ def test_unseen_validation_label_is_reported_not_crashed_on(tmp_path, caplog):
         data = load_data(files(FORMATS / "sample_iob2.jsonl", val))
     assert data.splits["validation"]["tags"][0] == ["B-LOC", "B-BRAND"]  # kept as gold
     assert "B-BRAND" not in data.labels
-    assert any("val.conll:1" in r.getMessage() and "'B-BRAND' never occurs in training" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "val.conll:1" in r.getMessage() and "'B-BRAND' never occurs in training" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_hub_alias_and_same_columns_as_files(monkeypatch):
@@ -118,10 +119,17 @@ def test_hub_alias_and_same_columns_as_files(monkeypatch):
     names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
     iob2 = load_data(files(FORMATS / "sample_iob2.jsonl"))
     rows = iob2.splits["train"]
-    feats = Features({"id": Value("string"), "tokens": List(Value("string")),
-                      "ner_tags": List(ClassLabel(names=names))})
-    ds = Dataset.from_dict({"id": [str(i) for i in range(len(rows))], "tokens": rows["tokens"],
-                            "ner_tags": [[names.index(t) for t in tags] for tags in rows["tags"]]}, features=feats)
+    feats = Features(
+        {"id": Value("string"), "tokens": List(Value("string")), "ner_tags": List(ClassLabel(names=names))}
+    )
+    ds = Dataset.from_dict(
+        {
+            "id": [str(i) for i in range(len(rows))],
+            "tokens": rows["tokens"],
+            "ner_tags": [[names.index(t) for t in tags] for tags in rows["tags"]],
+        },
+        features=feats,
+    )
     calls = []
 
     def fake_load_dataset(name, config=None, revision=None):
@@ -151,8 +159,10 @@ def test_hub_dataset_missing_column(monkeypatch):
 def test_bom_at_the_start_of_any_line_is_removed_with_one_warning(tmp_path, caplog):
     """Two files joined with `cat`: the second one's BOM must not hide its -DOCSTART- or stick to a word."""
     joined = tmp_path / "joined.conll"
-    joined.write_text("\ufeff-DOCSTART- O\n\nEU B-ORG\nrejects O\n\n\ufeff-DOCSTART- O\n\nChina B-LOC\n\n"
-                      "\ufeffwins O\n", encoding="utf-8")
+    joined.write_text(
+        "\ufeff-DOCSTART- O\n\nEU B-ORG\nrejects O\n\n\ufeff-DOCSTART- O\n\nChina B-LOC\n\n\ufeffwins O\n",
+        encoding="utf-8",
+    )
     with caplog.at_level(logging.WARNING):
         data = load_data(files(joined))
     train = data.splits["train"]
@@ -161,8 +171,9 @@ def test_bom_at_the_start_of_any_line_is_removed_with_one_warning(tmp_path, capl
     boms = [r.getMessage() for r in caplog.records if "byte-order mark" in r.getMessage()]
     assert len(boms) == 1 and f"{joined}:6:" in boms[0]  # the first one after line 1, once per file
     jsonl = tmp_path / "joined.jsonl"
-    jsonl.write_text('{"tokens": ["EU"], "tags": ["B-ORG"]}\n\ufeff{"tokens": ["China"], "tags": ["B-LOC"]}\n',
-                     encoding="utf-8")
+    jsonl.write_text(
+        '{"tokens": ["EU"], "tags": ["B-ORG"]}\n\ufeff{"tokens": ["China"], "tags": ["B-LOC"]}\n', encoding="utf-8"
+    )
     assert load_data(files(jsonl)).splits["train"]["tokens"] == [["EU"], ["China"]]
 
 
@@ -170,13 +181,15 @@ def test_format_characters_beside_visible_ones_are_read_as_they_are(tmp_path):
     """Social-media corpora hold words with a zero-width no-break space (U+FEFF) inside or at the end (a tweet's
     `Dubbz\ufeff`), soft hyphens and zero-width spaces: the word has visible characters, the tokenizer decides."""
     conll = tmp_path / "inside.conll"
-    conll.write_text("EU B-ORG\nChi\ufeffna B-LOC\nDubbz\ufeff B-PER\nsoft\u00adware O\nzero\u200bwidth O\n",
-                     encoding="utf-8")
+    conll.write_text(
+        "EU B-ORG\nChi\ufeffna B-LOC\nDubbz\ufeff B-PER\nsoft\u00adware O\nzero\u200bwidth O\n", encoding="utf-8"
+    )
     words = ["EU", "Chi\ufeffna", "Dubbz\ufeff", "soft\u00adware", "zero\u200bwidth"]
     assert load_data(files(conll)).splits["train"]["tokens"] == [words]
     escaped = tmp_path / "escaped.jsonl"
-    escaped.write_text(json.dumps({"tokens": words, "tags": ["B-ORG", "B-LOC", "B-PER", "O", "O"]}) + "\n",
-                       encoding="utf-8")
+    escaped.write_text(
+        json.dumps({"tokens": words, "tags": ["B-ORG", "B-LOC", "B-PER", "O", "O"]}) + "\n", encoding="utf-8"
+    )
     assert load_data(files(escaped)).splits["train"]["tokens"] == [words]
     only_format = tmp_path / "only_format.conll"
     only_format.write_text("EU B-ORG\n\u200b\ufeff O\n", encoding="utf-8")
@@ -195,8 +208,17 @@ def test_every_line_end_convention_reads_alike_with_right_line_numbers(tmp_path,
     conll.write_bytes(end.join(["EU B-ORG", "", "rejects O", "German X-MISC", ""]).encode())
     assert f"{conll}:4: unknown tag prefix 'X'" in error_of(files(conll))
     jsonl = tmp_path / "ends.jsonl"
-    jsonl.write_bytes(end.join(['{"tokens": ["EU"], "tags": ["B-ORG"]}', "", '{"tokens": ["China"], "tags": '
-                                '["B-LOC"]}', '{"tokens": ["x"]}', ""]).encode())
+    jsonl.write_bytes(
+        end.join(
+            [
+                '{"tokens": ["EU"], "tags": ["B-ORG"]}',
+                "",
+                '{"tokens": ["China"], "tags": ["B-LOC"]}',
+                '{"tokens": ["x"]}',
+                "",
+            ]
+        ).encode()
+    )
     assert f"{jsonl}:4: missing key" in error_of(files(jsonl))
 
 
@@ -206,13 +228,19 @@ def test_mixed_line_ends_count_each_line_once(tmp_path):
     assert f"{conll}:6: unknown tag prefix 'X'" in error_of(files(conll))
 
 
-@pytest.mark.parametrize("word", ["", "\u00ad", "\u200b", "\ufeff", "\t", " \u00a0"],
-                         ids=["empty", "soft-hyphen", "zero-width-space", "bom", "tab", "spaces"])
+@pytest.mark.parametrize(
+    "word",
+    ["", "\u00ad", "\u200b", "\ufeff", "\t", " \u00a0"],
+    ids=["empty", "soft-hyphen", "zero-width-space", "bom", "tab", "spaces"],
+)
 def test_json_word_without_visible_characters_is_refused(tmp_path, word):
     jsonl = tmp_path / "words.jsonl"
-    jsonl.write_text('{"tokens": ["EU"], "tags": ["B-ORG"]}\n'
-                     + json.dumps({"tokens": ["EU", word, "rejects"], "tags": ["B-ORG", "O", "O"]}) + "\n",
-                     encoding="utf-8")
+    jsonl.write_text(
+        '{"tokens": ["EU"], "tags": ["B-ORG"]}\n'
+        + json.dumps({"tokens": ["EU", word, "rejects"], "tags": ["B-ORG", "O", "O"]})
+        + "\n",
+        encoding="utf-8",
+    )
     msg = error_of(files(jsonl))
     assert f"{jsonl}:2: word 2 of the sentence" in msg and "expected a non-empty word with visible characters" in msg
 
@@ -240,14 +268,15 @@ def test_a_training_word_the_tokenizer_drops_is_refused_with_its_line(tmp_path, 
 def test_validation_word_the_tokenizer_drops_is_an_error_not_a_shift(tmp_path, tiny_encoder_dir):
     """A lone combining accent passes the reader (it is visible text) but MiniLM's uncased tokenizer strips accents:
     the word would get no sub-token and every later word's prediction would be scored against the wrong gold tag."""
-    from trainer.training.encode import encode
     from trainer.reading.windows import Window
+    from trainer.training.encode import encode
     from trainer.training.prepare import load_tokenizer, prepare
 
     val = tmp_path / "val.conll"
     val.write_text("EU B-ORG\n\nPeter B-PER\n\u0301 O\nBlackburn B-PER\n", encoding="utf-8")
-    cfg = files(FORMATS / "sample_iob2.jsonl", val, model_name_or_path=tiny_encoder_dir,
-                output_dir=str(tmp_path / "out"))
+    cfg = files(
+        FORMATS / "sample_iob2.jsonl", val, model_name_or_path=tiny_encoder_dir, output_dir=str(tmp_path / "out")
+    )
     with pytest.raises(DataError) as e:
         prepare(cfg)
     msg = str(e.value)
@@ -259,8 +288,9 @@ def test_validation_word_the_tokenizer_drops_is_an_error_not_a_shift(tmp_path, t
     _, windows = encode(data.splits["validation"], tokenizer, label2id, False, Window("document", 128, 32))
     assert windows.missing_word() == (1, 1)  # without sources it is not checked, but known: sentence 2, word 2
     # Windows never cut: in windows far shorter than the sentence, every word the tokenizer keeps has a sub-token.
-    kept = Dataset.from_dict({"tokens": [["Peter", "Blackburn", "rejects"] * 5], "tags": [["O"] * 15],
-                              "doc_id": [-1], "sent_idx": [0]})
+    kept = Dataset.from_dict(
+        {"tokens": [["Peter", "Blackburn", "rejects"] * 5], "tags": [["O"] * 15], "doc_id": [-1], "sent_idx": [0]}
+    )
     _, windows = encode(kept, tokenizer, label2id, False, Window("sentence", 4, 1), ["kept.conll:1"])
     assert len(windows) > 5 and windows.missing_word() is None
 
@@ -269,8 +299,13 @@ def test_document_ids_from_json_lines_and_files_without_documents(tmp_path):
     from trainer.data.load import NO_DOCUMENTS, describe
 
     jsonl = tmp_path / "docs.jsonl"
-    jsonl.write_text("\n".join(json.dumps({"tokens": [w], "tags": ["O"], **({"doc_id": d} if d is not None else {})})
-                               for w, d in [("a", 7), ("b", 7), ("c", 3), ("d", 3), ("e", None), ("f", 7)]) + "\n")
+    jsonl.write_text(
+        "\n".join(
+            json.dumps({"tokens": [w], "tags": ["O"], **({"doc_id": d} if d is not None else {})})
+            for w, d in [("a", 7), ("b", 7), ("c", 3), ("d", 3), ("e", None), ("f", 7)]
+        )
+        + "\n"
+    )
     data = load_data(files(jsonl))
     train = data.splits["train"]
     # Documents are numbered in order of first appearance; the ids the file wrote are kept for the predictions.
@@ -290,8 +325,9 @@ def test_string_document_ids_in_json_lines_keep_their_boundaries(tmp_path):
     at all, silently joining every document into one stream)."""
     jsonl = tmp_path / "docs.jsonl"
     ids = ["doc0", "doc0", "doc1", 1, None, -1, "doc0", ""]
-    jsonl.write_text("\n".join(json.dumps({"tokens": [w], "tags": ["O"], "doc_id": d})
-                               for w, d in zip("abcdefgh", ids)) + "\n")
+    jsonl.write_text(
+        "\n".join(json.dumps({"tokens": [w], "tags": ["O"], "doc_id": d}) for w, d in zip("abcdefgh", ids)) + "\n"
+    )
     data = load_data(files(jsonl))
     train = data.splits["train"]
     # "doc1" and 1 are different ids; null and -1 (what predictions files write) mean no document.
@@ -299,16 +335,22 @@ def test_string_document_ids_in_json_lines_keep_their_boundaries(tmp_path):
     assert train["sent_idx"] == [0, 1, 0, 0, 4, 5, 0, 0]
     assert data.document_ids("train") == ["doc0", "doc0", "doc1", 1, -1, -1, "doc0", ""]
     from trainer.reading.windows import group_documents
+
     assert group_documents(train["doc_id"], "document") == [0, 0, 1, 2, 3, 3, 4, 5]
     # A --max-train-samples cut keeps each sentence's id.
     assert load_data(files(jsonl, max_train_samples=3)).document_ids("train") == ["doc0", "doc0", "doc1"]
 
 
-@pytest.mark.parametrize("doc_id, found", [(1.0, "float 1.0"), (True, "bool true"), ([1], "list [1]"),
-                                           ({"id": 1}, 'dict {"id": 1}')])
+@pytest.mark.parametrize(
+    "doc_id, found", [(1.0, "float 1.0"), (True, "bool true"), ([1], "list [1]"), ({"id": 1}, 'dict {"id": 1}')]
+)
 def test_document_id_of_another_type_names_file_line_and_expectation(tmp_path, doc_id, found):
     jsonl = tmp_path / "docs.jsonl"
-    jsonl.write_text(json.dumps({"tokens": ["a"], "tags": ["O"], "doc_id": "d"}) + "\n"
-                     + json.dumps({"tokens": ["b"], "tags": ["O"], "doc_id": doc_id}) + "\n")
+    jsonl.write_text(
+        json.dumps({"tokens": ["a"], "tags": ["O"], "doc_id": "d"})
+        + "\n"
+        + json.dumps({"tokens": ["b"], "tags": ["O"], "doc_id": doc_id})
+        + "\n"
+    )
     msg = error_of(files(jsonl))
-    assert "docs.jsonl:2: \"doc_id\" must be a string or an integer" in msg and f"found {found}" in msg
+    assert 'docs.jsonl:2: "doc_id" must be a string or an integer' in msg and f"found {found}" in msg

@@ -1,4 +1,5 @@
-"""trainer.inference.backends: every backend predicts what the torch model predicts; ONNX files go to the cache, never into the
+"""trainer.inference.backends: every backend predicts what the torch model predicts; ONNX files go to the cache, never
+into the
 model directory; bad names are refused with the list of choices."""
 
 from __future__ import annotations
@@ -8,16 +9,20 @@ import os
 import numpy as np
 import pytest
 import torch
+from space_models import LABELS, build_lookup_model, encoder_path
 from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
-from space_models import LABELS, build_lookup_model, encoder_path
 from trainer import machine
 from trainer.inference import backends, onnx_export
 from trainer.inference.backends import predict_windows
 from trainer.inference.tagger import NerTagger
 
-TEXTS = ["Yesterday John Zwingmann's team flew from Paris to Berlin.", "Reuters reported from London .",
-         "It will maybe rain in Berlin, says Google.", "x"]
+TEXTS = [
+    "Yesterday John Zwingmann's team flew from Paris to Berlin.",
+    "Reuters reported from London .",
+    "It will maybe rain in Berlin, says Google.",
+    "x",
+]
 ONNX = ("onnx", "onnx-int8", "openvino")  # the backends that run an ONNX file
 # Rounded weights or activations (openvino: bf16 where the CPU has it): a random model's tiny margins may flip.
 LOSSY = ("torch-bf16", "onnx-int8", "openvino", "onnx-int8+openvino")
@@ -43,9 +48,16 @@ def random_model_dir(path, seed: int = 0) -> str:
     """A randomly initialised 2-layer BertForTokenClassification with MiniLM's tokenizer."""
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(encoder_path())
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, id2label=dict(enumerate(LABELS)),
-                        label2id={t: i for i, t in enumerate(LABELS)})
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        id2label=dict(enumerate(LABELS)),
+        label2id={t: i for i, t in enumerate(LABELS)},
+    )
     BertForTokenClassification(config).eval().save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
@@ -96,8 +108,9 @@ def test_every_backend_gives_the_same_entities_on_the_lookup_model(lookup_dir, t
     skip_unless_runnable(name)
     want = NerTagger.from_pretrained(lookup_dir).predict_batch(TEXTS)
     got = NerTagger.from_pretrained(lookup_dir, backend=name, onnx_cache_dir=str(tmp_path)).predict_batch(TEXTS)
-    assert [[(e.type, e.start, e.end) for e in ents] for ents in got] == \
-           [[(e.type, e.start, e.end) for e in ents] for ents in want]
+    assert [[(e.type, e.start, e.end) for e in ents] for ents in got] == [
+        [(e.type, e.start, e.end) for e in ents] for ents in want
+    ]
     for g, w in zip(got, want):
         assert [e.score for e in g] == pytest.approx([e.score for e in w], abs=0.05)
     assert any(got)

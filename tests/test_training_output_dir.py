@@ -9,14 +9,26 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import CONLL_SAMPLE
-from trainer.training import checkpoints
+
 from trainer.__main__ import main
+from trainer.training import checkpoints
 
 # One sentence per example (--context sentence), so that steps count sentences.
-SAMPLE = ("--max-train-samples", "24", "--max-eval-samples", "8", "--num-train-epochs", "1",
-          "--per-device-train-batch-size", "8", "--learning-rate", "1e-3", "--context", "sentence")
+SAMPLE = (
+    "--max-train-samples",
+    "24",
+    "--max-eval-samples",
+    "8",
+    "--num-train-epochs",
+    "1",
+    "--per-device-train-batch-size",
+    "8",
+    "--learning-rate",
+    "1e-3",
+    "--context",
+    "sentence",
+)
 
 
 def run(model: str, out, *extra: str, data=("--data-dir", str(CONLL_SAMPLE))) -> int:
@@ -110,8 +122,12 @@ def test_an_unwritable_output_dir_is_found_before_any_data_is_read(tiny_encoder_
 
 
 def test_the_loop_never_deletes_trainer_checkpoints(tmp_path):
-    for step, marker in ((2, "trainer_state.json"), (4, "loop_state.json"), (6, "loop_state.json"),
-                         (8, "loop_state.json")):
+    for step, marker in (
+        (2, "trainer_state.json"),
+        (4, "loop_state.json"),
+        (6, "loop_state.json"),
+        (8, "loop_state.json"),
+    ):
         (tmp_path / f"checkpoint-{step}").mkdir()
         (tmp_path / f"checkpoint-{step}" / marker).write_text("{}")
     removed = checkpoints.rotate(str(tmp_path), 2, "loop_state.json")

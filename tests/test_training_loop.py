@@ -8,11 +8,11 @@ import os
 
 import pytest
 import torch
+from engine_runs import N_VALIDATION, eval_entries, read_json
 from transformers import BertConfig, BertForTokenClassification
 
-from engine_runs import N_VALIDATION, eval_entries, loop_reference, read_json  # noqa: F401
-from trainer.training import checkpoints
 from trainer.config import Config
+from trainer.training import checkpoints
 from trainer.training.loop import STATE_FILE, LoopState, optimizer_groups, warmup_steps
 
 
@@ -49,8 +49,16 @@ def test_loop_keeps_the_last_checkpoints_and_the_best(loop_reference):
 
 
 def test_loop_state_saves_and_loads_itself(tmp_path):
-    state = LoopState(global_step=8, epoch=1, batches_in_epoch=2, best_metric=0.5, loss_sum=3.25, loss_steps=4,
-                      world_size=2, log_history=[{"step": 2, "loss": 0.8125}])
+    state = LoopState(
+        global_step=8,
+        epoch=1,
+        batches_in_epoch=2,
+        best_metric=0.5,
+        loss_sum=3.25,
+        loss_steps=4,
+        world_size=2,
+        log_history=[{"step": 2, "loss": 0.8125}],
+    )
     state.save(str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == [STATE_FILE]  # the temporary file was renamed into place
     assert LoopState.load(str(tmp_path)) == state
@@ -100,8 +108,11 @@ def test_warmup_is_steps_or_a_fraction():
 
 def test_no_weight_decay_on_biases_and_layer_norms():
     torch.manual_seed(0)
-    model = BertForTokenClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
-                                                  num_attention_heads=2, intermediate_size=16, num_labels=3))
+    model = BertForTokenClassification(
+        BertConfig(
+            vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16, num_labels=3
+        )
+    )
     decay, no_decay = optimizer_groups(model, 0.01)
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     names = {id(p): n for n, p in model.named_parameters()}

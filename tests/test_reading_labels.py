@@ -1,5 +1,15 @@
-from trainer.reading.labels import (IGNORE_INDEX, align_labels, complete_labels, continuation_map, detect_scheme,
-                            output_scheme, sort_labels, tag_error, tags_to_spans, to_iob2)
+from trainer.reading.labels import (
+    IGNORE_INDEX,
+    align_labels,
+    complete_labels,
+    continuation_map,
+    detect_scheme,
+    output_scheme,
+    sort_labels,
+    tag_error,
+    tags_to_spans,
+    to_iob2,
+)
 
 
 def test_tag_error_names_the_prefix():
@@ -19,13 +29,27 @@ def test_detect_scheme():
 
 
 def test_iob1_to_iob2():
-    assert to_iob2(["I-ORG", "O", "I-MISC", "I-MISC", "I-PER", "B-PER", "I-PER"], "IOB1") == \
-        ["B-ORG", "O", "B-MISC", "I-MISC", "B-PER", "B-PER", "I-PER"]
+    assert to_iob2(["I-ORG", "O", "I-MISC", "I-MISC", "I-PER", "B-PER", "I-PER"], "IOB1") == [
+        "B-ORG",
+        "O",
+        "B-MISC",
+        "I-MISC",
+        "B-PER",
+        "B-PER",
+        "I-PER",
+    ]
 
 
 def test_bioes_to_iob2():
-    assert to_iob2(["S-ORG", "B-PER", "I-PER", "E-PER", "O", "S-LOC", "S-LOC"], "BIOES") == \
-        ["B-ORG", "B-PER", "I-PER", "I-PER", "O", "B-LOC", "B-LOC"]
+    assert to_iob2(["S-ORG", "B-PER", "I-PER", "E-PER", "O", "S-LOC", "S-LOC"], "BIOES") == [
+        "B-ORG",
+        "B-PER",
+        "I-PER",
+        "I-PER",
+        "O",
+        "B-LOC",
+        "B-LOC",
+    ]
 
 
 def test_iob2_and_plain_pass_through():
@@ -38,8 +62,12 @@ def test_sort_labels_o_first_then_type_b_before_i():
 
 
 def test_tags_to_spans():
-    assert tags_to_spans(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-ORG"]) == \
-        [("PER", 0, 2), ("LOC", 3, 4), ("LOC", 4, 5), ("ORG", 5, 6)]
+    assert tags_to_spans(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-ORG"]) == [
+        ("PER", 0, 2),
+        ("LOC", 3, 4),
+        ("LOC", 4, 5),
+        ("ORG", 5, 6),
+    ]
     assert tags_to_spans(["O", "O"]) == []
 
 
@@ -51,8 +79,15 @@ def test_align_course_strategy_and_first_only():
     b_to_i = continuation_map(label2id)
     assert align_labels(words, word_ids, True, b_to_i) == [IGNORE_INDEX, 1, 2, 2, 2, 0, IGNORE_INDEX]
     assert align_labels([1, 1, 0], word_ids, True, b_to_i) == [IGNORE_INDEX, 1, 1, 2, 2, 0, IGNORE_INDEX]
-    assert align_labels([1, 1, 0], word_ids, False, b_to_i) == \
-        [IGNORE_INDEX, 1, 1, IGNORE_INDEX, IGNORE_INDEX, 0, IGNORE_INDEX]
+    assert align_labels([1, 1, 0], word_ids, False, b_to_i) == [
+        IGNORE_INDEX,
+        1,
+        1,
+        IGNORE_INDEX,
+        IGNORE_INDEX,
+        0,
+        IGNORE_INDEX,
+    ]
 
 
 def test_complete_labels_spell_every_type_in_iob2():

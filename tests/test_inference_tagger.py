@@ -10,11 +10,17 @@ import unicodedata
 
 import numpy as np
 import pytest
-
 from space_models import VALIDATION, build_lookup_model, encoder_path
+
 from trainer.inference.backends import Backend
-from trainer.inference.tagger import (MAX_INPUT_CHARS, MAX_INPUT_SUBTOKENS, InputError, ModelLoadError, NerTagger,
-                                      load_model)
+from trainer.inference.tagger import (
+    MAX_INPUT_CHARS,
+    MAX_INPUT_SUBTOKENS,
+    InputError,
+    ModelLoadError,
+    NerTagger,
+    load_model,
+)
 from trainer.reading.labels import tags_to_spans
 from trainer.reading.windows import DEFAULT_STRIDE
 
@@ -36,7 +42,7 @@ def triples(entities):
 def assert_offsets(text, entities):
     for e in entities:
         assert 0 <= e.start < e.end <= len(text)
-        assert text[e.start:e.end] == e.text
+        assert text[e.start : e.end] == e.text
 
 
 def test_spans_are_words_with_char_offsets(tagger):
@@ -55,7 +61,8 @@ def test_word_takes_its_first_subtoken_label(tagger):
 
 
 def test_same_words_and_tags_as_evaluation(tagger):
-    """Raw text made of a sentence's words gets the spans trainer.evaluation.word_level gives those words in evaluation."""
+    """Raw text made of a sentence's words gets the spans trainer.evaluation.word_level gives those words in
+    evaluation."""
     from trainer.evaluation.word_level import predict_words
     from trainer.reading.windows import Window
 
@@ -71,8 +78,8 @@ def test_same_words_and_tags_as_evaluation(tagger):
 def test_evaluation_reads_with_the_backend_it_is_given(tagger, tmp_path):
     """predict_words on another backend (how bench/inference_speed.py scores each backend on whole documents) runs
     that backend's forward pass, not torch's, and reads the same tags from the same logits."""
-    from trainer.inference.tagger import backends
     from trainer.evaluation.word_level import predict_words
+    from trainer.inference.tagger import backends
     from trainer.reading.windows import Window
 
     pytest.importorskip("onnxruntime")
@@ -169,15 +176,18 @@ def test_empty_input(tagger, text):
     assert tagger.predict(text) == []
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Paris 😀 and 👩‍👩‍👧 John", [("LOC", "Paris"), ("PER", "John")]),
-    ("😀Paris😀 John", [("PER", "John")]),  # one word for the tokenizer, and an unknown one
-    ("東京 and Москва and Paris", [("LOC", "Paris")]),
-    ("<script>alert('Paris')</script><b>John</b>", [("LOC", "Paris"), ("PER", "John")]),
-    ("\x00John\x07 Smith\u200b in\r\nLondon\x1b[0m", [("PER", "John\x07 Smith"), ("LOC", "London")]),
-    ("Pàrïs, Gööglé? no: Google!", [("LOC", "Pàrïs"), ("ORG", "Gööglé"), ("ORG", "Google")]),
-    ("\ufeff\u202eParis\u202c", [("LOC", "Paris")]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Paris 😀 and 👩‍👩‍👧 John", [("LOC", "Paris"), ("PER", "John")]),
+        ("😀Paris😀 John", [("PER", "John")]),  # one word for the tokenizer, and an unknown one
+        ("東京 and Москва and Paris", [("LOC", "Paris")]),
+        ("<script>alert('Paris')</script><b>John</b>", [("LOC", "Paris"), ("PER", "John")]),
+        ("\x00John\x07 Smith\u200b in\r\nLondon\x1b[0m", [("PER", "John\x07 Smith"), ("LOC", "London")]),
+        ("Pàrïs, Gööglé? no: Google!", [("LOC", "Pàrïs"), ("ORG", "Gööglé"), ("ORG", "Google")]),
+        ("\ufeff\u202eParis\u202c", [("LOC", "Paris")]),
+    ],
+)
 def test_awkward_text_keeps_exact_offsets(tagger, text, expected):
     ents = tagger.predict(text)
     assert [(e.type, e.text) for e in ents] == expected
@@ -220,11 +230,16 @@ def test_any_iterable_of_types_and_any_real_threshold(tagger):
 def test_a_word_final_combining_mark_stays_with_its_entity(tagger):
     # Decomposed text: the uncased normalizer strips the marks, so the last one after a word belongs to no sub-token.
     text = "Paris\u0301\u0323 and Berlin\u0308. John"
-    assert triples(tagger.predict(text)) == [("LOC", "Paris\u0301\u0323", 0, 7), ("LOC", "Berlin\u0308", 12, 19),
-                                             ("PER", "John", 21, 25)]
+    assert triples(tagger.predict(text)) == [
+        ("LOC", "Paris\u0301\u0323", 0, 7),
+        ("LOC", "Berlin\u0308", 12, 19),
+        ("PER", "John", 21, 25),
+    ]
     nfd = unicodedata.normalize("NFD", "Pàrïs and Bogotá Berlín")  # marks inside a word were always covered
-    assert [e.text for e in tagger.predict(nfd)] == [unicodedata.normalize("NFD", "Pàrïs"),
-                                                      unicodedata.normalize("NFD", "Berlín")]
+    assert [e.text for e in tagger.predict(nfd)] == [
+        unicodedata.normalize("NFD", "Pàrïs"),
+        unicodedata.normalize("NFD", "Berlín"),
+    ]
 
 
 def test_a_windowed_long_text_gives_no_indexing_warning(model_dir):
@@ -287,6 +302,7 @@ def test_bare_encoder_is_not_an_ner_model():
 
 class ScriptedBackend(Backend):
     """Log-probabilities scripted per content position (the same for every window), for decoding tests."""
+
     input_names = ("input_ids", "attention_mask")
 
     def __init__(self, labels, rows):
@@ -294,6 +310,7 @@ class ScriptedBackend(Backend):
 
     def __call__(self, batch):
         import numpy as np
+
         n_rows, width = batch["input_ids"].shape
         out = np.full((n_rows, width, len(self.labels)), np.log(1e-3))
         for r in range(n_rows):
@@ -303,18 +320,23 @@ class ScriptedBackend(Backend):
         return out
 
 
-@pytest.mark.parametrize("decoding, expected", [
-    ("argmax", [("PER", "John"), ("ORG", "Smith")]),   # I-PER then I-ORG: two stray I- tags, two entities
-    ("viterbi", [("PER", "John Smith")]),              # the best valid sequence: B-PER I-PER
-])
+@pytest.mark.parametrize(
+    "decoding, expected",
+    [
+        ("argmax", [("PER", "John"), ("ORG", "Smith")]),  # I-PER then I-ORG: two stray I- tags, two entities
+        ("viterbi", [("PER", "John Smith")]),  # the best valid sequence: B-PER I-PER
+    ],
+)
 def test_the_tagger_decodes_as_the_model_records(model_dir, decoding, expected):
     from transformers import AutoModelForTokenClassification, AutoTokenizer
+
     model = AutoModelForTokenClassification.from_pretrained(model_dir)
     model.config.ner_window = {"context": "sentence", "max_length": 64, "stride": 16, "decoding": decoding}
     tagger = NerTagger(model, AutoTokenizer.from_pretrained(model_dir), source="scripted")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    tagger.backend = ScriptedBackend(labels, [{"I-PER": .5, "B-PER": .3, "O": .2},
-                                              {"I-ORG": .45, "I-PER": .35, "O": .2}])
+    tagger.backend = ScriptedBackend(
+        labels, [{"I-PER": 0.5, "B-PER": 0.3, "O": 0.2}, {"I-ORG": 0.45, "I-PER": 0.35, "O": 0.2}]
+    )
     got = tagger.predict("John Smith")
     assert [(e.type, e.text) for e in got] == expected
     assert_offsets("John Smith", got)

@@ -41,10 +41,13 @@ def test_validation_scores_read_words_from_their_windows_and_refuse_other_row_co
     """Per-epoch validation maps window rows back to words with the reading rule of the final evaluation, and a row
     count other than the windows' (a distributed gather that dropped or repeated rows) is an error."""
     # One document of two sentences (3 + 2 words) in two windows; word 2 is in both, with more context in window 1.
-    windows = DocumentWindows({"input_ids": [[0] * 5, [0] * 5]}, [0, 0],
-                              [[None, 0, 1, 2, None], [None, 1, 2, 3, 4]], [[(0, 0), (0, 3), (0, 3), (0, 3), (0, 0)],
-                                                                             [(0, 0), (0, 3), (0, 3), (0, 3), (0, 3)]],
-                              [(0, 0, 3), (0, 3, 2)])
+    windows = DocumentWindows(
+        {"input_ids": [[0] * 5, [0] * 5]},
+        [0, 0],
+        [[None, 0, 1, 2, None], [None, 1, 2, 3, 4]],
+        [[(0, 0), (0, 3), (0, 3), (0, 3), (0, 0)], [(0, 0), (0, 3), (0, 3), (0, 3), (0, 3)]],
+        [(0, 0, 3), (0, 3, 2)],
+    )
     id2label = {0: "O", 1: "B-PER", 2: "I-PER"}
     gold = [["B-PER", "O", "B-PER"], ["I-PER", "O"]]
     # word 2 is O in window 0 but B-PER in window 1, where it is read

@@ -10,25 +10,37 @@ import math
 import pytest
 import torch
 from accelerate import Accelerator
+from engine_runs import N_VALIDATION, eval_entries, launch_two_processes, read_json, small_run
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForTokenClassification, TrainingArguments
 
-from engine_runs import N_VALIDATION, eval_entries, launch_two_processes, read_json, small_run
 from trainer.config import Config
-from trainer.outputs import RUN_CONFIG_FILE, RUN_IDENTITY_FILE
-from trainer.training.loop import evaluate as loop_evaluate
 from trainer.evaluation.word_level import evaluate
-from trainer.training.prepare import Prepared, prepare
-from trainer.training.hf_trainer import InOrderEvalTrainer, word_level_metrics
+from trainer.outputs import RUN_CONFIG_FILE, RUN_IDENTITY_FILE
 from trainer.reading.windows import longest_first
+from trainer.training.hf_trainer import InOrderEvalTrainer, word_level_metrics
+from trainer.training.loop import evaluate as loop_evaluate
+from trainer.training.prepare import Prepared, prepare
 
 # 48 sentences in batches of 4 on 2 processes, 2 batches accumulated: 3 optimizer steps per epoch. 21 validation
 # sentences in batches of 4 per process: rounds of 8, the last round holds 5, so accelerate repeats 3 sentences to
 # keep the processes in step and gather_for_metrics must drop them again.
 # lr 1e-4 leaves the tiny model's random head predicting every kind of tag: scores that a dropped, repeated or
 # misplaced sentence would change (a model trained to answer O everywhere scores the same whatever the rows).
-LAUNCH_ARGS = ("--max-train-samples", "48", "--num-train-epochs", "2", "--learning-rate", "1e-4",
-               "--per-device-train-batch-size", "4", "--gradient-accumulation-steps", "2", "--logging-steps", "1")
+LAUNCH_ARGS = (
+    "--max-train-samples",
+    "48",
+    "--num-train-epochs",
+    "2",
+    "--learning-rate",
+    "1e-4",
+    "--per-device-train-batch-size",
+    "4",
+    "--gradient-accumulation-steps",
+    "2",
+    "--logging-steps",
+    "1",
+)
 SCORES = ("precision", "recall", "f1", "accuracy")
 
 
@@ -37,17 +49,20 @@ SCORES = ("precision", "recall", "f1", "accuracy")
 DOCUMENT_ARGS = ("--max-seq-length", "32", "--stride", "6")
 
 
-@pytest.fixture(scope="module",
-                params=[("accelerate", "sentence"), ("trainer", "sentence"), ("accelerate", "document")],
-                ids=lambda p: "-".join(p))
+@pytest.fixture(
+    scope="module",
+    params=[("accelerate", "sentence"), ("trainer", "sentence"), ("accelerate", "document")],
+    ids=lambda p: "-".join(p),
+)
 def two_process_output(request, tiny_encoder_dir, tmp_path_factory):
     engine, context = request.param
     out = tmp_path_factory.mktemp(f"two-processes-{engine}-{context}") / "model"
     # The loop also length-groups its batches here, so the distributed LengthGroupedSampler path runs too.
     extra = ("--group-by-length",) if engine == "accelerate" else ()
     extra += DOCUMENT_ARGS if context == "document" else ()
-    proc = launch_two_processes(small_run(tiny_encoder_dir, out, "--engine", engine, *LAUNCH_ARGS, *extra,
-                                          context=context))
+    proc = launch_two_processes(
+        small_run(tiny_encoder_dir, out, "--engine", engine, *LAUNCH_ARGS, *extra, context=context)
+    )
     assert proc.stderr.count("trainer.training.prepare: Data: ") == 1  # one log, from the main process
     return engine, out
 
@@ -55,8 +70,9 @@ def two_process_output(request, tiny_encoder_dir, tmp_path_factory):
 def with_saved_model(out, scratch) -> Prepared:
     """The run's data and encoded validation split, with the saved (best) model as the model (its output directory,
     unused, is `scratch`: prepare() refuses the run's own, which holds a run)."""
-    return prepare(Config.load(str(out / RUN_CONFIG_FILE), model_name_or_path=str(out),
-                               output_dir=str(scratch / "unused")))
+    return prepare(
+        Config.load(str(out / RUN_CONFIG_FILE), model_name_or_path=str(out), output_dir=str(scratch / "unused"))
+    )
 
 
 def test_two_processes_evaluate_every_sentence_once_with_the_saved_models_scores(two_process_output, tmp_path):
@@ -98,12 +114,18 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
     collator = DataCollatorForTokenClassification(prep.tokenizer)
 
     # The Trainer engine's evaluator: Trainer.evaluate + word_level_metrics.
-    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), per_device_eval_batch_size=4, report_to="none",
-                             use_cpu=True)
-    trainer = InOrderEvalTrainer(run_config=Config(), model=prep.model, args=args, eval_dataset=prep.validation,
-                                 data_collator=collator,
-                                 compute_metrics=word_level_metrics(prep),
-                                 preprocess_logits_for_metrics=lambda logits, labels: logits.float().log_softmax(-1))
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "trainer"), per_device_eval_batch_size=4, report_to="none", use_cpu=True
+    )
+    trainer = InOrderEvalTrainer(
+        run_config=Config(),
+        model=prep.model,
+        args=args,
+        eval_dataset=prep.validation,
+        data_collator=collator,
+        compute_metrics=word_level_metrics(prep),
+        preprocess_logits_for_metrics=lambda logits, labels: logits.float().log_softmax(-1),
+    )
     by_trainer = trainer.evaluate()
     assert by_trainer["eval_num_sentences"] == N_VALIDATION
     assert {k: by_trainer[f"eval_{k}"] for k in SCORES} == {k: expected[k] for k in SCORES}
@@ -113,10 +135,19 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
     order = longest_first([len(ids) for ids in prep.validation["input_ids"]])
     assert order != sorted(order)  # the order matters: rows must be put back
     model, dataloader = accelerator.prepare(
-        prep.model, DataLoader(prep.validation, batch_size=4, collate_fn=collator, sampler=order))
-    by_loop = loop_evaluate(accelerator, model, dataloader, prep.validation_windows,
-                            list(prep.data.splits["validation"]["tags"]), prep.model.config.id2label, prep.data.scheme,
-                            order, prep.window.decoding)
+        prep.model, DataLoader(prep.validation, batch_size=4, collate_fn=collator, sampler=order)
+    )
+    by_loop = loop_evaluate(
+        accelerator,
+        model,
+        dataloader,
+        prep.validation_windows,
+        list(prep.data.splits["validation"]["tags"]),
+        prep.model.config.id2label,
+        prep.data.scheme,
+        order,
+        prep.window.decoding,
+    )
     assert by_loop["num_sentences"] == N_VALIDATION
     # Same batch-size-weighted mean of batch losses; summed in another order, hence float32 rounding apart.
     assert by_loop["loss"] == pytest.approx(by_trainer["eval_loss"], rel=1e-6)

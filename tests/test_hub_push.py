@@ -1,4 +1,5 @@
-"""The push (trainer.hub.push) and its command line (trainer.push), on a real `python -m trainer` output directory (`tiny_output`).
+"""The push (trainer.hub.push) and its command line (trainer.push), on a real `python -m trainer` output directory
+(`tiny_output`).
 
 No test touches the network: uploads go to a fake HfApi that applies upload_folder's own file filter, or to the real
 HfApi in offline mode / pointed at a closed local port.
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from conftest import CONLL_SAMPLE
 from huggingface_hub import constants
 from huggingface_hub.errors import HfHubHTTPError
 
-from conftest import CONLL_SAMPLE
 from trainer.hub.card import write_model_card
 from trainer.hub.push import HubPushError, push
 
@@ -87,6 +88,7 @@ def http_error(status: int) -> HfHubHTTPError:
 
 # --- push ----------------------------------------------------------------------------------------------------------
 
+
 def test_push_uploads_the_model_results_and_card_but_no_checkpoints(out):
     api = FakeHfApi()
     url = push(out, HUB_ID, private=True, token=TOKEN, api=api)
@@ -96,8 +98,17 @@ def test_push_uploads_the_model_results_and_card_but_no_checkpoints(out):
     assert create["repo_id"] == HUB_ID and create["private"] is True and create["exist_ok"] is True
     assert create["token"] == TOKEN and upload["token"] == TOKEN
     assert upload["repo_id"] == HUB_ID
-    for must in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
-                 "eval_results.json", "predictions_validation.jsonl", "run_config.json", "train_results.json"):
+    for must in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "eval_results.json",
+        "predictions_validation.jsonl",
+        "run_config.json",
+        "train_results.json",
+    ):
         assert must in api.uploaded
     assert not [f for f in api.uploaded if f.startswith("checkpoint-")]
     for never in ("optimizer.pt", "training_args.bin", "predictions_test.jsonl"):
@@ -214,17 +225,20 @@ def test_push_refuses_a_directory_without_a_model(tmp_path):
 
 # --- the CLI -------------------------------------------------------------------------------------------------------
 
+
 def run_push_cli(args: list[str], cwd: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")}
     base.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), **env)
-    return subprocess.run([sys.executable, "-m", "trainer.push", *args], cwd=cwd, env=base, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "trainer.push", *args], cwd=cwd, env=base, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_push_cli_fails_without_traceback_and_prints_the_retry_command(out, tmp_path):
     # run from another directory: the card template must be found as package data, not relative to the cwd
-    res = run_push_cli(["--model", out, "--hub-model-id", HUB_ID], cwd=str(tmp_path),
-                       HF_HOME=str(tmp_path / "hf-home"), HF_TOKEN=TOKEN)
+    res = run_push_cli(
+        ["--model", out, "--hub-model-id", HUB_ID], cwd=str(tmp_path), HF_HOME=str(tmp_path / "hf-home"), HF_TOKEN=TOKEN
+    )
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
     assert f"python -m trainer.push --model {out} --hub-model-id {HUB_ID}" in res.stderr
@@ -240,6 +254,7 @@ def test_push_cli_takes_the_repository_from_the_run_config(out, tmp_path):
     cfg_path.write_text(json.dumps(cfg))
     res = run_push_cli(["--model", out], cwd=str(tmp_path), HF_HOME=str(tmp_path / "hf-home"))
     assert res.returncode == 1 and "Traceback" not in res.stderr
-    assert re.search(r"python -m trainer\.push --model \S+ --hub-model-id someone/from-config --hub-private-repo",
-                     res.stderr)
+    assert re.search(
+        r"python -m trainer\.push --model \S+ --hub-model-id someone/from-config --hub-private-repo", res.stderr
+    )
     assert "no Hugging Face token" in res.stderr

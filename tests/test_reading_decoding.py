@@ -2,8 +2,8 @@ import itertools
 
 import numpy as np
 import pytest
-
 from conftest import is_valid_iob2
+
 from trainer.reading.decoding import Decoder, valid_iob2
 from trainer.reading.labels import iob2_transitions
 
@@ -27,7 +27,7 @@ def test_no_rule_for_plain_tags_or_bioes():
 
 def test_viterbi_repairs_what_argmax_breaks():
     # argmax: I-PER first (invalid), then I-ORG after I-PER (invalid).
-    probs = np.array([[.1, .2, .6, .05, .05], [.1, .1, .1, .2, .5], [.9, .02, .02, .03, .03]])
+    probs = np.array([[0.1, 0.2, 0.6, 0.05, 0.05], [0.1, 0.1, 0.1, 0.2, 0.5], [0.9, 0.02, 0.02, 0.03, 0.03]])
     assert Decoder(LABELS)(np.log(probs)) == [2, 4, 0]
     assert Decoder(LABELS, "viterbi")(np.log(probs)) == [1, 3, 0]  # B-PER, B-ORG: the best valid sequence
 
@@ -37,9 +37,10 @@ def test_viterbi_is_the_best_valid_sequence_by_brute_force():
     first, follows = (np.array(x) for x in iob2_transitions(LABELS))
     for _ in range(50):
         logp = np.log(rng.dirichlet(np.ones(len(LABELS)), size=4))
-        best = max((seq for seq in itertools.product(range(len(LABELS)), repeat=4)
-                    if is_valid_iob2([LABELS[j] for j in seq])),
-                   key=lambda seq: sum(logp[t, j] for t, j in enumerate(seq)))
+        best = max(
+            (seq for seq in itertools.product(range(len(LABELS)), repeat=4) if is_valid_iob2([LABELS[j] for j in seq])),
+            key=lambda seq: sum(logp[t, j] for t, j in enumerate(seq)),
+        )
         got = valid_iob2(logp, first, follows)
         assert is_valid_iob2([LABELS[j] for j in got])
         assert sum(logp[t, j] for t, j in enumerate(got)) == pytest.approx(sum(logp[t, j] for t, j in enumerate(best)))
