@@ -14,14 +14,14 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import gradio as gr
 
 from trainer import results_view as rv
-from trainer.evaluation.errors import KINDS
+from trainer.cli import field_help, parse
 from trainer.inference.tagger import Entity, InputError, ModelLoadError, NerTagger, keep_entities
 
 # The course's CoNLL-2003 model, until the project publishes its own.
@@ -188,7 +188,7 @@ def build_demo(
                     err_types = gr.CheckboxGroup(
                         tagger.entity_types, value=tagger.entity_types, label="Entity type (gold or predicted)"
                     )
-                    err_kinds = gr.CheckboxGroup(list(KINDS), value=list(KINDS), label="Error kind")
+                    err_kinds = gr.CheckboxGroup(rv.ERROR_KINDS, value=rv.ERROR_KINDS, label="Error kind")
                 errors = gr.Dataframe(
                     headers=rv.ERROR_COLUMNS,
                     interactive=False,
@@ -268,13 +268,20 @@ def error_demo(message: str) -> gr.Blocks:
     return demo
 
 
+@dataclass
+class AppArgs:
+    model: Optional[str] = field_help(
+        f"A trained output directory or Hub model id (default: $NER_MODEL, else {DEFAULT_MODEL}).", default=None
+    )
+    host: Optional[str] = field_help("Address to listen on (default: Gradio's, 127.0.0.1).", default=None)
+    port: Optional[int] = field_help("Port (default: Gradio's, 7860).", default=None)
+    backend: Optional[str] = field_help(
+        "Inference backend (default: $NER_BACKEND, else auto; docs/inference.md).", default=None
+    )
+
+
 def main(argv: Optional[list[str]] = None) -> None:
-    p = argparse.ArgumentParser(description="Run the NER Space locally.")
-    p.add_argument("--model", help=f"local model directory or Hub id (default: $NER_MODEL, else {DEFAULT_MODEL})")
-    p.add_argument("--host", default=None, help="address to listen on (default: gradio's, 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default: gradio's, 7860)")
-    p.add_argument("--backend", default=None, help="inference backend (default: $NER_BACKEND, else auto)")
-    args = p.parse_args(argv)
+    args = parse(AppArgs, sys.argv[1:] if argv is None else argv, "python app.py", __doc__)
     source = model_source(args.model)
     try:
         demo = build_demo(source, load_tagger(source, args.backend))

@@ -13,6 +13,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from trainer.data.load import NO_DOCUMENTS
 from trainer.hub import card as card_mod
+from trainer.hub import widgets
 from trainer.hub.card import CardError, build_model_card, validate_card, write_model_card
 from trainer.outputs import read_predictions, read_results
 
@@ -112,7 +113,7 @@ def test_card_metadata_is_the_runs_model_index(out):
 
     # widget examples are sentences of the validation data, with entities
     rows = read_predictions(out, "validation")
-    texts = {card_mod.detokenize(r["tokens"]): r for r in rows}
+    texts = {widgets.detokenize(r["tokens"]): r for r in rows}
     assert 1 <= len(meta["widget"]) <= 3
     for w in meta["widget"]:
         assert w["text"] in texts and any(t != "O" for t in texts[w["text"]]["gold"])
@@ -245,10 +246,10 @@ def test_widget_examples_cover_entity_types_and_read_like_text():
         },
     ]
     # PER+LOC first (the shorter of two such sentences), then the one that adds ORG; never the one without entities
-    assert card_mod.widget_examples(rows, k=2) == [
+    assert widgets.widget_examples(rows, k=2) == [
         "Mary went to Rome (Italy) today.",
         "Reuters reported that the EU said it's fine.",
     ]
-    assert card_mod.widget_examples(rows, k=5)[2] == "John Smith visited Paris, France, on Monday."
-    assert len(card_mod.widget_examples(rows, k=5)) == 3
-    assert card_mod.widget_examples(rows[:1], k=3) == ["No entities in this rather plain sentence."]
+    assert widgets.widget_examples(rows, k=5)[2] == "John Smith visited Paris, France, on Monday."
+    assert len(widgets.widget_examples(rows, k=5)) == 3
+    assert widgets.widget_examples(rows[:1], k=3) == ["No entities in this rather plain sentence."]

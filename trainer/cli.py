@@ -17,7 +17,8 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Literal, Optional, Sequence, TypeVar, Union, get_args, get_origin, get_type_hints
+import sys
+from typing import Any, Callable, Literal, Optional, Sequence, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from transformers import HfArgumentParser
 
@@ -134,6 +135,29 @@ def parse(kind: type[T], argv: Sequence[str], prog: str, description: Optional[s
         argv = argv[1:]
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
+
+
+def run_door(
+    kind: type[T],
+    argv: Optional[Sequence[str]],
+    prog: str,
+    description: Optional[str],
+    body: Callable[[T], str],
+    refusals: tuple[type[BaseException], ...],
+    code: int = 2,
+) -> int:
+    """A door's main: logging, `argv` (default: the process's) parsed into `kind`, then `body(args)`, whose message is
+    printed on success (exit 0). An exception of `refusals` is printed as `error: ...` (exit `code`), no traceback:
+    its message says what was wrong and what to do."""
+    setup_logging()
+    args = parse(kind, sys.argv[1:] if argv is None else argv, prog, description)
+    try:
+        message = body(args)
+    except refusals as e:
+        print(f"error: {e}", file=sys.stderr)
+        return code
+    print(message)
+    return 0
 
 
 def field_help(text: str, **kw: Any) -> Any:

@@ -22,6 +22,39 @@ TASK_TAG_COLUMNS = {"ner": "ner_tags", "pos": "pos_tags", "chunk": "chunk_tags"}
 # CoNLL-2000 is `token POS chunk`, so NER is the last column and POS/chunk sit at fixed places.
 TASK_FILE_COLUMNS = {"ner": -1, "pos": 1, "chunk": 2}
 
+# The fields that name the data source: a new source given for evaluation replaces all of them.
+DATA_SOURCE_FIELDS = (
+    "dataset_name",
+    "dataset_config_name",
+    "dataset_revision",
+    "data_dir",
+    "train_file",
+    "validation_file",
+    "test_file",
+)
+# The run's bookkeeping, which a resumed run may change and the model card does not list as hyperparameters: where it
+# writes and logs, how often it checkpoints, what it evaluates and reports, and the Hub. Every other field decides
+# what the checkpoints hold or how training goes on from them (trainer.training.output_dir refuses a resume that
+# changes one).
+RUN_FIELDS = {
+    "output_dir",
+    "overwrite_output_dir",
+    "resume",
+    "resume_from_checkpoint",
+    "logging_steps",
+    "save_steps",
+    "save_total_limit",
+    "dataloader_num_workers",
+    "per_device_eval_batch_size",
+    "max_eval_samples",
+    "validation_file",
+    "test_file",
+    "push_to_hub",
+    "hub_model_id",
+    "hub_private_repo",
+    "license",
+    "report_to",
+}
 DEFAULT_DATASET = "conll2003"
 # Hub ids that no longer load as named. The canonical `conll2003` was a loading script, which datasets>=4 refuses;
 # its parquet conversion holds the same data (IOB2 tags, ClassLabel names). Used by the data reader and the card.

@@ -17,7 +17,7 @@ from typing import Any, Literal, Optional, Sequence
 
 from transformers import AutoModelForTokenClassification
 
-from trainer.cli import field_help, parse, setup_logging
+from trainer.cli import field_help, run_door
 from trainer.data.files import DataError
 from trainer.evaluation.word_level import eval_config, evaluate, load_split
 from trainer.hub.card import CardError, write_model_card
@@ -121,21 +121,22 @@ def evaluate_saved(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    setup_logging()
-    args = vars(parse(EvaluateArgs, sys.argv[1:] if argv is None else argv, "python -m trainer.evaluate", __doc__))
-    try:
+    def body(args: EvaluateArgs) -> str:
+        given = vars(args)
         rec = evaluate_saved(
-            args.pop("model"), args.pop("split"), args.pop("output_dir"), args.pop("per_device_eval_batch_size"), **args
+            given.pop("model"),
+            given.pop("split"),
+            given.pop("output_dir"),
+            given.pop("per_device_eval_batch_size"),
+            **given,
         )
-    except (DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    o = rec["overall"]
-    print(
-        f"{rec['split']}: precision {o['precision']:.4f} recall {o['recall']:.4f} F1 {o['f1']:.4f} "
-        f"accuracy {o['accuracy']:.4f} ({rec['num_sentences']} sentences)"
-    )
-    return 0
+        o = rec["overall"]
+        return (
+            f"{rec['split']}: precision {o['precision']:.4f} recall {o['recall']:.4f} F1 {o['f1']:.4f} "
+            f"accuracy {o['accuracy']:.4f} ({rec['num_sentences']} sentences)"
+        )
+
+    return run_door(EvaluateArgs, argv, "python -m trainer.evaluate", __doc__, body, (DataError, ValueError))
 
 
 if __name__ == "__main__":

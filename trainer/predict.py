@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterator, Literal, Optional, Sequence
 
-from trainer.cli import PositiveInt, field_help, parse, setup_logging
+from trainer.cli import PositiveInt, field_help, run_door
 from trainer.data.files import DataError, decoded_lines, json_lines
 from trainer.inference.backends import CHOICES as BACKEND_CHOICES
 
@@ -354,28 +354,26 @@ class PredictArgs:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    setup_logging()
-    args = parse(PredictArgs, sys.argv[1:] if argv is None else argv, "python -m trainer.predict", __doc__)
     from trainer.inference.tagger import ModelLoadError
     from trainer.processes import LaunchError
 
-    try:
+    def body(a: PredictArgs) -> str:
         n = predict_corpus(
-            args.model,
-            args.input,
-            args.output,
-            args.per_device_eval_batch_size,
-            args.text_field,
-            args.id_field,
-            args.backend,
-            args.progress,
-            args.format,
+            a.model,
+            a.input,
+            a.output,
+            a.per_device_eval_batch_size,
+            a.text_field,
+            a.id_field,
+            a.backend,
+            a.progress,
+            a.format,
         )
-    except (DataError, ModelLoadError, LaunchError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{n} texts tagged into {args.output}")
-    return 0
+        return f"{n} texts tagged into {a.output}"
+
+    return run_door(
+        PredictArgs, argv, "python -m trainer.predict", __doc__, body, (DataError, ModelLoadError, LaunchError)
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from trainer.cli import field_help, parse, setup_logging
+from trainer.cli import field_help, run_door
 from trainer.config import Config
 from trainer.hub.card import CardError
 from trainer.hub.push import HubPushError, push
@@ -37,9 +37,8 @@ class PushArgs:
     )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    setup_logging()
-    args = parse(PushArgs, sys.argv[1:] if argv is None else argv, "python -m trainer.push", __doc__)
+def push_run(args: PushArgs) -> str:
+    """Push `args.model`; the repository and its privacy default to what the run recorded (run_config.json)."""
     out, hub_model_id, private = args.model, args.hub_model_id, args.hub_private_repo
     run_config = os.path.join(out, RUN_CONFIG_FILE)
     if os.path.exists(run_config) and (hub_model_id is None or private is None):
@@ -50,13 +49,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except (ValueError, TypeError, OSError):
             pass  # push() reports what is wrong with the directory
     hub_model_id = hub_model_id or os.path.basename(os.path.abspath(out))
-    try:
-        url = push(out, hub_model_id, private=bool(private))
-    except (HubPushError, CardError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"pushed {out} to {url}")
-    return 0
+    return f"pushed {out} to {push(out, hub_model_id, private=bool(private))}"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_door(PushArgs, argv, "python -m trainer.push", __doc__, push_run, (HubPushError, CardError), code=1)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import os
 import zlib
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
-from trainer.evaluation.errors import error_table
+from trainer.evaluation.errors import KINDS, error_table
 from trainer.inference.tagger import Entity, NerTagger
 from trainer.outputs import EVAL_RESULTS_FILE, RUN_CONFIG_FILE, is_complete, load_json, load_jsonl, predictions_file
 from trainer.reading.labels import tags_to_spans
@@ -34,6 +34,7 @@ SPLIT = "validation"
 KNOWN_COLORS = {"PER": "#f28b82", "ORG": "#8ab4f8", "LOC": "#81c995", "MISC": "#fdd663"}
 PALETTE = ["#c58af9", "#78d9ec", "#fcad70", "#ff8bcb", "#a7c7e7", "#cbe86b", "#e6c9a8", "#9aa0a6"]
 
+ERROR_KINDS = list(KINDS)  # the error browser's filter choices
 ERROR_COLUMNS = ["doc", "sentence #", "kind", "gold", "predicted", "sentence"]
 ENTITY_COLUMNS = ["type", "text", "score", "start", "end"]
 PER_ENTITY_COLUMNS = ["type", "precision", "recall", "f1", "support"]

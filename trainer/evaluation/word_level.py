@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from trainer.config import Config
+from trainer.config import DATA_SOURCE_FIELDS, Config
 from trainer.data.files import DataError
 from trainer.data.load import NerData, load_data
 from trainer.evaluation.metrics import evaluation_record
@@ -30,17 +30,6 @@ from trainer.outputs import RUN_CONFIG_FILE, THIS_MODEL, write_evaluation
 from trainer.reading.windows import DocumentWindows, Progress, Window, model_window
 
 logger = logging.getLogger(__name__)
-
-# Config fields that name the data; a source given for evaluation replaces all of them.
-DATA_FIELDS = (
-    "dataset_name",
-    "dataset_config_name",
-    "dataset_revision",
-    "data_dir",
-    "train_file",
-    "validation_file",
-    "test_file",
-)
 
 
 @dataclass
@@ -63,8 +52,8 @@ def eval_config(model: str, overrides: Optional[dict[str, Any]] = None, run_conf
     saved = run_config or os.path.join(model, RUN_CONFIG_FILE)
     if not os.path.exists(saved):
         return Config(model_name_or_path=model, **given)
-    if any(k in given for k in DATA_FIELDS):
-        given = {**{k: None for k in DATA_FIELDS}, **given}
+    if any(k in given for k in DATA_SOURCE_FIELDS):
+        given = {**{k: None for k in DATA_SOURCE_FIELDS}, **given}
     return Config.load(saved, model_name_or_path=model, **given)
 
 

@@ -25,7 +25,8 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from huggingface_hub.utils import validate_repo_id
 
-from trainer.config import Config
+from trainer.config import DATA_SOURCE_FIELDS, RUN_FIELDS, Config
+from trainer.hub.widgets import widget_examples
 from trainer.outputs import (
     CARD_FILE,
     EVAL_RESULTS_FILE,
@@ -39,7 +40,6 @@ from trainer.outputs import (
     write_text,
 )
 from trainer.reading.labels import entity_types as label_entity_types
-from trainer.reading.labels import tags_to_spans
 from trainer.reading.windows import recorded_window
 
 logger = logging.getLogger(__name__)
@@ -109,50 +109,6 @@ def _local_dataset_type(cfg: Config) -> str:
     return slug
 
 
-# --- widget examples ----------------------------------------------------------------------------------------------
-
-_NO_SPACE_BEFORE = {",", ".", ";", ":", "!", "?", ")", "]", "}", "%", "'s", "n't", "'re", "'ve", "'ll", "'d", "'m"}
-_NO_SPACE_AFTER = {"(", "[", "{", "$"}
-
-
-def detokenize(tokens: Sequence[str]) -> str:
-    """Words -> readable text for widget examples. The pipeline re-tokenizes it either way; this only undoes the
-    spaces that tokenization put before punctuation so the example reads like text."""
-    out = ""
-    for i, tok in enumerate(tokens):
-        if i and tok not in _NO_SPACE_BEFORE and tokens[i - 1] not in _NO_SPACE_AFTER:
-            out += " "
-        out += tok
-    return out
-
-
-def _entity_types(tags: Sequence[str]) -> list[str]:
-    return [typ for typ, _, _ in tags_to_spans(tags)]
-
-
-def widget_examples(rows: Sequence[dict[str, Any]], k: int = 3, min_words: int = 6, max_words: int = 30) -> list[str]:
-    """Up to `k` sentences from the data for the Hub widget: those with gold entities, picked greedily to cover as
-    many entity types as possible (then the most entities), in a deterministic order."""
-    candidates = [r for r in rows if min_words <= len(r["tokens"]) <= max_words and len(r["tokens"]) == len(r["gold"])]
-    with_entities = [r for r in candidates if _entity_types(r["gold"])]
-    pool = with_entities or candidates or list(rows)
-    chosen: list[dict[str, Any]] = []
-    covered: set[str] = set()
-    while pool and len(chosen) < k:
-        best = max(
-            pool,
-            key=lambda r: (
-                len(set(_entity_types(r["gold"])) - covered),
-                len(_entity_types(r["gold"])),
-                -len(r["tokens"]),
-            ),
-        )
-        pool = [r for r in pool if r is not best]
-        chosen.append(best)
-        covered |= set(_entity_types(best["gold"]))
-    return [detokenize(r["tokens"]) for r in chosen]
-
-
 # --- the card ------------------------------------------------------------------------------------------------------
 
 
@@ -175,34 +131,19 @@ def _duration(seconds: Optional[float]) -> str:
     return f"{minutes:.1f} min ({seconds:.0f} s)" if minutes < 90 else f"{minutes / 60:.2f} h ({seconds:.0f} s)"
 
 
-# run_config.json keys that are not training hyperparameters (data location, I/O, Hub). Everything else is shown, so a
-# field added to Config appears in the card without a change here.
+# run_config.json keys that are not training hyperparameters: the data and where it came from, and the run's own
+# bookkeeping (output, logging, checkpoints, the Hub). Everything else is shown, so a field added to Config appears in
+# the card without a change here.
 NOT_HYPERPARAMETERS = {
+    *DATA_SOURCE_FIELDS,
+    *RUN_FIELDS,
     "model_name_or_path",
     "task",
-    "dataset_name",
-    "dataset_config_name",
-    "dataset_revision",
-    "data_dir",
-    "train_file",
-    "validation_file",
-    "test_file",
     "label_column",
     "tokens_column_name",
     "label_column_name",
     "label_scheme",
-    "output_dir",
-    "logging_steps",
     "eval_steps",
-    "save_steps",
-    "save_total_limit",
-    "resume",
-    "resume_from_checkpoint",
-    "dataloader_num_workers",
-    "push_to_hub",
-    "hub_model_id",
-    "hub_private_repo",
-    "license",
 }
 
 

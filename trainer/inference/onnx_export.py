@@ -130,32 +130,13 @@ def export_onnx(model: torch.nn.Module, names: Sequence[str], path: str) -> None
     wrapped = _Logits(model, names).eval()
     with eager_attention(model), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript exporter deprecation and tracer notices
+        common = {"input_names": list(names), "output_names": ["logits"], "opset_version": ONNX_OPSET}
         try:
-            torch.onnx.export(
-                wrapped,
-                args,
-                path,
-                input_names=list(names),
-                output_names=["logits"],
-                dynamic_axes=axes,
-                opset_version=ONNX_OPSET,
-                dynamo=False,
-            )
+            torch.onnx.export(wrapped, args, path, dynamic_axes=axes, dynamo=False, **common)
         except Exception as exc:
             logger.warning("TorchScript ONNX export failed (%s); trying the dynamo exporter", exc)
-            dim = torch.export.Dim
-            shapes = {n: {0: dim("batch"), 1: dim("sequence")} for n in names}
-            torch.onnx.export(
-                wrapped,
-                args,
-                path,
-                input_names=list(names),
-                output_names=["logits"],
-                dynamic_shapes=shapes,
-                opset_version=ONNX_OPSET,
-                dynamo=True,
-                external_data=False,
-            )
+            shapes = {n: {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")} for n in names}
+            torch.onnx.export(wrapped, args, path, dynamic_shapes=shapes, dynamo=True, external_data=False, **common)
 
 
 def quantize_onnx(src: str, dst: str) -> None:

@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 import torch
+from accelerate.state import AcceleratorState
 from transformers import AutoModelForTokenClassification, PreTrainedModel
 
 from trainer.config import Config
@@ -52,8 +53,17 @@ def finish(cfg: Config, prep: Prepared, model: torch.nn.Module, stats: TrainStat
                 output_dir=out,
                 first_sentences=cfg.max_eval_samples,
             ).record
+    state = AcceleratorState()  # as the engine's Accelerator (the Trainer's own, or the loop's) set it up
     stats = dataclasses.replace(
-        stats, engine=cfg.engine, data=describe(prep.data), versions=versions(), device=device_name()
+        stats,
+        engine=cfg.engine,
+        train_samples=len(prep.train),
+        epochs=cfg.num_train_epochs,
+        world_size=state.num_processes,
+        mixed_precision=state.mixed_precision,
+        data=describe(prep.data),
+        versions=versions(),
+        device=device_name(),
     )
     write_train_stats(out, stats)
     card = None

@@ -13,13 +13,12 @@ from transformers import DataCollatorForTokenClassification, EvalPrediction, Tra
 from transformers.trainer import TRAINER_STATE_NAME
 
 from trainer.config import Config
-from trainer.evaluation.metrics import validation_scores
 from trainer.outputs import TrainStats
 from trainer.reading.windows import longest_first, restore_order
 from trainer.training.checkpoints import resume_checkpoint
 from trainer.training.finish import finish, saved_model
 from trainer.training.precision import inference_attention, mixed_precision
-from trainer.training.prepare import Prepared, prepare
+from trainer.training.prepare import prepare
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +70,15 @@ class InOrderEvalTrainer(Trainer):
         )
 
 
+# TrainStats fields read from the Trainer's own state: ours -> TrainerState's.
+FROM_TRAINER_STATE = {
+    "global_steps": "global_step",
+    "best_checkpoint": "best_model_checkpoint",
+    "best_validation_f1": "best_metric",
+    "log_history": "log_history",
+}
+
+
 class SaveEveryNSteps(TrainerCallback):
     """`--save-steps N` on top of the per-evaluation checkpoints: `load_best_model_at_end` forces save_strategy to
     equal eval_strategy, so step checkpoints are requested here instead."""
@@ -120,19 +128,6 @@ def training_arguments(cfg: Config, has_validation: bool) -> TrainingArguments:
     )
 
 
-def word_level_metrics(prep: Prepared):
-    """compute_metrics for the Trainer: word-level seqeval on the validation split (window rows arrive in order)."""
-    gold = list(prep.data.splits["validation"]["tags"])
-    id2label = prep.model.config.id2label
-
-    def compute(p) -> dict[str, float]:
-        return validation_scores(
-            p.predictions, prep.validation_windows, gold, id2label, prep.data.scheme, prep.window.decoding
-        )
-
-    return compute
-
-
 def run(cfg: Config) -> dict[str, Any]:
     prep = prepare(cfg)
     trainer = InOrderEvalTrainer(
@@ -143,7 +138,7 @@ def run(cfg: Config) -> dict[str, Any]:
         eval_dataset=prep.validation,
         data_collator=DataCollatorForTokenClassification(prep.tokenizer),
         processing_class=prep.tokenizer,
-        compute_metrics=word_level_metrics(prep) if prep.validation is not None else None,
+        compute_metrics=(lambda p: prep.score_validation(p.predictions)) if prep.validation is not None else None,
         # Label log-probabilities, which the decoding reads (trainer.reading.decoding).
         preprocess_logits_for_metrics=lambda logits, labels: logits.float().log_softmax(-1),
         callbacks=[SaveEveryNSteps(cfg.save_steps)] if cfg.save_steps else None,
@@ -160,15 +155,8 @@ def run(cfg: Config) -> dict[str, Any]:
         train_runtime_s=train_s,
         # A resumed run timed only its last segment: a whole-run rate would be wrong, so none is given.
         train_tokens_per_s=None if resume_from else n_tokens * cfg.num_train_epochs / train_s,
-        resumed_from=resume_from,
-        train_samples=len(prep.train),
         train_loss=result.training_loss,
-        epochs=cfg.num_train_epochs,
-        global_steps=trainer.state.global_step,
-        best_checkpoint=trainer.state.best_model_checkpoint,
-        best_validation_f1=trainer.state.best_metric,
-        world_size=trainer.args.world_size,
-        mixed_precision="bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "no",
-        log_history=trainer.state.log_history,
+        resumed_from=resume_from,
+        **{ours: getattr(trainer.state, theirs) for ours, theirs in FROM_TRAINER_STATE.items()},
     )
     return finish(cfg, prep, saved_model(cfg, trainer.args.device), stats)

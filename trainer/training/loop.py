@@ -31,13 +31,12 @@ from transformers import DataCollatorForTokenClassification, Trainer, get_schedu
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from trainer.config import Config
-from trainer.evaluation.metrics import validation_scores
 from trainer.outputs import TrainStats, from_dict, load_json, write_json
-from trainer.reading.windows import DocumentWindows, longest_first, restore_order
+from trainer.reading.windows import longest_first, restore_order
 from trainer.training import checkpoints
 from trainer.training.finish import finish, saved_model
 from trainer.training.precision import inference_attention, mixed_precision
-from trainer.training.prepare import prepare
+from trainer.training.prepare import Prepared, prepare
 
 logger = logging.getLogger(__name__)
 logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)  # a line per file; we log one per checkpoint
@@ -66,24 +65,18 @@ def evaluate(
     accelerator: Accelerator,
     model: torch.nn.Module,
     dataloader: DataLoader,
-    windows: DocumentWindows,
-    gold: list[list[str]],
-    id2label: dict[int, str],
-    scheme: str,
+    prep: Prepared,
     order: Optional[Sequence[int]] = None,
-    decoding: str = "argmax",
 ) -> dict[str, float]:
-    """The training-time validation pass (the final scores come from `trainer.evaluation.word_level`): word-level scores
-    over
-    every window exactly once, whatever the number of processes, each word read from its window as the final
-    evaluation reads it (`windows`, trainer.reading.windows).
+    """The training-time validation pass (the final scores come from trainer.evaluation.word_level): word-level
+    scores over every window exactly once, whatever the number of processes, each word read from its window and
+    decoded as the final evaluation reads it (`prep.validation_windows`, trainer.reading.windows).
 
     Each process predicts its shard; batches differ in padded length across processes, so they are padded to a
     common length before the gather, and `gather_for_metrics` drops the samples the last uneven batch repeated to
     keep processes in step. Gathered rows come back in dataset order (process i holds batch i of each round).
     The loss is the Trainer's eval_loss: batch losses weighted by batch size. `order`: the order the dataloader
-    visits the windows in, when not the dataset's (`eval_order`); `decoding`: how word tags are read (the model's
-    window record, trainer.reading.decoding).
+    visits the windows in, when not the dataset's (`eval_order`).
     """
     model.eval()
     preds: list[Any] = []  # per window: (positions, labels) log-probabilities
@@ -98,7 +91,7 @@ def evaluate(
     model.train()
     if order is not None:
         preds = restore_order(preds, order)
-    return {"loss": sum(losses) / len(losses), **validation_scores(preds, windows, gold, id2label, scheme, decoding)}
+    return {"loss": sum(losses) / len(losses), **prep.score_validation(preds)}
 
 
 def save_best(accelerator: Accelerator, model: torch.nn.Module, output_dir: str) -> None:
@@ -167,15 +160,9 @@ class LossWindow:
         state.loss_sum += loss * self.steps
         state.loss_steps += self.steps
         state.tokens_seen += tokens
-        logger.info(
-            "step %d/%d epoch %.2f: loss %.4f, lr %.2e, %.0f tokens/s",
-            entry["step"],
-            total_steps,
-            entry["epoch"],
-            loss,
-            entry["learning_rate"],
-            entry["tokens_per_s"],
-        )
+        message = "step %(step)d/%(total)d epoch %(epoch).2f: loss %(loss).4f, lr %(learning_rate).2e, "
+        message += "%(tokens_per_s).0f tokens/s"
+        logger.info(message, {**entry, "total": total_steps})
         self.steps, self.t0 = 0, time.perf_counter()
 
 
@@ -183,29 +170,19 @@ def validate(
     accelerator: Accelerator,
     model: torch.nn.Module,
     eval_dl: DataLoader,
-    windows: DocumentWindows,
-    gold: list[list[str]],
-    id2label: dict[int, str],
-    scheme: str,
+    prep: Prepared,
     output_dir: str,
     state: LoopState,
     epochs: float,
     order: Optional[Sequence[int]] = None,
-    decoding: str = "argmax",
 ) -> None:
     """Score the model on the validation set, record the scores, and save the model if it is the best so far."""
-    scores = evaluate(accelerator, model, eval_dl, windows, gold, id2label, scheme, order, decoding)
+    scores = evaluate(accelerator, model, eval_dl, prep, order)
     step = state.global_step
     state.log_history.append({"step": step, "epoch": round(epochs, 4), **{f"eval_{k}": v for k, v in scores.items()}})
-    logger.info(
-        "step %d validation: loss %.4f precision %.4f recall %.4f F1 %.4f (%d sentences)",
-        step,
-        scores["loss"],
-        scores["precision"],
-        scores["recall"],
-        scores["f1"],
-        scores["num_sentences"],
-    )
+    message = "step %(step)d validation: loss %(loss).4f precision %(precision).4f recall %(recall).4f "
+    message += "F1 %(f1).4f (%(num_sentences)d sentences)"
+    logger.info(message, {**scores, "step": step})
     if state.best_metric is None or scores["f1"] > state.best_metric:
         state.best_metric = scores["f1"]
         state.best_checkpoint = checkpoints.checkpoint_dir(output_dir, step)  # the checkpoint that follows
@@ -229,36 +206,29 @@ def run(cfg: Config) -> dict[str, Any]:
     )
     prep = prepare(cfg)
     model, tokenizer = prep.model, prep.tokenizer
-    gold = list(prep.data.splits["validation"]["tags"]) if prep.validation is not None else None
-    evaluating = gold is not None and cfg.eval_strategy != "no"
-    id2label = model.config.id2label
+    evaluating = prep.validation is not None and cfg.eval_strategy != "no"
 
     # --- data: per-epoch shuffles from our own generator, reseeded each epoch, so a restart replays them ----------
     collator = DataCollatorForTokenClassification(tokenizer)
     shuffle = torch.Generator()
-    if cfg.group_by_length:
-        sampler = LengthGroupedSampler(
+    sampler = (
+        LengthGroupedSampler(
             cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
             lengths=[len(ids) for ids in prep.train["input_ids"]],
             generator=shuffle,
         )
-        train_dl = DataLoader(
-            prep.train,
-            batch_size=cfg.per_device_train_batch_size,
-            sampler=sampler,
-            collate_fn=collator,
-            num_workers=cfg.dataloader_num_workers,
-            generator=shuffle,
-        )
-    else:
-        train_dl = DataLoader(
-            prep.train,
-            batch_size=cfg.per_device_train_batch_size,
-            shuffle=True,
-            collate_fn=collator,
-            num_workers=cfg.dataloader_num_workers,
-            generator=shuffle,
-        )
+        if cfg.group_by_length
+        else None
+    )
+    train_dl = DataLoader(
+        prep.train,
+        batch_size=cfg.per_device_train_batch_size,
+        sampler=sampler,
+        shuffle=sampler is None,
+        collate_fn=collator,
+        num_workers=cfg.dataloader_num_workers,
+        generator=shuffle,
+    )
     # Longest windows first on one process (batches pad little; evaluate puts rows back in order, as the Trainer
     # engine does); in dataset order across processes, whose gathered rows come back in dataset order.
     # Its own generator keeps evaluation from drawing on the global RNG, so how often we evaluate does not change
@@ -348,20 +318,7 @@ def run(cfg: Config) -> dict[str, Any]:
             window.log(accelerator, state, lr_scheduler.get_last_lr()[0], epochs, total_steps)
         if validating:
             with inference_attention(accelerator.unwrap_model(model), cfg):
-                validate(
-                    accelerator,
-                    model,
-                    eval_dl,
-                    prep.validation_windows,
-                    gold,
-                    id2label,
-                    prep.data.scheme,
-                    cfg.output_dir,
-                    state,
-                    epochs,
-                    eval_order,
-                    prep.window.decoding,
-                )
+                validate(accelerator, model, eval_dl, prep, cfg.output_dir, state, epochs, eval_order)
         if saving:
             state.train_runtime_s = runtime_before + time.perf_counter() - segment_t0
             checkpoint(accelerator, cfg, state)
@@ -428,14 +385,10 @@ def run(cfg: Config) -> dict[str, Any]:
         stats = TrainStats(
             train_runtime_s=runtime,
             train_tokens_per_s=state.tokens_seen / runtime if runtime else None,
-            train_samples=len(prep.train),
             train_loss=state.loss_sum / state.loss_steps if state.loss_steps else None,
-            epochs=cfg.num_train_epochs,
             global_steps=state.global_step,
             best_checkpoint=state.best_checkpoint,
             best_validation_f1=state.best_metric,
-            world_size=accelerator.num_processes,
-            mixed_precision=accelerator.mixed_precision,
             resumed_from=resume_from,
             log_history=state.log_history,
         )

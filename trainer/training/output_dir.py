@@ -21,7 +21,7 @@ import shutil
 import time
 from typing import Any
 
-from trainer.config import Config
+from trainer.config import RUN_FIELDS, Config
 from trainer.outputs import (
     MODEL_FILE_PATTERNS,
     RESULT_FILE_PATTERNS,
@@ -36,31 +36,6 @@ from trainer.outputs import (
 logger = logging.getLogger(__name__)
 
 RUN_PATTERNS = MODEL_FILE_PATTERNS + RESULT_FILE_PATTERNS + RUN_STATE_PATTERNS
-# Config fields that decide what a checkpoint holds: resuming with any of them changed would train another run.
-IDENTITY_FIELDS = (
-    "model_name_or_path",
-    "engine",
-    "task",
-    "dataset_name",
-    "dataset_config_name",
-    "dataset_revision",
-    "data_dir",
-    "train_file",
-    "label_column",
-    "label_column_name",
-    "label_scheme",
-    "max_train_samples",
-    "context",
-    "max_seq_length",
-    "stride",
-    "case_signal",
-    "label_all_tokens",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "num_train_epochs",
-    "seed",
-    "group_by_length",
-)
 
 
 class OutputDirError(ValueError):
@@ -142,7 +117,10 @@ def prepare_output_dir(cfg: Config) -> None:
 
 
 def identity(cfg: Config, labels: list[str], world_size: int) -> dict[str, Any]:
-    values = {k: getattr(cfg, k) for k in IDENTITY_FIELDS}
+    """What a checkpoint must match to be resumed: every field but the run's bookkeeping (config.RUN_FIELDS), the
+    labels and the number of processes. Resuming with another model, data, schedule or optimizer setting would train
+    another run than the one its files and model card describe."""
+    values = {k: v for k, v in cfg.to_dict().items() if k not in RUN_FIELDS}
     return {**values, "labels": list(labels), "world_size": world_size}
 
 
@@ -153,7 +131,8 @@ def check_identity(cfg: Config, labels: list[str], world_size: int) -> None:
     now = identity(cfg, labels, world_size)
     if _resuming(cfg) and os.path.exists(path):
         saved = {"case_signal": "none", **load_json(path)}  # runs recorded before the case signal existed had none
-        diffs = [f"{k}: {saved.get(k)!r} then, {v!r} now" for k, v in now.items() if saved.get(k) != v]
+        # A run recorded by an older version holds fewer fields: it must match on those it holds.
+        diffs = [f"{k}: {saved[k]!r} then, {v!r} now" for k, v in now.items() if k in saved and saved[k] != v]
         if diffs:
             raise OutputDirError(
                 f"--resume: the checkpoints in {cfg.output_dir} belong to another configuration; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 from accelerate import PartialState
@@ -12,6 +13,7 @@ from transformers import AutoConfig, AutoModelForTokenClassification, PreTrained
 
 from trainer.config import Config
 from trainer.data.load import NerData, load_data
+from trainer.evaluation.metrics import validation_scores
 from trainer.inference.tagger import load_tokenizer
 from trainer.processes import process_state
 from trainer.reading.windows import CONFIG_ATTRIBUTE, DocumentWindows, Window, window
@@ -32,6 +34,18 @@ class Prepared:
     validation: Dataset | None  # first sub-tokens labelled only: word-level evaluation during training
     validation_windows: DocumentWindows | None  # how validation's windows map back to its words
     window: Window  # what one training example is (trainer.reading.windows), recorded in the model's config
+
+    def score_validation(self, logprobs: Sequence[Any]) -> dict[str, float]:
+        """Word-level scores of the validation windows' predictions during training, in window order (either
+        engine; trainer.evaluation.metrics.validation_scores)."""
+        return validation_scores(
+            logprobs,
+            self.validation_windows,
+            list(self.data.splits["validation"]["tags"]),
+            self.model.config.id2label,
+            self.data.scheme,
+            self.window.decoding,
+        )
 
 
 # What encoder families call their dropouts in their configs: BERT, RoBERTa, ELECTRA, DeBERTa, XLM-R
