@@ -1,10 +1,13 @@
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
 from trainer.__main__ import main, make_parser, parse_config
 from trainer.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_dashed_and_underscored_flags():
@@ -24,16 +27,28 @@ def test_dashed_and_underscored_flags():
     assert cfg.label_all_tokens is False and cfg.bf16 is True and cfg.data_dir == "d"
 
 
-def test_course_defaults():
+def test_defaults_and_the_course_recipe():
     cfg = Config()
     assert (
         cfg.model_name_or_path,
         cfg.learning_rate,
         cfg.num_train_epochs,
         cfg.weight_decay,
-        cfg.per_device_train_batch_size,
-    ) == ("bert-base-cased", 2e-5, 3.0, 0.01, 8)
+        cfg.per_device_train_batch_size,  # chosen from the data: ~1,000 sub-tokens a step, at least 100 steps
+        cfg.context,
+    ) == ("bert-base-cased", 5e-5, 3.0, 0.01, None, "auto")
     assert cfg.dataset_name == "conll2003"  # with no local files
+    course = parse_config([str(REPO / "recipes" / "course.yaml")])
+    assert (
+        course.model_name_or_path,
+        course.learning_rate,
+        course.num_train_epochs,
+        course.weight_decay,
+        course.per_device_train_batch_size,
+        course.context,
+        course.label_all_tokens,
+        course.decoding,
+    ) == ("bert-base-cased", 2e-5, 3.0, 0.01, 8, "sentence", True, "argmax")
 
 
 def test_json_and_yaml_config_files(tmp_path):
@@ -55,7 +70,7 @@ def test_config_files_take_values_as_the_flags_would(tmp_path, capsys):
         ("stride: abc", "stride must be an integer, got 'abc'"),
         ("seed: 2.5", "seed must be an integer, got 2.5"),
         ("bf16: maybe", "bf16 must be true or false"),
-        ("context: documents", "context must be one of document, sentence"),
+        ("context: documents", "context must be one of auto, document, sentence"),
         ("learning_rat: 1", "unknown option 'learning_rat'"),
         ("- a list", "expected a mapping"),
         ("a: [", "cannot read the config file"),
@@ -101,7 +116,7 @@ def test_bad_data_file_exits_with_message(capsys, tmp_path):
 
 def test_window_defaults_and_run_configs_from_before_windows(tmp_path):
     cfg = Config()
-    assert (cfg.context, cfg.max_seq_length, cfg.stride) == ("document", None, 64)
+    assert (cfg.context, cfg.max_seq_length, cfg.stride) == ("auto", None, 64)
     assert Config(context="sentence", max_seq_length=96, stride=16).stride == 16
     Config(context="sentence", stride=200)  # the sentence window is the tokenizer's: checked when it is known
     # A run_config.json written before windows: that run read sentences; its stride is made to fit its window.

@@ -18,7 +18,7 @@ from trainer.config import Config
 from trainer.evaluation.word_level import evaluate
 from trainer.outputs import RUN_CONFIG_FILE, RUN_IDENTITY_FILE
 from trainer.reading.windows import longest_first
-from trainer.training.hf_trainer import InOrderEvalTrainer, word_level_metrics
+from trainer.training.hf_trainer import InOrderEvalTrainer
 from trainer.training.loop import evaluate as loop_evaluate
 from trainer.training.prepare import Prepared, prepare
 
@@ -113,7 +113,7 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
     prep = with_saved_model(out, tmp_path)
     collator = DataCollatorForTokenClassification(prep.tokenizer)
 
-    # The Trainer engine's evaluator: Trainer.evaluate + word_level_metrics.
+    # The Trainer engine's evaluator: Trainer.evaluate + the prepared run's word-level scores.
     args = TrainingArguments(
         output_dir=str(tmp_path / "trainer"), per_device_eval_batch_size=4, report_to="none", use_cpu=True
     )
@@ -123,7 +123,7 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
         args=args,
         eval_dataset=prep.validation,
         data_collator=collator,
-        compute_metrics=word_level_metrics(prep),
+        compute_metrics=lambda p: prep.score_validation(p.predictions),
         preprocess_logits_for_metrics=lambda logits, labels: logits.float().log_softmax(-1),
     )
     by_trainer = trainer.evaluate()
@@ -137,17 +137,7 @@ def test_both_engines_score_the_saved_model_alike(two_process_output, tmp_path):
     model, dataloader = accelerator.prepare(
         prep.model, DataLoader(prep.validation, batch_size=4, collate_fn=collator, sampler=order)
     )
-    by_loop = loop_evaluate(
-        accelerator,
-        model,
-        dataloader,
-        prep.validation_windows,
-        list(prep.data.splits["validation"]["tags"]),
-        prep.model.config.id2label,
-        prep.data.scheme,
-        order,
-        prep.window.decoding,
-    )
+    by_loop = loop_evaluate(accelerator, model, dataloader, prep, order)
     assert by_loop["num_sentences"] == N_VALIDATION
     # Same batch-size-weighted mean of batch losses; summed in another order, hence float32 rounding apart.
     assert by_loop["loss"] == pytest.approx(by_trainer["eval_loss"], rel=1e-6)

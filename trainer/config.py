@@ -9,6 +9,7 @@ trainer.reading.windows, the option helper of trainer.cli and the JSON helpers o
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
@@ -113,13 +114,15 @@ class Config:
     )
 
     # --- tokenization ----------------------------------------------------------------------------------------------
-    context: Literal["document", "sentence"] = _help(
-        "What the model reads at once, in training, evaluation and the Space alike. `document`: consecutive "
+    context: Literal["auto", "document", "sentence"] = _help(
+        "What the model reads at once, in training, evaluation and the Space alike. `auto`: `document` where the "
+        "training data marks documents or keeps its sentences in reading order (consecutive sentences share far more "
+        "words than distant ones), else `sentence`; the log says which and why. `document`: consecutive "
         "sentences of one document (CoNLL -DOCSTART-, JSON lines' doc_id) packed into windows of --max-seq-length "
         "sub-tokens; data without document boundaries (e.g. the Hub's conll2003) is read as one stream, in order. "
         "`sentence`: each sentence on its own (the course's setting). Either way a text longer than a window is read "
         "in windows sharing --stride sub-tokens, never cut, and each word is scored where it has the most context.",
-        default="document",
+        default="auto",
     )
     max_seq_length: Optional[int] = _help(
         f"Sub-tokens per window, special tokens included (default: {DOCUMENT_MAX_LENGTH} with --context document, "
@@ -157,11 +160,17 @@ class Config:
         "directory holding a run is refused unless --resume continues it.",
         default=False,
     )
-    learning_rate: float = _help("Peak AdamW learning rate.", default=2e-5)
+    learning_rate: float = _help(
+        "Peak AdamW learning rate. The default suits ~1,000 sub-tokens a step (the course's 2e-5 is for 8 sentences, "
+        "~200 sub-tokens: recipes/course.yaml).",
+        default=5e-5,
+    )
     num_train_epochs: float = _help("Training epochs.", default=3.0)
-    per_device_train_batch_size: int = _help(
-        "Training examples per device and step: windows (several sentences each with --context document) or sentences.",
-        default=8,
+    per_device_train_batch_size: Optional[int] = _help(
+        "Training examples per device and step: windows of --max-seq-length sub-tokens (several sentences each) with "
+        "--context document, sentences with --context sentence. Default: about 1,000 sub-tokens a step (4 windows of "
+        "256, or 32 sentences), fewer where the training data is too small for 100 optimizer steps; the log says so.",
+        default=None,
     )
     per_device_eval_batch_size: int = _help("Evaluation batch size per device.", default=32)
     gradient_accumulation_steps: int = _help("Batches accumulated per optimizer step.", default=1)
@@ -198,6 +207,12 @@ class Config:
     group_by_length: bool = _help(
         "Batch sentences of similar length together in training (less padding, faster).", default=False
     )
+    report_to: Literal["none", "tensorboard", "trackio", "wandb"] = _help(
+        "Where to log training as it goes (either engine, the same names): train/loss, train/learning_rate, "
+        "train/tokens_per_s and eval/f1 after each evaluation. tensorboard writes into <output-dir>/runs; trackio is "
+        "the Hub's local-first tracker; each needs its package (requirements-dev.txt).",
+        default="none",
+    )
     logging_steps: int = _help("Log loss and throughput every N optimizer steps.", default=50)
     eval_strategy: Literal["epoch", "steps", "no"] = _help(
         "When to evaluate on validation during training; the best checkpoint by validation F1 is kept.", default="epoch"
@@ -220,21 +235,27 @@ class Config:
         "Hub repository, `user/name`. Default: the output directory's name.", default=None
     )
     hub_private_repo: bool = _help("Create the Hub repository as private.", default=False)
+    push_unlearned: bool = _help(
+        "Push even a run whose model predicts no entity on validation (such a run is refused by default: it has "
+        "learnt nothing, and the Hub would show it as a model).",
+        default=False,
+    )
     license: Optional[str] = _help("License for the model card (default: the base model's, if known).", default=None)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # inf and nan pass every comparison below, and train to a NaN model
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
         if self.learning_rate <= 0:
             raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate}")
         if self.num_train_epochs <= 0:
             raise ValueError(f"--num-train-epochs must be > 0, got {self.num_train_epochs}")
-        for name in (
-            "per_device_train_batch_size",
-            "per_device_eval_batch_size",
-            "gradient_accumulation_steps",
-            "logging_steps",
-        ):
+        for name in ("per_device_eval_batch_size", "gradient_accumulation_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.per_device_train_batch_size is not None and self.per_device_train_batch_size < 1:
+            raise ValueError(f"--per-device-train-batch-size must be >= 1, got {self.per_device_train_batch_size}")
         for name in ("attention_dropout", "hidden_dropout"):
             p = getattr(self, name)
             if p is not None and not 0 <= p < 1:
@@ -245,7 +266,9 @@ class Config:
             raise ValueError(f"--max-seq-length must be >= 4, got {self.max_seq_length}")
         if self.overwrite_output_dir and (self.resume or self.resume_from_checkpoint):
             raise ValueError("--overwrite-output-dir and --resume exclude each other: overwriting starts afresh")
-        window = self.max_seq_length or (DOCUMENT_MAX_LENGTH if self.context == "document" else None)
+        # With --context auto the window is a document's unless the data turns out to need sentences, whose window (the
+        # tokenizer's) is longer: a stride that fits a document window fits both.
+        window = self.max_seq_length or (DOCUMENT_MAX_LENGTH if self.context != "sentence" else None)
         if self.stride is None:
             self.stride = default_stride(window)
         if self.stride < 0 or (window and 2 * self.stride >= window):

@@ -134,6 +134,7 @@ class TrainStats:
     mixed_precision: str = "no"
     resumed_from: Optional[str] = None
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the run's reader must know (outputs.learnt_nothing)
     data: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     device: str = ""
@@ -219,6 +220,21 @@ def read_predictions(output_dir: str, split: str) -> Optional[list[dict[str, Any
 def read_train_stats(output_dir: str) -> Optional[TrainStats]:
     path = os.path.join(output_dir, TRAIN_RESULTS_FILE)
     return from_dict(TrainStats, load_json(path)) if os.path.exists(path) else None
+
+
+def learnt_nothing(results: dict[str, Any]) -> Optional[str]:
+    """What to say of a model that scores F1 0 on validation (else on the first split scored): it predicts no entity,
+    or none right. None for a model that scores above 0. Read by the training summary, the model card and the push,
+    which refuses such a model unless told to push it anyway."""
+    split = "validation" if "validation" in results else next(iter(results), None)
+    if split is None or results[split]["overall"]["f1"] > 0:
+        return None
+    predicted = results[split].get("num_predicted")
+    found = "predicts no entity" if predicted == 0 else f"predicts {predicted} entities, none right"
+    return (
+        f"This model learnt nothing: on the {split} split it {found} (F1 0). Train longer, with more data, "
+        "more optimizer steps (a smaller --per-device-train-batch-size) or a higher --learning-rate."
+    )
 
 
 def is_complete(output_dir: str) -> bool:

@@ -35,6 +35,10 @@ class PushArgs:
         default=None,
         metadata={"nargs": "?", "const": True},
     )
+    push_unlearned: bool = field_help(
+        "Push even a model that predicts no entity on validation (refused by default: it has learnt nothing).",
+        default=False,
+    )
 
 
 def push_run(args: PushArgs) -> str:
@@ -49,7 +53,8 @@ def push_run(args: PushArgs) -> str:
         except (ValueError, TypeError, OSError):
             pass  # push() reports what is wrong with the directory
     hub_model_id = hub_model_id or os.path.basename(os.path.abspath(out))
-    return f"pushed {out} to {push(out, hub_model_id, private=bool(private))}"
+    url = push(out, hub_model_id, private=bool(private), allow_unlearned=args.push_unlearned)
+    return f"pushed {out} to {url}"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

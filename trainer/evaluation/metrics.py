@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 
 from seqeval.metrics import accuracy_score, classification_report
 
+from trainer.reading.labels import tags_to_spans
 from trainer.reading.windows import DocumentWindows
 
 SEQEVAL_MODE = "default (conlleval-compatible)"
@@ -110,6 +111,8 @@ def evaluation_record(
     """Everything `eval_results.json` keeps for one split; `window` is how the text was read
     (trainer.reading.windows)."""
     rec = score(gold, pred, scheme)
+    if scheme != "none":  # how many entities the model predicted: none at all means it has learnt nothing
+        rec["num_predicted"] = sum(len(tags_to_spans(p)) for p in pred)
     rec.update(
         {
             "split": split,

@@ -33,6 +33,7 @@ from trainer.outputs import (
     NO_DOCUMENTS,
     RUN_CONFIG_FILE,
     TrainStats,
+    learnt_nothing,
     load_json,
     read_predictions,
     read_results,
@@ -283,6 +284,7 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "widgets": widgets,
         "widget_split": widget_split,
         "example": widgets[0] if widgets else "My name is Wolfgang and I live in Berlin.",
+        "learnt_nothing": learnt_nothing(results),
         "quick_run": cfg.max_train_samples is not None,
         "max_train_samples": cfg.max_train_samples,
         # Per split, as each was last scored: a split re-scored in full (trainer.evaluate) is no longer a sample.

@@ -29,7 +29,9 @@ from trainer.outputs import (
     RUN_CONFIG_FILE,
     TRAIN_RESULTS_FILE,
     is_complete,
+    learnt_nothing,
     predictions_file,
+    read_results,
 )
 
 logger = logging.getLogger(__name__)
@@ -147,6 +149,7 @@ def push(
     api: Optional[HfApi] = None,
     *,
     card: Optional[ModelCard] = None,
+    allow_unlearned: bool = False,
     retries: int = 3,
     backoff_s: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
@@ -158,7 +161,8 @@ def push(
     Token: `token`, else `HF_TOKEN` or the cached login. Transient failures (network, 429, 5xx) are retried up to
     `retries` times with exponential backoff. Returns the commit URL. Raises HubPushError (with the retry command) on
     any failure. Nothing in the output directory is written, whether the push succeeds or fails: the card to upload
-    lives in memory.
+    lives in memory. A model that learnt nothing (trainer.outputs.learnt_nothing) is refused unless
+    `allow_unlearned`.
     """
     try:
         validate_repo_id(hub_model_id)
@@ -175,6 +179,10 @@ def push(
             hub_model_id,
             private,
         )
+    nothing = learnt_nothing(read_results(output_dir) or {})
+    if nothing and not allow_unlearned:
+        reason = f"{nothing} Not published; pass --push-unlearned to push it anyway"
+        raise HubPushError(reason, output_dir, hub_model_id, private)
     if token is None:
         try:
             token = get_token()

@@ -19,7 +19,7 @@ from trainer.evaluation.word_level import evaluate
 from trainer.hub.card import CardError, build_model_card, write_model_card
 from trainer.hub.push import push
 from trainer.machine import device_name, versions
-from trainer.outputs import RUN_CONFIG_FILE, TrainStats, write_train_stats
+from trainer.outputs import RUN_CONFIG_FILE, TrainStats, learnt_nothing, write_train_stats
 from trainer.training.output_dir import mark_complete
 from trainer.training.prepare import Prepared
 
@@ -64,6 +64,7 @@ def finish(cfg: Config, prep: Prepared, model: torch.nn.Module, stats: TrainStat
         data=describe(prep.data),
         versions=versions(),
         device=device_name(),
+        warnings=[w for w in [learnt_nothing(results)] if w],
     )
     write_train_stats(out, stats)
     card = None
@@ -73,6 +74,8 @@ def finish(cfg: Config, prep: Prepared, model: torch.nn.Module, stats: TrainStat
     except CardError as e:
         logger.warning("model card not written: %s", e)
     mark_complete(out)  # last: a directory without it holds an interrupted run
+    for warning in stats.warnings:  # last in the log, where a reader of the run looks
+        logger.warning(warning)
     if cfg.push_to_hub:  # HubPushError keeps the local output intact
-        push(out, cfg.hub_model_id, private=cfg.hub_private_repo, card=card)
+        push(out, cfg.hub_model_id, private=cfg.hub_private_repo, card=card, allow_unlearned=cfg.push_unlearned)
     return results

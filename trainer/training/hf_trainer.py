@@ -4,6 +4,7 @@ best checkpoint by validation F1 kept, saved with its tokenizer, then scored on 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -56,6 +57,20 @@ class InOrderEvalTrainer(Trainer):
             return None
         self._eval_order = longest_first([len(ids) for ids in eval_dataset["input_ids"]])
         return self._eval_order
+
+    def train(self, *args, **kwargs):
+        self._last_log = (time.perf_counter(), self.state.num_input_tokens_seen)
+        return super().train(*args, **kwargs)
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        """Training log lines also say tokens/s since the previous one, logged by the Accelerate loop too, so that
+        both engines report train/loss, train/learning_rate, train/tokens_per_s and eval/f1 to --report-to."""
+        if "loss" in logs:
+            now, seen = time.perf_counter(), self.state.num_input_tokens_seen
+            then, before = self._last_log
+            logs = {**logs, "tokens_per_s": (seen - before) / max(now - then, 1e-9)}
+            self._last_log = (now, seen)
+        super().log(logs, *args, **kwargs)
 
     def evaluation_loop(self, *args, **kwargs):
         with inference_attention(self.model, self.run_config):
@@ -124,7 +139,8 @@ def training_arguments(cfg: Config, has_validation: bool) -> TrainingArguments:
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=cfg.dataloader_num_workers,
-        report_to="none",
+        report_to=cfg.report_to,
+        project=os.path.basename(os.path.abspath(cfg.output_dir)),  # trackio's project name
     )
 
 

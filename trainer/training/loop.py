@@ -21,27 +21,26 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForTokenClassification, Trainer, get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from trainer.config import Config
-from trainer.outputs import TrainStats, from_dict, load_json, write_json
+from trainer.outputs import TrainStats
 from trainer.reading.windows import longest_first, restore_order
 from trainer.training import checkpoints
 from trainer.training.finish import finish, saved_model
+from trainer.training.loop_state import STATE_FILE, LoopState, LossWindow
 from trainer.training.precision import inference_attention, mixed_precision
 from trainer.training.prepare import Prepared, prepare
 
 logger = logging.getLogger(__name__)
 logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)  # a line per file; we log one per checkpoint
-
-STATE_FILE = "loop_state.json"  # written last into each checkpoint: its presence marks the checkpoint complete
 
 
 def warmup_steps(cfg: Config, total_steps: int) -> int:
@@ -102,70 +101,6 @@ def save_best(accelerator: Accelerator, model: torch.nn.Module, output_dir: str)
     )
 
 
-@dataclass
-class LoopState:
-    """Everything a resumed run needs besides what `accelerator.save_state` holds; each checkpoint holds it as JSON.
-
-    `epoch` and `batches_in_epoch` say where training stands: the next batch to train on (an epoch done is batch 0 of
-    the next). The loss sums, tokens and runtime add up over resumed segments, so a resumed run reports the whole
-    training.
-    """
-
-    global_step: int = 0
-    epoch: int = 0
-    batches_in_epoch: int = 0
-    best_metric: Optional[float] = None  # validation F1 of the model saved in the output directory
-    best_checkpoint: Optional[str] = None  # the checkpoint of that step (rotation keeps it)
-    loss_sum: float = 0.0  # over logged windows: mean loss x optimizer steps
-    loss_steps: int = 0
-    tokens_seen: int = 0
-    train_runtime_s: float = 0.0
-    world_size: int = 1  # batches are counted per process, so a checkpoint resumes only on as many processes
-    log_history: list[dict[str, Any]] = field(default_factory=list)
-
-    def save(self, path: str) -> None:
-        """Write `STATE_FILE` into the checkpoint directory `path`; written whole or not at all (a rename)."""
-        write_json(os.path.join(path, STATE_FILE), asdict(self))
-
-    @classmethod
-    def load(cls, path: str) -> LoopState:
-        return from_dict(cls, load_json(os.path.join(path, STATE_FILE)))
-
-
-class LossWindow:
-    """Training loss and tokens since the last log line, summed on this process; `log` reduces them over processes
-    into a log_history entry and folds them into the state's totals."""
-
-    def __init__(self, device: torch.device):
-        self.loss = torch.zeros((), device=device)
-        self.tokens = torch.zeros((), dtype=torch.long, device=device)
-        self.steps = 0  # optimizer steps
-        self.t0 = time.perf_counter()
-
-    def log(self, accelerator: Accelerator, state: LoopState, lr: float, epochs: float, total_steps: int) -> None:
-        if self.steps == 0:
-            return
-        loss = accelerator.reduce(self.loss, "mean").item() / self.steps
-        tokens = accelerator.reduce(self.tokens, "sum").item()
-        self.loss.zero_()
-        self.tokens.zero_()
-        entry = {
-            "step": state.global_step,
-            "epoch": round(epochs, 4),
-            "loss": loss,
-            "learning_rate": lr,
-            "tokens_per_s": tokens / (time.perf_counter() - self.t0),
-        }
-        state.log_history.append(entry)
-        state.loss_sum += loss * self.steps
-        state.loss_steps += self.steps
-        state.tokens_seen += tokens
-        message = "step %(step)d/%(total)d epoch %(epoch).2f: loss %(loss).4f, lr %(learning_rate).2e, "
-        message += "%(tokens_per_s).0f tokens/s"
-        logger.info(message, {**entry, "total": total_steps})
-        self.steps, self.t0 = 0, time.perf_counter()
-
-
 def validate(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -180,6 +115,7 @@ def validate(
     scores = evaluate(accelerator, model, eval_dl, prep, order)
     step = state.global_step
     state.log_history.append({"step": step, "epoch": round(epochs, 4), **{f"eval_{k}": v for k, v in scores.items()}})
+    accelerator.log({f"eval/{k}": v for k, v in scores.items()}, step=step)
     message = "step %(step)d validation: loss %(loss).4f precision %(precision).4f recall %(recall).4f "
     message += "F1 %(f1).4f (%(num_sentences)d sentences)"
     logger.info(message, {**scores, "step": step})
@@ -202,10 +138,16 @@ def checkpoint(accelerator: Accelerator, cfg: Config, state: LoopState) -> None:
 def run(cfg: Config) -> dict[str, Any]:
     # --- setup ---------------------------------------------------------------------------------------------------
     accelerator = Accelerator(
-        mixed_precision=mixed_precision(cfg), gradient_accumulation_steps=cfg.gradient_accumulation_steps
+        mixed_precision=mixed_precision(cfg),
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        # --report-to: the Trainer's names and place (<output-dir>/runs for TensorBoard), so both engines read alike.
+        log_with=None if cfg.report_to == "none" else cfg.report_to,
+        project_config=ProjectConfiguration(cfg.output_dir, logging_dir=os.path.join(cfg.output_dir, "runs")),
     )
     prep = prepare(cfg)
     model, tokenizer = prep.model, prep.tokenizer
+    name = os.path.basename(os.path.abspath(cfg.output_dir))
+    accelerator.init_trackers(name, {k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))})
     evaluating = prep.validation is not None and cfg.eval_strategy != "no"
 
     # --- data: per-epoch shuffles from our own generator, reseeded each epoch, so a restart replays them ----------

@@ -18,6 +18,7 @@ from trainer.inference.tagger import load_tokenizer
 from trainer.processes import process_state
 from trainer.reading.windows import CONFIG_ATTRIBUTE, DocumentWindows, Window, window
 from trainer.training.cpu import keep_freed_memory
+from trainer.training.defaults import choose_batch_size, choose_context
 from trainer.training.encode import encode
 from trainer.training.output_dir import check_identity, prepare_output_dir
 from trainer.training.precision import attention_implementation
@@ -96,6 +97,8 @@ def _prepare(cfg: Config, state: PartialState) -> Prepared:
         check_identity(cfg, data.labels, state.num_processes)
     if "train" not in data.splits:
         raise ValueError(f"{data.source}: no training split")
+    train_split = data.splits["train"]
+    cfg.context = choose_context(cfg.context, train_split["doc_id"], train_split["tokens"])
     logger.info(
         "Data: %s, scheme %s -> IOB2, %d labels, sizes %s",
         data.source,
@@ -142,6 +145,7 @@ def _prepare(cfg: Config, state: PartialState) -> Prepared:
             len(train) - len(labelled),
         )
         train = train.select(labelled)
+    cfg.per_device_train_batch_size = choose_batch_size(cfg, len(train), state.num_processes)
     # Validation is scored per word from the encoded windows, so each of its words must keep a sub-token.
     validation, validation_windows = (
         encode(
