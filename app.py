@@ -14,11 +14,13 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import json
 import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from trainer import results_view as rv
 from trainer.cli import field_help, parse
@@ -51,6 +53,90 @@ def load_tagger(source: str, backend: Optional[str] = None) -> NerTagger:
     return NerTagger.from_pretrained(
         source, backend=backend or os.environ.get("NER_BACKEND") or "auto", one_thread_max_length=ONE_THREAD_MAX_LENGTH
     )
+
+
+# The largest request body the Space reads: a text at its 20,000-character limit is under 150 KB of JSON even with
+# every character escaped (`\uXXXX`), so anything larger can only be refused.
+MAX_BODY_BYTES = 1_000_000
+
+
+class RequestGuard:
+    """ASGI middleware in front of Gradio, for what Gradio would let one request do to others or to the server.
+
+    - A call of a batched event with fewer values than it has inputs (`{"data": ["text"]}`) would fail every request
+      batched with it (Gradio zips the batch's values, then refuses them all): it gets its own 422 answer instead.
+    - Uploads: the app has no file input, so `/gradio_api/upload` is refused (Gradio would keep any file it is sent).
+    - A request body over MAX_BODY_BYTES is refused before it is read whole (413).
+    """
+
+    def __init__(self, app: Any, blocks: gr.Blocks) -> None:
+        self.app, self.blocks = app, blocks
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if path.endswith("/gradio_api/upload"):
+            return await self._refuse(send, 403, "This app takes no files.")
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_BODY_BYTES:
+                return await self._refuse(send, 413, f"The request is larger than {MAX_BODY_BYTES:,} bytes.")
+        if problem := self._short_call(path, body):
+            return await self._refuse(send, 422, problem)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+    def _short_call(self, path: str, body: bytes) -> Optional[str]:
+        """Why a call of a batched event lacks values, or None."""
+        if not (path.endswith("/gradio_api/queue/join") or "/gradio_api/call/" in path):
+            return None
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return None  # Gradio answers it on its own: nothing is batched yet
+        if not isinstance(request, dict):
+            return None
+        name = path.rsplit("/", 1)[-1]
+        fn = next((f for f in self.blocks.fns.values() if (f.api_name == name if "/call/" in path
+                   else f._id == request.get("fn_index"))), None)  # fmt: skip
+        data = request.get("data")
+        if fn is None or not fn.batch or (isinstance(data, list) and len(data) >= len(fn.inputs)):
+            return None
+        got = len(data) if isinstance(data, list) else type(data).__name__
+        return f"Expected {len(fn.inputs)} values in data ({', '.join(fn.input_parameter_names or [])}), got {got}."
+
+    @staticmethod
+    async def _refuse(send: Any, status: int, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class SpaceBlocks(gr.Blocks):
+    """The app's Blocks, launched behind its RequestGuard however it is launched (`main`, tests, a Space)."""
+
+    def launch(self, *args: Any, **kwargs: Any) -> Any:
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(RequestGuard, blocks=self)]
+        return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
 
 
 def build_demo(
@@ -108,7 +194,7 @@ def build_demo(
 
     examples = rv.example_sentences(view["predictions"]) + EVERYDAY_EXAMPLES
 
-    with gr.Blocks(title="Named entity recognition") as demo:
+    with SpaceBlocks(title="Named entity recognition") as demo:
         gr.Markdown(
             f"# Named entity recognition\nModel: `{source}` · entity types: "
             f"{', '.join(tagger.entity_types)} · texts up to {tagger.max_chars:,} characters and "
@@ -262,7 +348,7 @@ def build_demo(
 
 def error_demo(message: str) -> gr.Blocks:
     """What the page shows when no model could be loaded: the reason and how to fix it, no traceback."""
-    with gr.Blocks(title="Named entity recognition: no model") as demo:
+    with SpaceBlocks(title="Named entity recognition: no model") as demo:
         gr.Markdown("# Named entity recognition\n## The model could not be loaded")
         gr.Textbox(message, label="What happened", lines=4, interactive=False, elem_id="load-error")
     return demo

@@ -77,33 +77,18 @@ def train_cli(argv: list[str]) -> None:
     assert main(argv) == 0
 
 
+# The tiny output's run (besides the model and the output directory).
+TINY_RUN = ["--data-dir", str(CONLL_SAMPLE), "--max-train-samples", "60", "--max-eval-samples", "20",
+            "--num-train-epochs", "2", "--learning-rate", "1e-3", "--per-device-train-batch-size", "16",
+            "--logging-steps", "2"]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def tiny_output(tmp_path_factory, tiny_encoder_dir) -> str:
     """A real `python -m trainer` output directory from the tiny model (2 epochs on 60 sentences), with the defaults'
     context: windows of 256 sub-tokens over documents."""
     out = tmp_path_factory.mktemp("tiny-out") / "model"
-    train_cli(
-        [
-            "--model-name-or-path",
-            tiny_encoder_dir,
-            "--data-dir",
-            str(CONLL_SAMPLE),
-            "--output-dir",
-            str(out),
-            "--max-train-samples",
-            "60",
-            "--max-eval-samples",
-            "20",
-            "--num-train-epochs",
-            "2",
-            "--learning-rate",
-            "1e-3",
-            "--per-device-train-batch-size",
-            "16",
-            "--logging-steps",
-            "2",
-        ]
-    )
+    train_cli(["--model-name-or-path", tiny_encoder_dir, "--output-dir", str(out), *TINY_RUN])
     return str(out)
 
 

@@ -181,6 +181,39 @@ def test_a_hostile_request_never_fails_the_requests_batched_with_it(served):
     assert surrogate[0]["entities"] == [] and "lone surrogate" in surrogate[0]["message"]
 
 
+def test_a_request_lacking_values_gets_its_own_answer_and_fails_no_other(served):
+    """Gradio zips a batch's values and refuses them all when one request sent too few: the guard answers that request
+    alone (422), and the requests queued beside it are answered as usual. A threshold too large for a float (a
+    401-digit integer) gets its message like any other bad value."""
+    import httpx
+
+    tagger, client = served
+    url = client.src + "gradio_api/call/predict"
+    with first_batch_held(tagger) as sizes:
+        first = client.submit("Berlin", 0.0, TYPES, api_name="/predict")
+        time.sleep(0.3)
+        ok = [client.submit(f"{i} John", 0.0, TYPES, api_name="/predict") for i in range(3)]
+        short = [httpx.post(url, json={"data": data}) for data in (["text"], [], ["a", 0.5])]
+        huge = raw_predict(client.src, '{"data": ["Paris", 1' + "0" * 400 + ", " + json.dumps(TYPES) + "]}")
+        answers = [job.result(timeout=60) for job in ok]
+        assert texts_of(first.result(timeout=60)) == ["Berlin"]
+    assert max(sizes) > 1
+    assert [texts_of(a) for a in answers] == [["John"]] * 3
+    for response in short:
+        assert response.status_code == 422 and response.json()["error"].startswith("Expected 3 values in data")
+    assert huge[0]["entities"] == [] and "minimum confidence must be a number from 0 to 1" in huge[0]["message"]
+
+
+def test_uploads_and_oversized_requests_are_refused(served):
+    import httpx
+
+    _, client = served
+    upload = httpx.post(client.src + "gradio_api/upload", files={"files": ("a.txt", b"x" * 1000)})
+    assert upload.status_code == 403 and "no files" in upload.json()["error"]
+    big = httpx.post(client.src + "gradio_api/call/predict", content=b'{"data": ["' + b"a" * 2_000_000 + b'"]}')
+    assert big.status_code == 413
+
+
 def test_the_public_api_offers_prediction_only(served):
     _, client = served
     assert set(client.view_api(return_format="dict")["named_endpoints"]) == {"/predict"}

@@ -90,6 +90,9 @@ def test_help_documents_every_option():
 @pytest.mark.parametrize(
     "argv, message",
     [
+        (["--learning-rate", "inf"], "--learning-rate must be a finite number, got inf"),
+        (["--learning-rate", "nan"], "--learning-rate must be a finite number, got nan"),
+        (["--num-train-epochs", "nan"], "--num-train-epochs must be a finite number, got nan"),
         (["--learning-rate", "0"], "--learning-rate must be > 0"),
         (["--bf16", "--fp16"], "exclude each other"),
         (["--overwrite-output-dir", "--resume"], "exclude each other"),

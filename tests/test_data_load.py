@@ -85,6 +85,21 @@ def test_unknown_tag_prefix():
     assert "bad_prefix.conll:5:" in msg and "unknown tag prefix 'X' in tag 'X-LOC'" in msg
 
 
+def test_a_bare_prefix_names_the_missing_entity_type(tmp_path):
+    conll = tmp_path / "bare.conll"
+    conll.write_text("EU B-ORG\nrejects O\nGerman B-\n", encoding="utf-8")
+    assert f"{conll}:3: tag 'B-' names no entity type: expected B-TYPE" in error_of(files(conll))
+
+
+def test_a_column_file_without_extension_whose_first_word_is_a_brace_is_read_as_columns(tmp_path):
+    braces = tmp_path / "train"
+    braces.write_text("{ O\nEU B-ORG\n} O\n\nPeter B-PER\n", encoding="utf-8")
+    assert load_data(files(braces)).splits["train"]["tokens"] == [["{", "EU", "}"], ["Peter"]]
+    jsonl = tmp_path / "dev"  # JSON lines without an extension are still read as JSON lines
+    jsonl.write_text('{"tokens": ["EU"], "tags": ["B-ORG"]}\n', encoding="utf-8")
+    assert load_data(files(jsonl)).splits["train"]["tokens"] == [["EU"]]
+
+
 def test_undecodable_bytes():
     msg = error_of(files(BAD / "undecodable.conll"))
     assert "undecodable.conll:2:" in msg and "expected UTF-8" in msg

@@ -201,6 +201,44 @@ def test_push_without_network_keeps_local_files_and_never_shows_the_token(out, m
         assert TOKEN not in text
 
 
+@pytest.mark.parametrize("offline", [False, True], ids=["closed endpoint", "offline mode"])
+def test_a_failed_push_leaves_every_local_file_byte_identical(out, monkeypatch, offline):
+    """The card uploaded names the repository; the local one (written for the run) must not be rewritten to say it
+    when the push then fails: the card to upload is built in memory."""
+    from huggingface_hub import HfApi
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    write_model_card(out)  # as the run wrote it: no repository named
+    before = snapshot(out)
+    with pytest.raises(HubPushError):
+        push(out, HUB_ID, api=HfApi(endpoint="http://127.0.0.1:9"), retries=0)
+    assert snapshot(out) == before
+
+
+def test_a_model_that_learnt_nothing_is_not_pushed_unless_asked(out):
+    results = json.loads(Path(out, "eval_results.json").read_text())
+    for record in results.values():
+        record["overall"].update(precision=0.0, recall=0.0, f1=0.0)
+        record["num_predicted"] = 0
+    Path(out, "eval_results.json").write_text(json.dumps(results))
+    api = FakeHfApi()
+    with pytest.raises(HubPushError, match="learnt nothing: on the validation split it predicts no entity"):
+        push(out, HUB_ID, token=TOKEN, api=api)
+    assert api.calls == [] and "--push-unlearned" in str(push_error(out))
+    assert push(out, HUB_ID, token=TOKEN, api=api, allow_unlearned=True).endswith("abc123")
+    card = api.contents["README.md"].decode()
+    assert "This model learnt nothing" in card  # and the card says so to whoever finds it
+
+
+def push_error(out) -> HubPushError:
+    try:
+        push(out, HUB_ID, token=TOKEN, api=FakeHfApi())
+    except HubPushError as e:
+        return e
+    raise AssertionError("pushed")
+
+
 def test_push_in_offline_mode_fails_cleanly(out, monkeypatch):
     from huggingface_hub import HfApi
 

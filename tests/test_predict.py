@@ -11,7 +11,15 @@ import pytest
 from engine_runs import launch_two_processes
 from space_models import build_lookup_model
 
-from trainer.predict import InputFileError, main, merge_shards, predict_corpus, read_records, shard_path
+from trainer.predict import (
+    InputFileError,
+    main,
+    merge_shards,
+    predict_corpus,
+    read_records,
+    shard_path,
+    text_hash,
+)
 
 TEXTS = ["John Smith flew to Paris.", "Nothing here.", "Google hired a German in Berlin.", "Reuters in London"]
 
@@ -55,7 +63,9 @@ def test_a_killed_run_resumes_after_its_last_whole_line(model, corpus, tmp_path)
     out = tmp_path / "out.jsonl"
     shard = Path(shard_path(str(out), 0, 1))
     # The row for text 1, as a run would have written it but with no entities (so that a redo would show).
-    kept = json.dumps({"id": f"{corpus[0]}:1", "source": f"{corpus[0]}:1", "entities": []})
+    kept = json.dumps(
+        {"id": f"{corpus[0]}:1", "source": f"{corpus[0]}:1", "text_sha256": text_hash(TEXTS[0]), "entities": []}
+    )
     shard.write_text(kept + "\n" + '{"id": "cut off', encoding="utf-8")  # one line done, the next cut by a kill
     predict_corpus(model, corpus, str(out), progress=False)
     got = rows(out)
@@ -147,7 +157,10 @@ def test_an_output_that_is_no_finished_output_of_these_inputs_is_never_changed(
     # gone, it is not, and is left as it was.
     sources = [f"{corpus[0]}:1", f"{corpus[0]}:3", f"{corpus[1]}:1", f"{corpus[1]}:2"]
     ids = [sources[0], sources[1], "doc-7", sources[3]]
-    finished = "".join(json.dumps({"id": i, "source": s, "entities": []}) + "\n" for i, s in zip(ids, sources))
+    finished = "".join(
+        json.dumps({"id": i, "source": s, "text_sha256": text_hash(t), "entities": []}) + "\n"
+        for i, s, t in zip(ids, sources, TEXTS)
+    )
     ours = tmp_path / "ours.jsonl"
     for text, code in [(finished, 0), (finished + "{}\n", 2), (finished[:-1], 2)]:
         ours.write_text(text, encoding="utf-8")
@@ -176,11 +189,56 @@ def test_a_resumed_run_refuses_rows_of_other_input(model, corpus, tmp_path):
     with pytest.raises(
         InputFileError,
         match=r"shard-0-of-1:1: expected the row for .*a\.txt:1, found a row for "
-        r".*a\.txt:1 whose id or entities do not match",
+        r".*a\.txt:1 whose id or text is not the one there now",
     ):
         predict_corpus(model, corpus, str(out), progress=False)
     assert shard.read_text(encoding="utf-8") == done[0] + done[1]  # refused: kept as it was
     assert not out.exists()
+
+
+def test_a_resumed_run_finds_an_edited_text_whatever_its_entities(model, corpus, tmp_path):
+    """An edited line whose row has no entities (or whose entities sit at the same offsets) is found by the text's
+    fingerprint: its stale row is never kept, and a finished output of the old text is no output of the new."""
+    out = tmp_path / "out.jsonl"
+    predict_corpus(model, corpus, str(out), progress=False)
+    done = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    Path(corpus[0]).write_text(f"{TEXTS[0]}\n\nNothing here?\n", encoding="utf-8")  # text 2 had no entities
+    with pytest.raises(InputFileError, match=r"out\.jsonl:2: expected the row for .*a\.txt:3"):
+        predict_corpus(model, corpus, str(out), progress=False)
+    out.unlink()
+    Path(shard_path(str(out), 0, 1)).write_text("".join(done[:2]), encoding="utf-8")  # killed after two rows
+    with pytest.raises(InputFileError, match=r"shard-0-of-1:2: expected the row for .*a\.txt:3"):
+        predict_corpus(model, corpus, str(out), progress=False)
+
+
+def test_the_output_is_checked_writable_before_the_model_loads_and_no_file_of_the_user_is_touched(
+    model, corpus, tmp_path, capsys, monkeypatch
+):
+    import trainer.inference.tagger
+
+    loaded = []
+    real = trainer.inference.tagger.load_model
+    monkeypatch.setattr(trainer.inference.tagger, "load_model", lambda *a, **k: loaded.append(1) or real(*a, **k))
+    for unwritable in ("/sys/x.jsonl", "/proc/x.jsonl"):
+        assert main(["--model", model, "--input", *corpus, "--output", unwritable]) == 2
+        assert "cannot write in" in capsys.readouterr().err and not loaded
+    out = tmp_path / "out.jsonl"
+    mine = tmp_path / "out.jsonl.tmp"  # the user's own file, beside the output
+    mine.write_text("keep me", encoding="utf-8")
+    assert main(["--model", model, "--input", *corpus, "--output", str(out)]) == 0
+    assert mine.read_text(encoding="utf-8") == "keep me" and len(rows(out)) == 4
+
+
+def test_a_text_longer_than_the_limit_gets_an_error_row_naming_its_line(model, tmp_path):
+    src = tmp_path / "long.txt"
+    src.write_text("Paris\n" + "Berlin " * 2000 + "\nLondon\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["--model", model, "--input", str(src), "--output", str(out), "--max-chars", "10000"]) == 0
+    got = rows(out)
+    assert [e["text"] for e in got[0]["entities"]] == ["Paris"] and [e["text"] for e in got[2]["entities"]] == [
+        "London"
+    ]
+    assert got[1]["source"].endswith("long.txt:2") and "14,000 characters; the limit is 10,000" in got[1]["error"]
 
 
 def test_a_lone_surrogate_in_an_id_is_written_and_the_run_goes_on(model, tmp_path):

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CONLL_SAMPLE
+from conftest import CONLL_SAMPLE, TINY_RUN
 
 from trainer.__main__ import main
 from trainer.training import checkpoints
@@ -101,6 +101,36 @@ def test_resume_of_another_configuration_says_what_differs(done, tiny_encoder_di
     assert "belong to another configuration" in err and "task: 'ner' then, 'chunk' now" in err and "labels:" in err
     assert "case_signal: 'auto' then, 'none' now" in err  # the model's inputs would change meaning
     assert listing(done) == before  # nothing deleted, nothing trained
+
+
+@pytest.mark.parametrize(
+    "changed, said",
+    [
+        (("--learning-rate", "5e-4"), "learning_rate: 0.001 then, 0.0005 now"),
+        (("--weight-decay", "0.1"), "weight_decay: 0.01 then, 0.1 now"),
+        (("--hidden-dropout", "0.2"), "hidden_dropout: None then, 0.2 now"),
+        (("--lr-scheduler-type", "cosine"), "lr_scheduler_type: 'linear' then, 'cosine' now"),
+        (("--freeze-word-embeddings",), "freeze_word_embeddings: False then, True now"),
+    ],
+)
+def test_resume_with_another_schedule_or_optimizer_setting_is_refused(done, tiny_encoder_dir, capsys, changed, said):
+    """The resumed steps would follow the checkpoint's schedule and optimizer state while run_config.json and the
+    card said the new value (or, for frozen embeddings, fail to load the optimizer state)."""
+    os.remove(done / "run_complete.json")  # as if interrupted
+    before = listing(done)
+    assert run(tiny_encoder_dir, done, "--resume", *changed) == 2
+    err = capsys.readouterr().err
+    assert "belong to another configuration" in err and said in err
+    assert listing(done) == before
+
+
+def test_resume_may_change_where_it_logs_and_what_it_evaluates(done, tiny_encoder_dir):
+    os.remove(done / "run_complete.json")
+    changed = ["--logging-steps", "7", "--per-device-eval-batch-size", "3", "--save-total-limit", "5"]
+    assert (
+        main(["--model-name-or-path", tiny_encoder_dir, "--output-dir", str(done), *TINY_RUN, "--resume", *changed])
+        == 0
+    )
 
 
 def test_resume_of_a_completed_run_is_refused(done, tiny_encoder_dir, capsys):

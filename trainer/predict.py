@@ -6,29 +6,34 @@
 Input: JSON-lines files (one object a line; the text in `--text-field`, default `text`, an optional id in
 `--id-field`, default `id`) or plain text files (each non-empty line is one text), UTF-8; the extension decides
 (`.jsonl`, `.json`, `.ndjson` in any case are JSON lines), or `--format text|jsonl` for every input. Output: one line
-per input text, in input order: `{"id", "source": "file:line", "entities": [{"type", "text", "start", "end",
-"score"}]}`, or `"error"` instead of `"entities"` for a text that cannot be tagged (the run goes on).
+per input text, in input order: `{"id", "source": "file:line", "text_sha256", "entities": [{"type", "text", "start",
+"end", "score"}]}`, or `"error"` instead of `"entities"` for a text that cannot be tagged (the run goes on), a text
+longer than --max-chars among them.
 
-Prediction is `trainer.inference.tagger.NerTagger` (the Space's path, windows over long texts, no length limit here).
-The output is resumable: texts are tagged into `<output>.shard-<rank>-of-<n>`, whose lines are kept and their texts
-skipped when the same command runs again (a line cut off by a kill is dropped; a line that is not the row of the input
-text at its place is refused, never kept); `<output>` itself appears, whole, only at the end. An existing file that is
+Prediction is `trainer.inference.tagger.NerTagger` (the Space's path, windows over long texts). The output is
+resumable: texts are tagged into `<output>.shard-<rank>-of-<n>`, whose lines are kept and their texts skipped when the
+same command runs again (a line cut off by a kill is dropped; a line that is not the row of the input text at its place
+now, by its source, id and text fingerprint `text_sha256`, is refused, never kept); `<output>` itself appears, whole,
+only at the end. An existing file that is
 not this tool's finished output of these inputs is never changed: the run is refused. Under `accelerate launch` each of
 the n processes tags every n-th text into its own shard; the main process merges the shards in input order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Iterator, Literal, Optional, Sequence
 
 from trainer.cli import PositiveInt, field_help, run_door
 from trainer.data.files import DataError, decoded_lines, json_lines
 from trainer.inference.backends import CHOICES as BACKEND_CHOICES
+from trainer.outputs import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -116,23 +121,15 @@ def _same_json(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-def _entities_fit(entities: Any, text: Any) -> bool:
-    """Whether each entity's offsets pick its own text out of `text`: the row was tagged from this text."""
-    if not isinstance(entities, list):
-        return False
-    return all(
-        isinstance(e, dict)
-        and isinstance(text, str)
-        and isinstance(e.get("start"), int)
-        and isinstance(e.get("end"), int)
-        and text[e["start"] : e["end"]] == e.get("text")
-        for e in entities
-    )
+def text_hash(text: Any) -> str:
+    """A short fingerprint of an input text, kept in its output row (`text_sha256`), so that a resumed run knows a
+    row was tagged from the text at its place now, even one with no entities."""
+    return hashlib.sha256(json.dumps(text).encode()).hexdigest()[:16]
 
 
 def checked_rows(path: str, records: Sequence[Record], output: str, finished: bool = False) -> int:
     """How many texts `path` (a shard of `output`, or with `finished` the output itself) already holds, read only.
-    Each whole line must be this tool's row for the record at its place (source, id, entity texts), else
+    Each whole line must be this tool's row for the record at its place (source, id, text fingerprint), else
     InputFileError: the file was written from other input, or the input changed since, and keeping its rows would
     attach them to the wrong texts. A last line cut off by a kill (no newline) is not counted; in a finished output,
     which is written whole, it and a missing row are errors."""
@@ -165,10 +162,10 @@ def checked_rows(path: str, records: Sequence[Record], output: str, finished: bo
             if not (
                 found == rec.source
                 and _same_json(row.get("id"), rec.id)
-                and ("error" in row or _entities_fit(row.get("entities"), rec.text))
+                and row.get("text_sha256") == text_hash(rec.text)
             ):
                 what = (
-                    f"a row for {found} whose id or entities do not match the text there now"
+                    f"a row for {found} whose id or text is not the one there now"
                     if found == rec.source
                     else f"a row for {found}"
                     if isinstance(found, str)
@@ -190,7 +187,7 @@ def checked_rows(path: str, records: Sequence[Record], output: str, finished: bo
 def check_output(output: str, inputs: Sequence[str], world: int) -> None:
     """Refuse, before any model is loaded, an --output that cannot be written without harm: one that is an input
     (or whose shards or temporary file would be), a directory, or one in a directory that does not exist."""
-    written = [output, output + ".tmp"] + [shard_path(output, r, world) for r in range(world)]
+    written = [output] + [shard_path(output, r, world) for r in range(world)]
     for path in inputs:
         for w in written:
             # Real paths catch symlinks and ./ spellings; samefile also hard links.
@@ -205,6 +202,10 @@ def check_output(output: str, inputs: Sequence[str], world: int) -> None:
         raise InputFileError(
             f"--output {output}: the directory {parent} does not exist; create it or choose another --output"
         )
+    try:  # a file of our own, gone at once: writable directories only (not /sys, /proc, a read-only mount)
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e:
+        raise InputFileError(f"--output {output}: cannot write in {parent} ({e.strerror or e})") from None
 
 
 def json_line(row: dict[str, Any]) -> str:
@@ -242,7 +243,7 @@ def tag_shard(tagger: Any, records: Sequence[Record], out_path: str, batch_size:
                     except Exception as e:
                         found.append(e)
             for r, ents in zip(batch, found):
-                row: dict[str, Any] = {"id": r.id, "source": r.source}
+                row: dict[str, Any] = {"id": r.id, "source": r.source, "text_sha256": text_hash(r.text)}
                 if isinstance(ents, Exception):
                     row["error"] = f"{type(ents).__name__}: {ents}"
                 else:
@@ -261,9 +262,8 @@ def merge_shards(output: str, world: int, total: int) -> None:
     """Interleave the shards (text k is line k // world of shard k % world) into `output` (written whole, then
     renamed: an `output` that exists is complete), then remove them."""
     files = [open(shard_path(output, r, world), encoding="utf-8") for r in range(world)]
-    tmp = output + ".tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as out:
+        with atomic_path(output) as tmp, open(tmp, "w", encoding="utf-8") as out:
             for k in range(total):
                 line = files[k % world].readline()
                 if not line.endswith("\n"):
@@ -272,7 +272,6 @@ def merge_shards(output: str, world: int, total: int) -> None:
     finally:
         for f in files:
             f.close()
-    os.replace(tmp, output)
     for r in range(world):
         os.remove(shard_path(output, r, world))
 
@@ -287,6 +286,7 @@ def predict_corpus(
     backend: Optional[str] = None,
     progress: bool = True,
     fmt: str = "auto",
+    max_chars: int = 100_000,
 ) -> int:
     """Tag every text of `inputs` into `output`; returns the number of texts. Distributed under accelerate launch.
     Everything that can be refused is refused before the model is loaded and before any file is opened to write."""
@@ -318,7 +318,7 @@ def predict_corpus(
         model_obj, tokenizer = load_model(model)
         model_obj.to(state.device)  # a GPU per process under accelerate launch; "auto" then keeps torch
         tagger = NerTagger(
-            model_obj, tokenizer, source=model, backend=backend or "auto", max_chars=10**9, max_subtokens=10**9
+            model_obj, tokenizer, source=model, backend=backend or "auto", max_chars=max_chars, max_subtokens=10**9
         )  # a corpus: no per-request cost bound
     tag_shard(
         tagger,
@@ -350,6 +350,11 @@ class PredictArgs:
     backend: str = field_help(
         "Inference backend (docs/inference.md).", default="auto", metadata={"choices": BACKEND_CHOICES}
     )
+    max_chars: PositiveInt = field_help(
+        "The longest text tagged: a longer one gets an error row naming its line (split it, or raise this). Its cost "
+        "grows with its length: about 1 GB of memory per million characters.",
+        default=100_000,
+    )
     progress: bool = field_help("Show a progress bar.", default=True)
 
 
@@ -368,6 +373,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             a.backend,
             a.progress,
             a.format,
+            a.max_chars,
         )
         return f"{n} texts tagged into {a.output}"
 

@@ -238,11 +238,17 @@ def read_jsonl(path: str, tag_keys: tuple[str, ...], chunk_tags: bool) -> list[S
 
 
 def _is_jsonl(path: str) -> bool:
+    """By extension (.jsonl, .json); another file is JSON lines when its first non-blank line is a JSON object (a
+    CoNLL line whose word is `{`, say `{ O`, is not)."""
     if path.endswith((".jsonl", ".json")):
         return True
-    with open(path, "rb") as f:
-        head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"{")
+    for _, line in decoded_lines(path):
+        if line.strip():
+            try:
+                return isinstance(json.loads(line), dict)
+            except ValueError:
+                return False
+    return False
 
 
 def read_file(path: str, cfg: Config) -> list[Sentence]:

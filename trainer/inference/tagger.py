@@ -80,6 +80,16 @@ def _plain_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """A visitor's value, quoted in a message at no more than `limit` characters (repr of a huge number or list costs
+    time, and of an integer over 4,300 digits raises)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def keep_entities(entities: Iterable[Entity], threshold: float, types: Optional[set[str]]) -> list[Entity]:
     """The entities scoring at least `threshold` whose type is in `types` (None: every type)."""
     return [e for e in entities if e.score >= threshold and (types is None or e.type in types)]
@@ -175,29 +185,30 @@ class NerTagger:
         """`threshold` as a float in [0, 1] and `types` as a set of known entity types (None: all), else InputError.
         Any real number will do (numpy's too), but not a bool or NaN; any iterable of names, read once (a generator
         checked and then read again would be empty)."""
-        if (
-            isinstance(threshold, bool)
-            or not isinstance(threshold, numbers.Real)
-            or math.isnan(threshold)
-            or not 0.0 <= threshold <= 1.0
-        ):
-            raise InputError(f"The minimum confidence must be a number from 0 to 1, got {threshold!r}.")
+        value = math.nan
+        if isinstance(threshold, numbers.Real) and not isinstance(threshold, bool):
+            try:
+                value = float(threshold)
+            except OverflowError:  # an integer too large for a float (a 400-digit number) is far above 1
+                value = math.inf
+        if not 0.0 <= value <= 1.0:  # NaN too
+            raise InputError(f"The minimum confidence must be a number from 0 to 1, got {_shown(threshold)}.")
         if types is None:
-            return float(threshold), None
+            return value, None
         if not isinstance(types, str):
             try:
                 types = list(types)
             except TypeError:  # not iterable: refused below
                 pass
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            raise InputError(f"The entity types must be a list of names, got {types!r}.")
+            raise InputError(f"The entity types must be a list of names, got {_shown(types)}.")
         unknown = sorted(set(types) - set(self.entity_types))
         if unknown:
             raise InputError(
                 f"Unknown entity type(s) {', '.join(map(repr, unknown))}; this model has "
                 f"{', '.join(self.entity_types)}."
             )
-        return float(threshold), set(types)
+        return value, set(types)
 
     # --- prediction ---------------------------------------------------------------------------------------------
 

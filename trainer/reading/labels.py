@@ -28,6 +28,8 @@ def tag_error(tag: str) -> Optional[str]:
         return None
     if len(tag) > 2 and tag[1] == "-" and tag[0] in PREFIXES:
         return None
+    if len(tag) == 2 and tag[1] == "-" and tag[0] in PREFIXES:
+        return f"tag {tag!r} names no entity type: expected {tag}TYPE, e.g. {tag}PER"
     prefix = tag.split("-", 1)[0] if "-" in tag else tag
     return (
         f"unknown tag prefix {prefix!r} in tag {tag!r}: expected O or a tag starting with B-, I-, E- or S- "

@@ -74,7 +74,8 @@ def choose_batch_size(cfg: Config, examples: int, processes: int) -> int:
         if batch != default:
             logger.info(
                 "Batch: %d %s a step, not %d: %d training %s would make only %d optimizer steps",
-                batch, unit, default, examples, unit, optimizer_steps(examples, default, processes, cfg),
+                batch, unit if batch > 1 else unit[:-1], default, examples, unit,
+                optimizer_steps(examples, default, processes, cfg),
             )  # fmt: skip
     steps = optimizer_steps(examples, batch, processes, cfg)
     if steps < MIN_STEPS:
