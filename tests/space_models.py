@@ -41,8 +41,11 @@ def encoder_path() -> str:
 
 
 @torch.no_grad()
-def build_lookup_model(out_dir: str, max_position_embeddings: int = 512) -> str:
-    tokenizer = AutoTokenizer.from_pretrained(encoder_path())
+def build_lookup_model(out_dir: str, max_position_embeddings: int = 512, tokenizer=None, rules=None) -> str:
+    """The lookup model over MiniLM's tokenizer and RULES, or over `tokenizer` and `rules` (piece -> (label,
+    strength))."""
+    tokenizer = tokenizer or AutoTokenizer.from_pretrained(encoder_path())
+    rules = rules or RULES
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=HIDDEN,
@@ -75,7 +78,7 @@ def build_lookup_model(out_dir: str, max_position_embeddings: int = 512) -> str:
     cls = model.classifier.weight
     cls.zero_()
     cls[0, 0] = 3.0
-    for dim, (piece, (label, strength)) in enumerate(RULES.items(), start=1):
+    for dim, (piece, (label, strength)) in enumerate(rules.items(), start=1):
         tid = tokenizer.convert_tokens_to_ids(piece)
         assert tid != tokenizer.unk_token_id, piece
         emb[tid] = 0.0

@@ -226,6 +226,23 @@ class Config:
     resume_from_checkpoint: Optional[str] = _help("Resume from this checkpoint directory.", default=None)
     dataloader_num_workers: int = _help("DataLoader worker processes.", default=0)
 
+    teacher: Optional[str] = _help(
+        "Distil from trained token-classification models of this project (output directories or Hub ids, "
+        "comma-separated; any encoder and tokenizer): each reads the training words in its own windows, a word's label "
+        "distribution is its first sub-token's, averaged over the teachers, and this model learns it on its own first "
+        "sub-token of the word beside the gold labels. Computed once per run, cached in the output directory.",
+        default=None,
+    )
+    distill_alpha: float = _help(
+        "With --teacher: the weight of the gold labels' cross-entropy; 1 - alpha weighs the KL divergence to the "
+        "teachers (0: the teachers alone).",
+        default=0.5,
+    )
+    distill_temperature: float = _help(
+        "With --teacher: the temperature of both distributions in the KL term, which is scaled by its square.",
+        default=2.0,
+    )
+
     # --- hub -------------------------------------------------------------------------------------------------------
     push_to_hub: bool = _help(
         "Push the best model, tokenizer, results and model card to the Hub (token from HF_TOKEN or the cached login).",
@@ -260,6 +277,10 @@ class Config:
             p = getattr(self, name)
             if p is not None and not 0 <= p < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {p}")
+        if not 0 <= self.distill_alpha <= 1:
+            raise ValueError(f"--distill-alpha must be in [0, 1], got {self.distill_alpha}")
+        if self.distill_temperature <= 0:
+            raise ValueError(f"--distill-temperature must be > 0, got {self.distill_temperature}")
         if self.bf16 and self.fp16:
             raise ValueError("--bf16 and --fp16 exclude each other")
         if self.max_seq_length is not None and self.max_seq_length < 4:

@@ -31,7 +31,7 @@ def native_bf16(device_type: str | None = None) -> bool:
     "cpu"; by default the one training runs on (a CUDA GPU where there is one). Emulated bf16 is many times slower
     than fp32: one MiniLM training step measured 23x slower on an AVX2 CPU."""
     if device_type == "cuda" or (device_type is None and torch.cuda.is_available()):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     return any(flag in cpu_flags() for flag in NATIVE_BF16_CPU_FLAGS)
 
 

@@ -28,6 +28,8 @@ RUN_CONFIG_FILE = "run_config.json"
 TRAIN_RESULTS_FILE = "train_results.json"
 EVAL_RESULTS_FILE = "eval_results.json"
 CARD_FILE = "README.md"
+# The teachers' word distributions of a distilled run (trainer.training.distill), computed once and kept for a resume.
+TEACHER_TARGETS_FILE = "teacher_targets.npz"
 # What a checkpoint must match to be resumed (model, data, labels, engine, processes); written when a run starts.
 RUN_IDENTITY_FILE = "run_identity.json"
 # Written last, after every other file of a run: its absence means the run was interrupted (or is still running).
@@ -54,7 +56,15 @@ MODEL_FILE_PATTERNS = (
 )
 RESULT_FILE_PATTERNS = (RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, "predictions_*.jsonl", CARD_FILE)
 # What a run writes besides: checkpoints, the Trainer's pickled arguments and logs, markers, temporary files.
-RUN_STATE_PATTERNS = ("checkpoint-*", "training_args.bin", "runs", RUN_IDENTITY_FILE, RUN_COMPLETE_FILE, "*.tmp")
+RUN_STATE_PATTERNS = (
+    "checkpoint-*",
+    "training_args.bin",
+    "runs",
+    RUN_IDENTITY_FILE,
+    RUN_COMPLETE_FILE,
+    TEACHER_TARGETS_FILE,
+    "*.tmp",
+)
 
 
 # What train_results.json's data description says of data without document boundaries (-DOCSTART-, doc_id).

@@ -145,6 +145,7 @@ NOT_HYPERPARAMETERS = {
     "label_column_name",
     "label_scheme",
     "eval_steps",
+    "teacher",  # shown by name in the training section
 }
 
 
@@ -240,6 +241,8 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
 
     raw_config = load_json(run_config_path)
     hyper = {k: v for k, v in raw_config.items() if k not in NOT_HYPERPARAMETERS and v is not None}
+    if not cfg.teacher:  # the distillation settings mean nothing without teachers
+        hyper = {k: v for k, v in hyper.items() if not k.startswith("distill_")}
     effective_bs = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     entity_types = sorted(label_entity_types(labels))
     context = {
@@ -285,6 +288,7 @@ def card_context(output_dir: str, hub_model_id: Optional[str] = None) -> dict[st
         "widget_split": widget_split,
         "example": widgets[0] if widgets else "My name is Wolfgang and I live in Berlin.",
         "learnt_nothing": learnt_nothing(results),
+        "teachers": [os.path.basename(os.path.normpath(t)) for t in (cfg.teacher or "").split(",") if t.strip()],
         "quick_run": cfg.max_train_samples is not None,
         "max_train_samples": cfg.max_train_samples,
         # Per split, as each was last scored: a split re-scored in full (trainer.evaluate) is no longer a sample.

@@ -297,24 +297,31 @@ class DocumentWindows:
                     return i, w
         return None
 
-    def word_tags(self, logprobs: Sequence[Any], id2label: dict[int, str], decoding: str = "argmax") -> list[list[str]]:
-        """Per sentence, in order, each word's predicted tag, from `logprobs[window][position]` (each label's
-        log-probability) at the position its reading chose, decoded per sentence as `decoding` says
-        (trainer.reading.decoding). A word without a sub-token is predicted O (it stays in the gold data, so it counts
-        as missed rather than shifting the words after it)."""
-        labels = [id2label[i] for i in range(len(id2label))]
-        decode = Decoder(labels, decoding)
+    def word_scores(self, logprobs: Sequence[Any]) -> list[np.ndarray]:
+        """Per sentence, in order, a (words, labels) array: each word's row of `logprobs[window][position]` (each
+        label's log-probability) at the position its reading chose; NaN for a word the tokenizer gave no sub-token."""
+        labels = len(logprobs[0][0]) if len(logprobs) and len(logprobs[0]) else 0
         out = []
         for doc, first, n in self.sentences:
             readings = self.readings[doc]
-            found = [w for w in range(first, first + n) if w in readings]
-            ids = decode(
-                np.array([logprobs[readings[w].window][readings[w].position] for w in found])
-                if found
-                else np.zeros((0, len(labels)))
-            )
-            tag = dict(zip(found, (labels[i] for i in ids)))
-            out.append([tag.get(w, OUTSIDE) for w in range(first, first + n)])
+            rows = np.full((n, labels), np.nan, dtype=np.float32)
+            for w in range(first, first + n):
+                if w in readings:
+                    rows[w - first] = logprobs[readings[w].window][readings[w].position]
+            out.append(rows)
+        return out
+
+    def word_tags(self, logprobs: Sequence[Any], id2label: dict[int, str], decoding: str = "argmax") -> list[list[str]]:
+        """Per sentence, in order, each word's predicted tag from its `word_scores`, decoded per sentence as
+        `decoding` says (trainer.reading.decoding). A word without a sub-token is predicted O (it stays in the gold
+        data, so it counts as missed rather than shifting the words after it)."""
+        labels = [id2label[i] for i in range(len(id2label))]
+        decode = Decoder(labels, decoding)
+        out = []
+        for rows in self.word_scores(logprobs):
+            found = ~np.isnan(rows).any(-1) if rows.shape[1] else np.zeros(len(rows), dtype=bool)
+            tags = iter(labels[i] for i in decode(rows[found]))
+            out.append([next(tags) if kept else OUTSIDE for kept in found])
         return out
 
 

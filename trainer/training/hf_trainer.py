@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import DataCollatorForTokenClassification, EvalPrediction, Trainer, TrainerCallback, TrainingArguments
+from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 
 from trainer.config import Config
 from trainer.outputs import TrainStats
 from trainer.reading.windows import longest_first, restore_order
 from trainer.training.checkpoints import resume_checkpoint
+from trainer.training.distill import training_loss
 from trainer.training.finish import finish, saved_model
 from trainer.training.precision import inference_attention, mixed_precision
 from trainer.training.prepare import prepare
@@ -57,6 +58,12 @@ class InOrderEvalTrainer(Trainer):
             return None
         self._eval_order = longest_first([len(ids) for ids in eval_dataset["input_ids"]])
         return self._eval_order
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if "teacher_probs" not in inputs:  # not distilling, or an evaluation batch
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = training_loss(model, inputs, self.run_config)
+        return (loss, None) if return_outputs else loss
 
     def train(self, *args, **kwargs):
         self._last_log = (time.perf_counter(), self.state.num_input_tokens_seen)
@@ -140,6 +147,8 @@ def training_arguments(cfg: Config, has_validation: bool) -> TrainingArguments:
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=cfg.dataloader_num_workers,
         report_to=cfg.report_to,
+        # The windows hold only model inputs and labels, and a distilled run's `word_index`, which its collator reads.
+        remove_unused_columns=False,
         project=os.path.basename(os.path.abspath(cfg.output_dir)),  # trackio's project name
     )
 
@@ -152,7 +161,7 @@ def run(cfg: Config) -> dict[str, Any]:
         args=training_arguments(cfg, prep.validation is not None),
         train_dataset=prep.train,
         eval_dataset=prep.validation,
-        data_collator=DataCollatorForTokenClassification(prep.tokenizer),
+        data_collator=prep.train_collator,
         processing_class=prep.tokenizer,
         compute_metrics=(lambda p: prep.score_validation(p.predictions)) if prep.validation is not None else None,
         # Label log-probabilities, which the decoding reads (trainer.reading.decoding).

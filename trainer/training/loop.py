@@ -27,13 +27,14 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration
 from torch.utils.data import DataLoader
-from transformers import DataCollatorForTokenClassification, Trainer, get_scheduler
+from transformers import Trainer, get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from trainer.config import Config
 from trainer.outputs import TrainStats
 from trainer.reading.windows import longest_first, restore_order
 from trainer.training import checkpoints
+from trainer.training.distill import training_loss
 from trainer.training.finish import finish, saved_model
 from trainer.training.loop_state import STATE_FILE, LoopState, LossWindow
 from trainer.training.precision import inference_attention, mixed_precision
@@ -145,13 +146,12 @@ def run(cfg: Config) -> dict[str, Any]:
         project_config=ProjectConfiguration(cfg.output_dir, logging_dir=os.path.join(cfg.output_dir, "runs")),
     )
     prep = prepare(cfg)
-    model, tokenizer = prep.model, prep.tokenizer
+    model = prep.model
     name = os.path.basename(os.path.abspath(cfg.output_dir))
     accelerator.init_trackers(name, {k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))})
     evaluating = prep.validation is not None and cfg.eval_strategy != "no"
 
     # --- data: per-epoch shuffles from our own generator, reseeded each epoch, so a restart replays them ----------
-    collator = DataCollatorForTokenClassification(tokenizer)
     shuffle = torch.Generator()
     sampler = (
         LengthGroupedSampler(
@@ -167,7 +167,7 @@ def run(cfg: Config) -> dict[str, Any]:
         batch_size=cfg.per_device_train_batch_size,
         sampler=sampler,
         shuffle=sampler is None,
-        collate_fn=collator,
+        collate_fn=prep.train_collator,
         num_workers=cfg.dataloader_num_workers,
         generator=shuffle,
     )
@@ -184,7 +184,7 @@ def run(cfg: Config) -> dict[str, Any]:
         DataLoader(
             prep.validation,
             batch_size=cfg.per_device_eval_batch_size,
-            collate_fn=collator,
+            collate_fn=prep.collator,
             sampler=eval_order,
             generator=torch.Generator(),
         )
@@ -278,7 +278,7 @@ def run(cfg: Config) -> dict[str, Any]:
         batches_done = skip
         for batch in batches:
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss = training_loss(model, batch, cfg)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

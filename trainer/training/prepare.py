@@ -9,7 +9,14 @@ from typing import Any, Sequence
 import torch
 from accelerate import PartialState
 from datasets import Dataset
-from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel, PreTrainedTokenizerBase, set_seed
+from transformers import (
+    AutoConfig,
+    AutoModelForTokenClassification,
+    DataCollatorForTokenClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    set_seed,
+)
 
 from trainer.config import Config
 from trainer.data.load import NerData, load_data
@@ -19,6 +26,7 @@ from trainer.processes import process_state
 from trainer.reading.windows import CONFIG_ATTRIBUTE, DocumentWindows, Window, window
 from trainer.training.cpu import keep_freed_memory
 from trainer.training.defaults import choose_batch_size, choose_context
+from trainer.training.distill import DistillCollator, soft_targets, teacher_labels, teachers, word_index
 from trainer.training.encode import encode
 from trainer.training.output_dir import check_identity, prepare_output_dir
 from trainer.training.precision import attention_implementation
@@ -35,6 +43,8 @@ class Prepared:
     validation: Dataset | None  # first sub-tokens labelled only: word-level evaluation during training
     validation_windows: DocumentWindows | None  # how validation's windows map back to its words
     window: Window  # what one training example is (trainer.reading.windows), recorded in the model's config
+    collator: DataCollatorForTokenClassification  # pads a batch of windows and their labels
+    train_collator: Any  # the same, plus the teachers' soft targets of a distilled run (trainer.training.distill)
 
     def score_validation(self, logprobs: Sequence[Any]) -> dict[str, float]:
         """Word-level scores of the validation windows' predictions during training, in window order (either
@@ -93,6 +103,8 @@ def _prepare(cfg: Config, state: PartialState) -> Prepared:
         prepare_output_dir(cfg)
     set_seed(cfg.seed)
     data = load_data(cfg)
+    if teachers(cfg):  # the student learns the teachers' labels, in their order
+        data.labels = teacher_labels(teachers(cfg), data.labels)
     if state.is_main_process:
         check_identity(cfg, data.labels, state.num_processes)
     if "train" not in data.splits:
@@ -127,7 +139,7 @@ def _prepare(cfg: Config, state: PartialState) -> Prepared:
     # Recorded in config.json by every save_pretrained (checkpoints, the best model), so that evaluation and the Space
     # read texts in the windows the model was trained on (trainer.reading.windows.model_window).
     setattr(model.config, CONFIG_ATTRIBUTE, win.as_dict())
-    train, _ = encode(
+    train, train_windows = encode(
         data.splits["train"],
         tokenizer,
         data.label2id,
@@ -136,6 +148,12 @@ def _prepare(cfg: Config, state: PartialState) -> Prepared:
         data.sentence_sources("train"),
         what="train",
     )
+    collator = DataCollatorForTokenClassification(tokenizer)
+    train_collator = collator
+    if teachers(cfg):
+        train = train.add_column("word_index", word_index(train_windows))
+        targets = soft_targets(cfg, train_split["tokens"], train_split["doc_id"], data.labels)
+        train_collator = DistillCollator(collator, targets)
     # A window that holds only the rest of a word begun in the previous one (a word longer than a window less its
     # stride) has no label: it teaches nothing, and its loss, a mean over no sub-token, is NaN.
     labelled = [i for i, labels in enumerate(train["labels"]) if any(label != -100 for label in labels)]
@@ -170,4 +188,4 @@ def _prepare(cfg: Config, state: PartialState) -> Prepared:
         len(train),
         f", {len(validation)} validation windows" if validation is not None else "",
     )
-    return Prepared(data, tokenizer, model, train, validation, validation_windows, win)
+    return Prepared(data, tokenizer, model, train, validation, validation_windows, win, collator, train_collator)
