@@ -2,25 +2,36 @@
 HighlightedText, default queue: ../shared/reference/space_load_anchor.py's), and an app that only echoes (the cost of
 the queue and the clients alone, the ceiling for any app on this machine); also ours with every batch on every thread
 (app.ONE_THREAD_MAX_LENGTH = 0), the alternative to its one thread for batches of sentences. Each app runs in its own
-process on 127.0.0.1 and is driven by C concurrent gradio_client clients for S seconds, with one sentence and then one
-paragraph per request, after an untimed warm-up, in R rounds that interleave the apps (ratios: medians of the per-round
-ratios). Hostile requests (a lone surrogate, a threshold of 5 or null, an unknown type, a text of 20,000 `!`) from
-extra clients are mixed into a third run of ours: every valid request must still get its entities.
+process on 127.0.0.1 and is driven by C concurrent clients for S seconds, with one sentence and then one paragraph per
+request, after an untimed warm-up, in R rounds that interleave the apps (ratios: medians of the per-round ratios).
+Hostile requests (a lone surrogate, a threshold of 5 or null, an unknown type, a text of 20,000 `!`) from extra clients
+are mixed into a third run of ours: every valid request must still get its entities, every hostile one an answer with
+a message.
 
-Each load also records the CPU time it cost, per request: the app's server process, and this process (the
-gradio_client clients, the load generator, which shares the machine with the app under test here as no Space's
-visitors do). After the loads, with the servers stopped, the model alone is timed in this process on paragraphs: the
-course app's pipeline one paragraph per call (its queue runs one request at a time), and our app's tagger on a batch
-of MAX_BATCH paragraphs (its queue batches them), interleaved over the rounds. Their ratio is what ours could serve
-over the course app if serving cost nothing: the ceiling of the paragraph ratio with this model on this CPU.
+The clients are kept-alive raw HTTP (PredictClient: http.client, one persistent HTTP/1.1 connection per client thread,
+reconnected when the server closes it), calling Gradio's own API: `POST /gradio_api/call/predict` with `{"data":
+[...]}` (ours: text, threshold, types; the course and echo apps: the text), then `GET
+/gradio_api/call/predict/<event_id>`, whose server-sent events are read to the end: `event: complete` and its `data`
+line is the answer; `event: error`, a non-2xx status or a stream without `complete` is a failed request. They are not
+gradio_client's Client (the anchor's clients): its predict opens a new HTTP client for each call and cost 60-80 ms of
+this process's CPU per request on 2 cores, so the clients, not the servers, capped the rate measured; the anchor's own
+printed rates are therefore not comparable with these.
+
+Each load also records the CPU time it cost, per request: the app's server process, and this process (the clients,
+the load generator, which shares the machine with the app under test here as no Space's visitors do). After the loads,
+with the servers stopped, the model alone is timed in this process on paragraphs: the course app's pipeline one
+paragraph per call (its queue runs one request at a time), and our app's tagger on a batch of MAX_BATCH paragraphs
+(its queue batches them), interleaved over the rounds. Their ratio is what ours could serve over the course app if
+serving cost nothing: the ceiling of the paragraph ratio with this model on this CPU.
 
   python bench/space_load.py --model models/minilm-conll --result bench/results/space_load.json [--clients 16]
-      [--rounds 3]
+      [--rounds 3] [--seconds 30] [--warmup-seconds 5] [--model-seconds 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import resource
@@ -31,6 +42,7 @@ import sys
 import threading
 import time
 from typing import Optional
+from urllib.parse import urlsplit
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -67,10 +79,9 @@ PARAGRAPH = " ".join(
         "causing unjustified alarm through dangerous generalisation.",
     ]
 )
-# A lone surrogate goes as a raw JSON escape (gradio_client cannot encode it); the others through the client.
-SURROGATE = "surrogate"
+# json.dumps writes the lone surrogate as the escape `\ud800`, as a browser's JSON.stringify would.
 HOSTILE = [
-    (SURROGATE, 0.0, "all"),
+    ("Paris \ud800", 0.0, "all"),
     ("Paris", 5, "all"),
     ("Paris", None, "all"),
     ("Paris", 0.0, ["NOPE"]),
@@ -123,9 +134,84 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(kind: str, model: str) -> tuple[subprocess.Popen, str]:
-    from gradio_client import Client
+# --- the clients -----------------------------------------------------------------------------------------------------
 
+
+class RequestFailed(Exception):
+    """A request the server answered with a non-2xx status, `event: error`, or a stream without `complete`."""
+
+
+class _Connection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        # http.client sends a request's headers and its body in two writes: without TCP_NODELAY the body would wait
+        # for the server's delayed ACK of the headers (Nagle), up to 40 ms a POST on Linux.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class PredictClient:
+    """One load client: a kept-alive HTTP/1.1 connection (http.client, for one thread) to an app's /predict API.
+
+    A call is Gradio's two requests on that connection: `POST /gradio_api/call/predict` with `{"data": [...]}`, which
+    answers `{"event_id"}`, then `GET /gradio_api/call/predict/<event_id>`, whose server-sent events (chunked; the
+    server ends the stream after `complete` or `error`) are read to the end. When the server has closed the kept
+    connection (its keep-alive timeout, or `Connection: close`), http.client opens a new one for the next request;
+    a request that finds the idle connection closed before any answer is sent once more on a new one."""
+
+    def __init__(self, url: str, timeout: float = 120) -> None:
+        parts = urlsplit(url)
+        self.prefix = parts.path.rstrip("/")
+        self.conn = _Connection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _exchange(self, method: str, path: str, body: Optional[bytes] = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in range(2):
+            reused = self.conn.sock is not None
+            try:
+                self.conn.request(method, self.prefix + path, body=body, headers=headers)
+                response = self.conn.getresponse()
+            except ConnectionError:
+                self.conn.close()
+                if reused and attempt == 0:  # the server closed the idle connection: nothing was answered
+                    continue
+                raise
+            try:
+                return response.status, response.read()
+            except Exception:
+                self.conn.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def get(self, path: str) -> int:
+        """The status of `GET path` (the body read and dropped)."""
+        return self._exchange("GET", path)[0]
+
+    def predict(self, data: list) -> list:
+        """The outputs (`data` of `event: complete`) of one call of /predict with the input values `data`."""
+        status, body = self._exchange(
+            "POST", "/gradio_api/call/predict", json.dumps({"data": data}, allow_nan=False).encode()
+        )
+        if not 200 <= status < 300:
+            raise RequestFailed(f"POST {status}: {body[:200]!r}")
+        event_id = json.loads(body)["event_id"]
+        status, stream = self._exchange("GET", f"/gradio_api/call/predict/{event_id}")
+        if not 200 <= status < 300:
+            raise RequestFailed(f"GET {status}: {stream[:200]!r}")
+        event = None
+        for line in stream.decode("utf-8").splitlines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                if event == "error":
+                    raise RequestFailed(f"event: error: {line[5:].strip()[:200]}")
+                return json.loads(line[5:])
+        raise RequestFailed(f"no complete event: {stream[-200:]!r}")
+
+
+def start(kind: str, model: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", kind, "--model", model, "--port", str(port)],
@@ -136,28 +222,20 @@ def start(kind: str, model: str) -> tuple[subprocess.Popen, str]:
     for _ in range(240):
         if proc.poll() is not None:
             raise RuntimeError(f"the {kind} app exited with {proc.returncode}")
+        client = PredictClient(url, timeout=10)
         try:
-            Client(url, verbose=False)
-            return proc, url
-        except Exception:
-            time.sleep(0.5)
+            if client.get("/gradio_api/info") == 200:  # the API (and its /predict) is served
+                return proc, url
+        except OSError:
+            pass
+        finally:
+            client.close()
+        time.sleep(0.5)
     proc.kill()
     raise RuntimeError(f"the {kind} app did not start")
 
 
 # --- the load --------------------------------------------------------------------------------------------------------
-
-
-def raw_predict(url: str, body: str) -> list:
-    import httpx
-
-    event = httpx.post(
-        url + "gradio_api/call/predict", content=body, headers={"Content-Type": "application/json"}, timeout=120
-    ).json()["event_id"]
-    stream = httpx.get(url + f"gradio_api/call/predict/{event}", timeout=120).text
-    if "event: complete" not in stream:
-        raise RuntimeError(stream[-200:])
-    return json.loads(stream.split("data: ", 1)[1].splitlines()[0])
 
 
 def drive(
@@ -170,15 +248,12 @@ def drive(
     n_hostile: int = 0,
     pid: Optional[int] = None,
 ) -> dict:
-    from gradio_client import Client
+    ours = kind in ("ours", "ours_all_threads")
 
-    def call(c, payload):
-        if kind == "ours":
-            t, threshold, keep = payload
-            if t == SURROGATE:
-                return raw_predict(url, '{"data": ["Paris \\ud800", 0.0, ' + json.dumps(types) + "]}")[0]
-            return c.predict(t, threshold, types if keep == "all" else keep, api_name="/predict")
-        return c.predict(payload[0], api_name="/predict")
+    def inputs(payload: tuple) -> list:
+        """The values of one /predict call: ours takes (text, threshold, types), the course and echo apps the text."""
+        t, threshold, keep = payload
+        return [t, threshold, types if keep == "all" else keep] if ours else [t]
 
     lat: list[float] = []
     errors, hostile_answered, hostile_failed = [0], [0], [0]
@@ -186,26 +261,29 @@ def drive(
     stop = time.time() + seconds
 
     def worker(hostile: bool) -> None:
-        c = Client(url, verbose=False)
+        client = PredictClient(url)
         i = 0
-        while time.time() < stop:
-            payload = HOSTILE[i % len(HOSTILE)] if hostile else (text, 0.0, "all")
-            i += 1
-            t0 = time.perf_counter()
-            try:
-                out = call(c, payload)
-            except Exception:
-                (hostile_failed if hostile else errors)[0] += 1
-                continue
-            if hostile:
-                if out["message"].startswith("⚠️") and not out["entities"]:
-                    hostile_answered[0] += 1
-                else:
-                    hostile_failed[0] += 1
-                continue
-            lat.append(time.perf_counter() - t0)
-            if kind == "ours" and not out["entities"]:  # every valid text here has entities
-                wrong[0] += 1
+        try:
+            while time.time() < stop:
+                payload = HOSTILE[i % len(HOSTILE)] if hostile else (text, 0.0, "all")
+                i += 1
+                t0 = time.perf_counter()
+                try:
+                    out = client.predict(inputs(payload))[0]  # the one output: ours {text, entities, message}
+                except Exception:
+                    (hostile_failed if hostile else errors)[0] += 1
+                    continue
+                if hostile:
+                    if isinstance(out, dict) and out["message"].startswith("⚠️") and not out["entities"]:
+                        hostile_answered[0] += 1
+                    else:
+                        hostile_failed[0] += 1
+                    continue
+                lat.append(time.perf_counter() - t0)
+                if ours and not out["entities"]:  # every valid text here has entities
+                    wrong[0] += 1
+        finally:
+            client.close()
 
     threads = [threading.Thread(target=worker, args=(i < n_hostile,)) for i in range(clients + n_hostile)]
     server0, clients0 = cpu_seconds(pid) if pid else None, cpu_seconds()
@@ -290,6 +368,7 @@ def main() -> None:
     ap.add_argument("--hostile-clients", type=int, default=4, help="extra clients sending only hostile requests")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of every app and load, interleaved")
     ap.add_argument("--warmup-seconds", type=float, default=5, help="untimed load on each app first")
+    ap.add_argument("--model-seconds", type=float, default=10, help="the model alone: seconds per method and round")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -339,7 +418,7 @@ def main() -> None:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait(timeout=30)
-    alone = model_only(args.model, args.rounds)
+    alone = model_only(args.model, args.rounds, args.model_seconds)
 
     def ratios(runs: dict) -> dict:
         def ratio(a: str, b: str, key: str = "req_per_s") -> float:
@@ -363,9 +442,10 @@ def main() -> None:
     # The ceiling of paragraph_req_per_s_ours_over_course with this model on this CPU: serving at no cost.
     medians["paragraph_model_only_ours_over_course"] = alone["ours_over_course"]
     res = {
-        "what": "each app in its own process on 127.0.0.1, gradio_client clients in this process; the loads "
-        "interleaved over rounds; ratios are the medians of per-round ratios; hostile requests mixed into "
-        "ours from extra clients; model_only: the model alone in this process, the servers stopped",
+        "what": "each app in its own process on 127.0.0.1, kept-alive raw HTTP clients (http.client, one connection "
+        "per client thread) in this process; the loads interleaved over rounds; ratios are the medians of per-round "
+        "ratios; hostile requests mixed into ours from extra clients; model_only: the model alone in this process, "
+        "the servers stopped",
         "model": os.path.basename(os.path.normpath(args.model)),
         "paragraph_chars": len(PARAGRAPH),
         "model_window": AutoConfig.from_pretrained(args.model).to_dict().get("ner_window"),
