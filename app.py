@@ -130,10 +130,21 @@ class RequestGuard:
         await send({"type": "http.response.body", "body": body})
 
 
+# Gradio breaks highlighted text anywhere (`word-break: break-all`), cutting words at line ends ("champion / ship"):
+# lines break between words, and inside a word only when it is longer than the line.
+# Table headers too: "score" wrapped letter by letter.
+CSS = (
+    "#highlight .token-container, #highlight .token { word-break: normal; overflow-wrap: break-word; }"
+    " #entity-table th *, #per-entity th *, #errors th * { word-break: normal; overflow-wrap: normal; }"
+)
+
+
 class SpaceBlocks(gr.Blocks):
-    """The app's Blocks, launched behind its RequestGuard however it is launched (`main`, tests, a Space)."""
+    """The app's Blocks, launched behind its RequestGuard and with its CSS however it is launched (`main`, tests, a
+    Space)."""
 
     def launch(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("css", CSS)
         app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
         app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(RequestGuard, blocks=self)]
         return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
@@ -148,7 +159,7 @@ def build_demo(
         try:
             tagger = load_tagger(source)
         except ModelLoadError as exc:
-            return error_demo(str(exc))
+            return error_demo(rv.scrub_local_paths(str(exc)))
     results = results or rv.ModelResults(source)
     colors = rv.entity_colors(tagger.entity_types)
     view: dict[str, Any] = {"record": results.results(), "predictions": results.predictions()}
@@ -196,7 +207,7 @@ def build_demo(
 
     with SpaceBlocks(title="Named entity recognition") as demo:
         gr.Markdown(
-            f"# Named entity recognition\nModel: `{source}` · entity types: "
+            f"# Named entity recognition\nModel: `{rv.shown_name(source)}` · entity types: "
             f"{', '.join(tagger.entity_types)} · texts up to {tagger.max_chars:,} characters and "
             f"{tagger.max_subtokens:,} sub-tokens"
         )
@@ -226,6 +237,7 @@ def build_demo(
                         table = gr.Dataframe(
                             headers=rv.ENTITY_COLUMNS,
                             datatype=["str", "str", "number", "number", "number"],
+                            column_widths=["14%", "38%", "16%", "16%", "16%"],
                             interactive=False,
                             wrap=True,
                             label="Entity list",
@@ -258,17 +270,7 @@ def build_demo(
                 per_entity = gr.Dataframe(
                     headers=rv.PER_ENTITY_COLUMNS, interactive=False, label="Per entity type", elem_id="per-entity"
                 )
-                chart = gr.BarPlot(
-                    x="bar",
-                    y="value",
-                    color="metric",
-                    y_lim=[0, 1],
-                    x_label_angle=-45,
-                    sort=rv.chart_order(tagger.entity_types),
-                    color_map=rv.METRIC_COLORS,
-                    label="Precision, recall and F1 per entity type",
-                    elem_id="chart",
-                )
+                chart = gr.HTML(label="Precision, recall and F1 per entity type", elem_id="chart")
                 gr.Markdown("### Errors on validation sentences")
                 with gr.Row():
                     err_types = gr.CheckboxGroup(
@@ -277,6 +279,7 @@ def build_demo(
                     err_kinds = gr.CheckboxGroup(rv.ERROR_KINDS, value=rv.ERROR_KINDS, label="Error kind")
                 errors = gr.Dataframe(
                     headers=rv.ERROR_COLUMNS,
+                    column_widths=["8%", "14%", "15%", "15%", "15%", "33%"],
                     interactive=False,
                     wrap=True,
                     label="Errors (select a row to compare)",
@@ -295,14 +298,14 @@ def build_demo(
                     "model's own validation data (a Hub dataset, or a file shipped in the model repository).",
                     gr.update(visible=True),
                     [],
-                    None,
+                    "",
                 ) + browse(types, kinds)
             warning = f"\n\n⚠️ {results.note}" if results.note else ""
             return (
                 rv.summary_markdown(record, source) + warning,
                 gr.update(visible=False),
                 rv.per_entity_rows(record),
-                rv.chart_frame(record),
+                rv.chart_svg(record),
             ) + browse(types, kinds)
 
         def browse(types: list[str], kinds: list[str], index: int = 0) -> tuple:
@@ -374,7 +377,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except ModelLoadError as exc:
         # Said once on the console (the Space's log) and on the page; the server still starts, so a Space shows why.
         print(f"error: {exc}", file=sys.stderr)
-        demo = error_demo(str(exc))
+        demo = error_demo(rv.scrub_local_paths(str(exc)))
     demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Soft())
 
 

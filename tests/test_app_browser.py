@@ -7,7 +7,9 @@ go to $SPACE_SCREENSHOT_DIR when set (CI artifacts), else to the test's tmp dire
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -41,12 +43,16 @@ def page_url(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    d = build_lookup_model(str(tmp_path_factory.mktemp("browser-model")))
+    d = build_lookup_model(str(tmp_path_factory.mktemp("browser") / "ner-model"))
     tagger = NerTagger.from_pretrained(d)
     write_validation_results(tagger, d)
+    # As a training run records it: the data named by where its files lay on the training machine.
+    results = json.loads(Path(d, "eval_results.json").read_text())
+    results["validation"]["dataset"] = f"CoNLL files in {d}/data [validation: {d}/data/eng.testa]"
+    Path(d, "eval_results.json").write_text(json.dumps(results))
     demo = app.build_demo(d, tagger)
     demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    yield demo.local_url
+    yield demo.local_url, d
     demo.close()
 
 
@@ -60,7 +66,8 @@ def page(page_url):
         page.set_default_timeout(TIMEOUT_MS)
         page.dialogs = []  # alert()/confirm() would mean injected script ran
         page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-        page.goto(page_url)
+        page.goto(page_url[0])
+        page.model_dir = page_url[1]
         yield page
         browser.close()
 
@@ -110,5 +117,70 @@ def test_highlight_payload_and_results_tab(page, tmp_path):
     errors = page.locator("#errors [role=gridcell]").all_inner_texts()
     assert "wrong type" in errors and "false negative" in errors
     page.locator("#chart").get_by_text("precision").first.wait_for()
+    # Grouped by entity type: three bars (precision, recall, F1) per type, the types in order along the axis.
+    bars = page.locator("#chart rect.bar")
+    assert [b.get_attribute("data-type") for b in bars.all()] == [
+        t for t in ("LOC", "MISC", "ORG", "PER") for _ in "prf"
+    ]
+    assert [b.get_attribute("data-metric") for b in bars.all()[:3]] == ["precision", "recall", "f1"]
     screenshot(page, "space-results.png", tmp_path)
     assert os.path.exists(shot)
+
+
+def broken_words(page, selector: str) -> list[str]:
+    """The words of the element's text that the browser laid out over more than one line."""
+    return page.evaluate(
+        """sel => {
+            const out = [], root = document.querySelector(sel);
+            const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+            for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+                for (const m of node.textContent.matchAll(/\\S+/g)) {
+                    const range = document.createRange();
+                    range.setStart(node, m.index);
+                    range.setEnd(node, m.index + m[0].length);
+                    const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+                    if (tops.size > 1) out.push(m[0]);
+                }
+            }
+            return out;
+        }""",
+        selector,
+    )
+
+
+def test_words_are_never_broken_and_no_local_path_reaches_a_visitor(page, tmp_path):
+    sentence = (
+        "John Smith flew to Paris for the county championship, hanging out with Google engineers in Berlin while "
+        "Reuters reported the extraordinarily long internationalization talks."
+    )
+    text = " ".join([sentence] * 4)
+    page.set_viewport_size({"width": 900, "height": 900})
+    page.locator("#input-text textarea").fill(text)
+    page.locator("#run").click()
+    page.locator("#highlight .token.highlighted").nth(8).wait_for()
+    assert page.locator("#highlight").inner_text().count("\n") > 4  # it does wrap over several lines
+    assert broken_words(page, "#highlight") == []
+    seen = page.locator("body").inner_text()
+    page.get_by_role("tab", name="Validation results").click()
+    page.locator("#summary").get_by_text("Overall").wait_for()
+    seen += page.locator("body").inner_text()
+    assert page.model_dir not in seen and "/tmp" not in seen
+    assert "ner-model" in seen and "eng.testa" in seen  # named by name only
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):  # the README's picture: docs/space.png
+        write_docs_screenshot(page)
+
+
+def write_docs_screenshot(page) -> None:
+    from PIL import Image
+
+    page.get_by_role("tab", name="Try it").click()
+    page.set_viewport_size({"width": 1100, "height": 760})
+    page.locator("#input-text textarea").fill(
+        "John Smith of Reuters reported from Paris that Google would open an office in Berlin."
+    )
+    page.locator("#run").click()
+    page.wait_for_function("document.querySelector('#highlight').innerText.includes('office')")
+    page.wait_for_timeout(500)
+    path = Path(__file__).resolve().parents[1] / "docs" / "space.png"
+    page.screenshot(path=str(path))
+    Image.open(path).convert("RGB").quantize(colors=64).save(path, optimize=True)

@@ -103,11 +103,16 @@ def test_results_of_a_model_directory(lookup_dir, tmp_path):
     assert [row[0] for row in rows] == ["LOC", "MISC", "ORG", "PER"]  # MISC: predicted only ("maybe"), support 0
     assert rows[0] == ["LOC", 0.6, 1.0, 0.75, 3]  # two "Paris" (persons) predicted LOC
     assert rows[1] == ["MISC", 0.0, 0.0, 0.0, 0]
-    chart = rv.chart_frame(record)
-    assert list(chart.columns) == ["bar", "type", "metric", "value"] and len(chart) == 12
-    assert chart.loc[chart.bar == "PER f1", "value"].item() == record["per_entity"]["PER"]["f1"].__round__(4)
+    chart = rv.chart_svg(record)
+    assert chart.count('class="bar"') == 12 and chart.startswith("<svg") and chart.endswith("</svg>")
+    per_f1 = record["per_entity"]["PER"]["f1"]
+    assert 'data-type="PER" data-metric="f1"' in chart and f"PER f1 {per_f1:.3f}" in chart
     md = rv.summary_markdown(record, model)
     assert "fixture" in md and "validation" in md and "F1" in md and "word" in md
+    assert model not in md and "`m`" in md  # a local model is named by its directory's name only
+    record = {**record, "dataset": f"CoNLL files in {tmp_path}/data [validation: {tmp_path}/data/eng.testa]"}
+    md = rv.summary_markdown(record, model)
+    assert str(tmp_path) not in md and "CoNLL files in data [validation: eng.testa]" in md
     errors = rv.error_rows(res.predictions())
     assert sorted({e["kind"] for e in errors}) == sorted(KINDS)  # the fixture holds one of each
     assert rv.error_table_rows(errors)[0][:5] == [0, 2, WRONG_TYPE, "PER: Paris", "LOC: Paris"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -245,6 +246,22 @@ def learnt_nothing(results: dict[str, Any]) -> Optional[str]:
         f"This model learnt nothing: on the {split} split it {found} (F1 0). Train longer, with more data, "
         "more optimizer steps (a smaller --per-device-train-batch-size) or a higher --learning-rate."
     )
+
+
+# An absolute POSIX or home-relative path of two or more parts, not part of a URL or a word (P/R/F1, 1/2).
+_LOCAL_PATH = re.compile(r"(?<![\w:/.~-])~?/(?:[^\s\"'\[\]()/]+/)+([^\s\"'\[\]()/,]+)")
+
+
+def scrub_local_paths(text: str) -> str:
+    """`text` with every absolute local path replaced by its last part (`/home/me/data/eng.testa` -> `eng.testa`):
+    where a file lay on the training machine means nothing on the Hub or to a Space's visitor, and may say more than
+    intended."""
+    return _LOCAL_PATH.sub(lambda m: m.group(1), text)
+
+
+def shown_name(source: str) -> str:
+    """How a model or data source is named to others: a Hub id as it is, a local file or directory by its name."""
+    return os.path.basename(os.path.normpath(source)) if os.path.exists(source) else source
 
 
 def is_complete(output_dir: str) -> bool:

@@ -9,6 +9,7 @@ the data readers.
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import zlib
@@ -16,12 +17,19 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 from trainer.evaluation.errors import KINDS, error_table
 from trainer.inference.tagger import Entity, NerTagger
-from trainer.outputs import EVAL_RESULTS_FILE, RUN_CONFIG_FILE, is_complete, load_json, load_jsonl, predictions_file
+from trainer.outputs import (
+    EVAL_RESULTS_FILE,
+    RUN_CONFIG_FILE,
+    is_complete,
+    load_json,
+    load_jsonl,
+    predictions_file,
+    scrub_local_paths,
+    shown_name,
+)
 from trainer.reading.labels import tags_to_spans
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from trainer.config import Config
     from trainer.evaluation.word_level import Evaluation
 
@@ -35,7 +43,7 @@ KNOWN_COLORS = {"PER": "#f28b82", "ORG": "#8ab4f8", "LOC": "#81c995", "MISC": "#
 PALETTE = ["#c58af9", "#78d9ec", "#fcad70", "#ff8bcb", "#a7c7e7", "#cbe86b", "#e6c9a8", "#9aa0a6"]
 
 ERROR_KINDS = list(KINDS)  # the error browser's filter choices
-ERROR_COLUMNS = ["doc", "sentence #", "kind", "gold", "predicted", "sentence"]
+ERROR_COLUMNS = ["doc", "sentence", "kind", "gold", "predicted", "text"]
 ENTITY_COLUMNS = ["type", "text", "score", "start", "end"]
 PER_ENTITY_COLUMNS = ["type", "precision", "recall", "f1", "support"]
 
@@ -116,7 +124,9 @@ class ModelResults:
         try:
             return reader(path)
         except (ValueError, OSError) as exc:  # a file cut short by an interrupted write, or not ours
-            self.note = f"{name} of this model cannot be read ({type(exc).__name__}: {str(exc)[:120]})"
+            self.note = (
+                f"{name} of this model cannot be read ({type(exc).__name__}: {scrub_local_paths(str(exc))[:120]})"
+            )
             return None
 
     def results(self) -> Optional[dict[str, Any]]:
@@ -193,7 +203,7 @@ class ModelResults:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if isinstance(exc, DataError):  # its message quotes the offending line: never shown to visitors
                 reason = "the model's validation file is not in a format the trainer reads"
-            raise RuntimeError(f"The validation results could not be computed: {reason}") from exc
+            raise RuntimeError(f"The validation results could not be computed: {scrub_local_paths(reason)}") from exc
         self._computed = evaluate(
             tagger.model, tagger.tokenizer, data, SPLIT, cfg.max_seq_length, batch_size, progress=progress
         )
@@ -212,22 +222,39 @@ METRICS = ("precision", "recall", "f1")
 METRIC_COLORS = {"precision": "#8ab4f8", "recall": "#fdd663", "f1": "#81c995"}
 
 
-def chart_order(types: Iterable[str]) -> list[str]:
-    """The chart's bars: by type, then precision, recall, F1."""
-    return [f"{t} {m}" for t in sorted(types) for m in METRICS]
-
-
-def chart_frame(record: dict[str, Any]) -> pd.DataFrame:
-    """Data of the bar chart: one bar per (type, metric), next to each other. gr.BarPlot stacks bars that share an
-    x value (no grouped bars, gradio issue 10763), so each bar gets its own x label, `PER f1`, in type order."""
-    import pandas as pd
-
-    rows = [
-        {"bar": f"{typ} {m}", "type": typ, "metric": m, "value": round(r[m], 4)}
-        for typ, r in sorted(record["per_entity"].items())
-        for m in METRICS
+def chart_svg(record: dict[str, Any]) -> str:
+    """Precision, recall and F1 per entity type as a grouped bar chart (inline SVG: one group per type, a bar per
+    metric, scores from 0 to 1). gr.BarPlot stacks the bars that share an x value instead of grouping them, so the
+    chart is drawn here; its only text from outside is the types' names, escaped."""
+    types = sorted(record["per_entity"])
+    bar, gap, group_gap, height, left, top, bottom = 16, 3, 26, 160, 34, 30, 26
+    group = len(METRICS) * (bar + gap) + group_gap
+    width = left + max(1, len(types)) * group + 10
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + height + bottom}" role="img" '
+        f'aria-label="Precision, recall and F1 per entity type" font-family="sans-serif" font-size="11">'
     ]
-    return pd.DataFrame(rows, columns=["bar", "type", "metric", "value"])
+    for tick in (0, 0.25, 0.5, 0.75, 1):
+        y = top + height * (1 - tick)
+        parts.append(f'<line x1="{left}" x2="{width}" y1="{y}" y2="{y}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 4}" y="{y + 4}" text-anchor="end" fill="#666">{tick:g}</text>')
+    for i, metric in enumerate(METRICS):  # the legend
+        x = left + i * 80
+        parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{METRIC_COLORS[metric]}"/>')
+        parts.append(f'<text x="{x + 14}" y="15">{metric}</text>')
+    for g, typ in enumerate(types):
+        x0 = left + g * group + group_gap / 2
+        for j, metric in enumerate(METRICS):
+            value = float(record["per_entity"][typ][metric])
+            x, h = x0 + j * (bar + gap), height * value
+            parts.append(
+                f'<rect class="bar" data-type="{html.escape(typ)}" data-metric="{metric}" x="{x}" '
+                f'y="{top + height - h}" width="{bar}" height="{h}" fill="{METRIC_COLORS[metric]}">'
+                f"<title>{html.escape(typ)} {metric} {value:.3f}</title></rect>"
+            )
+        center = x0 + (len(METRICS) * (bar + gap) - gap) / 2
+        parts.append(f'<text x="{center}" y="{top + height + 16}" text-anchor="middle">{html.escape(typ)}</text>')
+    return "".join(parts) + "</svg>"
 
 
 def summary_markdown(record: dict[str, Any], source: str) -> str:
@@ -258,8 +285,8 @@ def summary_markdown(record: dict[str, Any], source: str) -> str:
             f"**Overall** (micro average over entities): precision **{o['precision']:.4f}**, recall "
             f"**{o['recall']:.4f}**, F1 **{o['f1']:.4f}**, word accuracy {o['accuracy']:.4f}",
             "",
-            f"- Model: `{source}`",
-            f"- Dataset: {record.get('dataset', '?')}, split **{record.get('split', SPLIT)}** "
+            f"- Model: `{shown_name(source)}`",
+            f"- Dataset: {scrub_local_paths(str(record.get('dataset', '?')))}, split **{record.get('split', SPLIT)}** "
             f"({record.get('num_sentences', '?')} sentences, {record.get('num_words', '?')} words)",
             f"- Metric: {p.get('metric', 'seqeval')}, mode {p.get('mode', '?')}, scheme {p.get('scheme', '?')}",
             f"- Level: {p.get('level', '?')}",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-import re
 import shlex
 import time
 from typing import Any, Callable, Optional, Sequence
@@ -32,6 +31,7 @@ from trainer.outputs import (
     learnt_nothing,
     predictions_file,
     read_results,
+    scrub_local_paths,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,8 +41,6 @@ logger = logging.getLogger(__name__)
 PUSHED_PREDICTION_SPLITS = ("validation",)
 # Pushed files whose text may name local paths (data files, the base model's directory, checkpoints): scrubbed.
 SCRUBBED_FILES = (RUN_CONFIG_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, CARD_FILE)
-# An absolute POSIX or home-relative path of two or more parts, not part of a URL or a word (P/R/F1, 1/2).
-_LOCAL_PATH = re.compile(r"(?<![\w:/.~-])~?/(?:[^\s\"'\[\]()/]+/)+([^\s\"'\[\]()/,]+)")
 # HTTP statuses worth another try: timeout, rate limit and server-side failures; other 4xx will not change.
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -82,12 +80,6 @@ def files_to_upload(output_dir: str) -> list[str]:
         for n in os.listdir(output_dir)
         if os.path.isfile(os.path.join(output_dir, n)) and any(fnmatch.fnmatch(n, p) for p in allowed)
     )
-
-
-def scrub_local_paths(text: str) -> str:
-    """`text` with every absolute local path replaced by its last part (`/home/me/data/eng.testa` -> `eng.testa`):
-    where a file lay on the training machine means nothing on the Hub and may say more than intended."""
-    return _LOCAL_PATH.sub(lambda m: m.group(1), text)
 
 
 def commit_operations(output_dir: str, files: Sequence[str], card: str) -> list[CommitOperationAdd]:
