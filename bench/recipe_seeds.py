@@ -1,6 +1,6 @@
 """The recommended recipe, document windows vs isolated sentences, with and without the case signal
-(trainer.reading.casing), full CoNLL-2003, 3 seeds each: word-level validation and test F1 as mean ± std (issue 9,
-measurement 1).
+(trainer.reading.casing), full CoNLL-2003, 3 seeds each: word-level validation and test F1 as mean ± std; and the
+levers tried on the recommended recipe (distillation from teachers, more epochs, longer windows, train + validation).
 
 Each run is `bench/full_conll.py` with the recipe's flags, its own JSON under `bench/results/recipe/`; a run whose JSON
 exists is skipped, so an interrupted sweep continues where it stopped. `--lanes 2` runs two 1-thread runs side by
@@ -73,10 +73,51 @@ MODES = {
     "document_case_attn0_frozen": DOCUMENT + ATTN0 + ["--freeze-word-embeddings"],
     "document_case_attn0_frozen_bf16": DOCUMENT + ATTN0 + ["--freeze-word-embeddings", "--bf16"],
     "sentence_case_attn0_frozen_bf16": SENTENCE + ATTN0 + ["--freeze-word-embeddings", "--bf16"],
+    # The levers on the recommended recipe (the small model's F1):
+    # teachers: the recipe training its word embeddings, models kept for the distilled student;
+    "teacher": DOCUMENT + ATTN0 + ["--bf16"],
+    # the recommended recipe learning the ensemble of the teachers beside the gold labels (alpha 0.5, T 2);
+    "distilled_frozen_bf16": DOCUMENT + ATTN0 + ["--freeze-word-embeddings", "--bf16", "--teacher", "TEACHERS"],
+    # twice the epochs, with a 10% linear warm-up;
+    "document_case_attn0_frozen_bf16_6ep_warmup": DOCUMENT
+    + ATTN0
+    + ["--freeze-word-embeddings", "--bf16", "--num-train-epochs", "6", "--warmup-steps", "0.1"],
+    # windows of 512 sub-tokens in training and reading, 2 a step (the same sub-tokens per step);
+    "document_case_attn0_frozen_bf16_w512": DOCUMENT
+    + ATTN0
+    + ["--freeze-word-embeddings", "--bf16", "--max-seq-length", "512", "--stride", "128"]
+    + ["--per-device-train-batch-size", "2"],
+    # trained on training + validation sentences with the recipe's settings (chosen on validation); test only counts.
+    "trainval_frozen_bf16": DOCUMENT
+    + ATTN0
+    + ["--freeze-word-embeddings", "--bf16", "--eval-strategy", "no", "--train-file", "TRAIN_PLUS_VALIDATION"]
+    + ["--validation-file", "VALIDATION", "--test-file", "TEST"],
 }
+# The teachers the distilled student learns from: the seeds of the "teacher" mode (its models under --out-dir).
+TEACHER_SEEDS = (45, 46, 47)
+CONLL = os.path.join(ROOT, "..", "shared", "data", "conll2003")
+
 RECOMMENDED = "document_case_attn0_frozen"  # the README's quick start, on a CPU without native bf16
 RECOMMENDED_BF16 = "document_case_attn0_frozen_bf16"  # the quick start where bf16 is native
 TRAINED_EMBEDDINGS_BF16 = "document_case_attn0_bf16"  # the same, training the word embeddings
+
+
+def flags(mode: str, out_dir: str) -> list[str]:
+    """The mode's flags, its placeholders filled: the teachers' model directories, the data files."""
+    train_plus_validation = os.path.join(out_dir, "data", "train_plus_validation.conll")
+    if mode.startswith("trainval") and not os.path.exists(train_plus_validation):
+        os.makedirs(os.path.dirname(train_plus_validation), exist_ok=True)
+        with open(train_plus_validation, "w", encoding="utf-8") as f:
+            for name in ("eng.train", "eng.testa"):
+                with open(os.path.join(CONLL, name), encoding="utf-8") as part:
+                    f.write(part.read().rstrip("\n") + "\n\n")
+    places = {
+        "TEACHERS": ",".join(os.path.join(out_dir, f"teacher_seed{s}") for s in TEACHER_SEEDS),
+        "TRAIN_PLUS_VALIDATION": train_plus_validation,
+        "VALIDATION": os.path.join(CONLL, "eng.testa"),
+        "TEST": os.path.join(CONLL, "eng.testb"),
+    }
+    return [places.get(flag, flag) for flag in RECIPE + MODES[mode]]
 
 
 def run_one(mode: str, seed: int, out_dir: str, threads: int) -> str:
@@ -93,8 +134,7 @@ def run_one(mode: str, seed: int, out_dir: str, threads: int) -> str:
                 os.path.join(HERE, "full_conll.py"),
                 "--result",
                 result,
-                *RECIPE,
-                *MODES[mode],
+                *flags(mode, out_dir),
                 "--seed",
                 str(seed),
                 "--output-dir",

