@@ -4,8 +4,8 @@ On a trained model and the first N sentences of the CoNLL-2003 validation split 
 being its words joined by single spaces, this measures ms/sentence of
 
   * pipeline("token-classification", aggregation_strategy="first"): batch (batch_size=32) and one text per call
-  * NerTagger with each backend (trainer/backends.py): predict_batch over all texts (its own length-sorted batching)
-    and predict() one text per call
+  * NerTagger with each backend (trainer/inference/backends.py): predict_batch over all texts (its own length-sorted
+    batching) and predict() one text per call
 
 in interleaved rounds after warm-up runs (every method once per round, the order rotated each round; one-by-one
 timing also interleaves the methods every --chunk texts), so a shared CPU's load drifting over minutes hits all

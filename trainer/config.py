@@ -178,7 +178,7 @@ class Config:
     attention_dropout: Optional[float] = _help(
         "Dropout on the attention probabilities (default: the model's own, 0.1 for BERT). 0 lets PyTorch run its fused "
         "attention kernel in training, which never builds the (heads x length x length) probabilities, nor their "
-        "random mask: the recommended recipe trains ~1.2x faster on a CPU with it (README, Training speed).",
+        "random mask: the recommended recipe trains ~1.2x faster on a CPU with it (docs/results.md, Training speed).",
         default=None,
     )
     hidden_dropout: Optional[float] = _help(

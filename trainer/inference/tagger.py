@@ -3,11 +3,11 @@
 A text is tokenized once by the model's fast tokenizer into overlapping windows (nothing is cut) of the length and
 stride the model was trained with, as its config records them (trainer.reading.windows); each word's label is the label
 of its first sub-token, taken from the window where that sub-token has the most context on both sides
-(trainer.reading.windows: the same rule and word-level protocol as evaluation, see trainer/evaluation.py), decoded as
-the model records (trainer.reading.decoding: per word, or the best valid IOB2 sequence), with capitals flagged where it
-was trained so (trainer.reading.casing); IOB2 word tags become spans through trainer.reading.labels. An entity's offsets
-are those of its first and last word in the original text, so `text[start:end] == entity.text` always holds, whatever
-the tokenizer's normalizer did (lower-casing, accent stripping, dropping control characters).
+(trainer.reading.windows: the same rule and word-level protocol as evaluation), decoded as the model records
+(trainer.reading.decoding: per word, or the best valid IOB2 sequence), with capitals flagged where it was trained so
+(trainer.reading.casing); IOB2 word tags become spans through trainer.reading.labels. An entity's offsets are those of
+its first and last word in the original text, so `text[start:end] == entity.text` always holds, whatever the tokenizer's
+normalizer did (lower-casing, accent stripping, dropping control characters).
 
 Why not `pipeline("token-classification", aggregation_strategy=..., stride=...)`: the pipeline decides which
 sub-tokens form a word by comparing token strings with the text (and, for tokenizers without a `##`-style prefix,
@@ -42,7 +42,7 @@ from trainer.reading.windows import Reading, model_window, read_window
 
 # Limits on one input, so that one request cannot hold the Space's queue for long. Characters bound the cost of
 # tokenizing; sub-tokens bound the cost of the model (20,000 characters of prose are ~3,000 sub-tokens, of `!` or CJK
-# 20,000). 2,048 sub-tokens are about 8,000 characters of English prose. Documented in the README; longer texts get
+# 20,000). 2,048 sub-tokens are about 8,000 characters of English prose. Documented in docs/space.md; longer texts get
 # InputError's message.
 MAX_INPUT_CHARS = 20_000
 MAX_INPUT_SUBTOKENS = 2_048
@@ -336,7 +336,7 @@ def load_model(source: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     except Exception as exc:
         raise ModelLoadError(
             f"Could not load the NER model '{source}': {tried}, and that failed with {_plain_error(exc)}. "
-            "To run without the Hub, train a model locally (see README, 'The Space') and point the app at it: "
+            "To run without the Hub, train a model locally (README, 'Two commands') and point the app at it: "
             "`python app.py --model models/minilm-conll` or `NER_MODEL=models/minilm-conll python app.py`."
         ) from exc
     return model, tokenizer

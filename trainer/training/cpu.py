@@ -6,7 +6,7 @@ and allocates the same large tensors pays a page fault for every 4 KiB it touche
 MiniLM's word embeddings alone is 47 MB, 11,500 pages, every step (`aten::fill_` took a fifth of a profiled bf16
 step). Told never to mmap and never to give the heap's top back, malloc reuses those pages: one bf16 training step of
 the recipe's shape (4 windows of 256 sub-tokens, MiniLM, a 2-core Xeon with AMX) went from 215 to 181 ms, and a
-1-epoch run training the word embeddings 1.09x faster (README, Training speed). The usual remedy, jemalloc or
+1-epoch run training the word embeddings 1.09x faster (docs/results.md, Training speed). The usual remedy, jemalloc or
 tcmalloc through LD_PRELOAD, has to be set before the process starts, which a `python -m trainer` run cannot do for
 itself; glibc's mallopt can be called at any time. The cost is memory: what is freed stays with the process until
 it exits, and the heap grows by a few copies of the largest tensor before freed blocks fit the next ones (a probe
