@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import CONLL_SAMPLE
 
 from trainer.__main__ import main, make_parser, parse_config
 from trainer.config import Config
@@ -85,6 +86,40 @@ def test_help_documents_every_option():
     for f in dataclasses.fields(Config):
         assert f"--{f.name}" in text
         assert f.metadata.get("help"), f.name
+    assert "(default: 5e-05)" in text and "(default: model)" in text  # defaults shown
+
+
+@pytest.mark.parametrize("door", ["trainer", "evaluate", "predict", "push", "app"])
+def test_every_command_line_parses_alike(door):
+    """One helper for every door: each option has help, shows its default, takes dashes or underscores."""
+    import app
+    from trainer import cli
+    from trainer.evaluate import EvaluateArgs
+    from trainer.predict import PredictArgs
+    from trainer.push import PushArgs
+
+    kind = {"trainer": Config, "evaluate": EvaluateArgs, "predict": PredictArgs, "push": PushArgs,
+            "app": app.AppArgs}[door]  # fmt: skip
+    parser = cli.make_parser(kind, door)
+    for action in parser._actions:
+        if action.dest != "help":
+            assert action.help, action.dest
+            dashed = [o for o in action.option_strings if "-" in o[2:]]
+            assert all(o.replace("-", "_")[:2] == "__" or o.replace("_", "-") in action.option_strings for o in dashed)
+            assert all("--" + o[2:].replace("-", "_") in action.option_strings for o in action.option_strings)
+    if door != "trainer":
+        assert "--model" in parser._option_string_actions  # a trained model is --model wherever it is read
+
+
+def test_a_recipe_file_runs_with_flags_that_override_it(tiny_encoder_dir, tmp_path):
+    """`python -m trainer recipes/minilm-cpu.yaml --output-dir x`: the recipe's values, the flags' where given."""
+    out = tmp_path / "run"
+    assert main([str(REPO / "recipes" / "minilm-cpu.yaml"), "--model-name-or-path", tiny_encoder_dir, "--data-dir",
+                 str(CONLL_SAMPLE), "--output-dir", str(out), "--max-train-samples", "8", "--max-eval-samples", "4",
+                 "--num-train-epochs", "1", "--learning-rate", "3e-4"]) == 0  # fmt: skip
+    run = json.loads((out / "run_config.json").read_text())
+    assert (run["learning_rate"], run["num_train_epochs"], run["max_seq_length"], run["freeze_word_embeddings"]) == (
+        3e-4, 1.0, 256, True)  # fmt: skip
 
 
 @pytest.mark.parametrize(

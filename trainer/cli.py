@@ -45,7 +45,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         if (
             action.required
             or action.default in (None, argparse.SUPPRESS)
-            or "default" in text.lower()
+            or "default:" in text.lower()
             or isinstance(action, argparse._StoreFalseAction)
         ):
             return text
