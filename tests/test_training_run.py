@@ -18,6 +18,18 @@ from trainer.outputs import read_predictions, read_results
 from trainer.reading.windows import Window
 from trainer.training.prepare import load_tokenizer
 
+# A run of seconds on the sample: 16 training sentences, 8 to score, one epoch.
+SMALL_RUN = [
+    "--data-dir",
+    str(CONLL_SAMPLE),
+    "--max-train-samples",
+    "16",
+    "--max-eval-samples",
+    "8",
+    "--num-train-epochs",
+    "1",
+]
+
 
 def test_output_directory_holds_everything_consumers_read(tiny_output):
     files = set(os.listdir(tiny_output))
@@ -289,16 +301,9 @@ def test_bf16_run_is_scored_as_its_saved_model_in_fp32(tiny_encoder_dir, tmp_pat
         [
             "--model-name-or-path",
             tiny_encoder_dir,
-            "--data-dir",
-            str(CONLL_SAMPLE),
             "--output-dir",
             str(out),
-            "--max-train-samples",
-            "16",
-            "--max-eval-samples",
-            "8",
-            "--num-train-epochs",
-            "1",
+            *SMALL_RUN,
             "--bf16",
         ]
     )
@@ -315,16 +320,9 @@ def test_frozen_word_embeddings_stay_as_pretrained_while_the_rest_trains(tiny_en
         [
             "--model-name-or-path",
             tiny_encoder_dir,
-            "--data-dir",
-            str(CONLL_SAMPLE),
             "--output-dir",
             str(out),
-            "--max-train-samples",
-            "16",
-            "--max-eval-samples",
-            "8",
-            "--num-train-epochs",
-            "1",
+            *SMALL_RUN,
             "--learning-rate",
             "1e-3",
             "--freeze-word-embeddings",
