@@ -34,13 +34,6 @@ EVERYDAY_EXAMPLES = [
     "Lionel Messi scored twice as Inter Miami beat the New York Red Bulls at the Red Bull Arena.",
 ]
 MAX_BATCH = 16  # requests the queue hands to one forward pass
-# A call whose longest window has at most this many sub-tokens (a batch of sentences, not a paragraph) runs the model
-# on one thread. For a sentence the server's own work (HTTP, the queue, JSON; ~15-20 ms of CPU a request) costs more
-# than the model (~10 ms on one thread), so a second model thread mostly takes a core from that work: under 16
-# clients, one sentence per request, our server cost 18-28 ms of CPU a request against 36-43 with every thread
-# (bench/space_load.py; docs/results.md, "The Space under load"). Paragraphs keep every thread: there the model is the
-# cost, and a second thread runs it ~1.7x faster.
-ONE_THREAD_MAX_LENGTH = 128
 
 
 def model_source(model: Optional[str] = None) -> str:
@@ -50,9 +43,7 @@ def model_source(model: Optional[str] = None) -> str:
 def load_tagger(source: str, backend: Optional[str] = None) -> NerTagger:
     """The Space's tagger: the fast CPU backend measured by bench/inference_speed.py unless --backend or
     $NER_BACKEND names another (trainer/inference/backends.py; docs/inference.md)."""
-    return NerTagger.from_pretrained(
-        source, backend=backend or os.environ.get("NER_BACKEND") or "auto", one_thread_max_length=ONE_THREAD_MAX_LENGTH
-    )
+    return NerTagger.from_pretrained(source, backend=backend or os.environ.get("NER_BACKEND") or "auto")
 
 
 # The largest request body the Space reads: a text at its 20,000-character limit is under 150 KB of JSON even with

@@ -1,7 +1,6 @@
 """The Space under load, side by side in one run: our app.py, the app a course reader would write (pipeline +
 HighlightedText, default queue: ../shared/reference/space_load_anchor.py's), and an app that only echoes (the cost of
-the queue and the clients alone, the ceiling for any app on this machine); also ours with every batch on every thread
-(app.ONE_THREAD_MAX_LENGTH = 0), the alternative to its one thread for batches of sentences. Each app runs in its own
+the queue and the clients alone, the ceiling for any app on this machine). Each app runs in its own
 process on 127.0.0.1 and is driven by C concurrent clients for S seconds, with one sentence and then one paragraph per
 request, after an untimed warm-up, in R rounds that interleave the apps (ratios: medians of the per-round ratios).
 Hostile requests (a lone surrogate, a threshold of 5 or null, an unknown type, a text of 20,000 `!`) from extra clients
@@ -95,11 +94,9 @@ HOSTILE = [
 def serve(kind: str, model: str, port: int) -> None:
     import gradio as gr
 
-    if kind in ("ours", "ours_all_threads"):
+    if kind == "ours":
         import app
 
-        if kind == "ours_all_threads":  # app.ONE_THREAD_MAX_LENGTH's alternative: every batch on every thread
-            app.ONE_THREAD_MAX_LENGTH = 0
         demo = app.build_demo(model)
     elif kind == "course":
         from transformers import pipeline
@@ -248,7 +245,7 @@ def drive(
     n_hostile: int = 0,
     pid: Optional[int] = None,
 ) -> dict:
-    ours = kind in ("ours", "ours_all_threads")
+    ours = kind == "ours"
 
     def inputs(payload: tuple) -> list:
         """The values of one /predict call: ours takes (text, threshold, types), the course and echo apps the text."""
@@ -386,7 +383,7 @@ def main() -> None:
     servers: dict = {}
     rounds: list[dict] = []
     try:
-        for kind in ("echo", "course", "ours", "ours_all_threads"):
+        for kind in ("echo", "course", "ours"):
             servers[kind] = start(kind, args.model)
         for kind, (_, url) in servers.items():  # first requests (lazy imports, first allocations) are not timed
             for text in (SENTENCE, PARAGRAPH):
@@ -432,9 +429,6 @@ def main() -> None:
             # The ceiling: what an app that runs no model at all serves on paragraphs, here, with these clients.
             "paragraph_req_per_s_echo_over_course": ratio("echo/paragraph", "course/paragraph"),
             "paragraph_req_per_s_ours_over_echo": ratio("ours/paragraph", "echo/paragraph"),
-            # app.ONE_THREAD_MAX_LENGTH: batches of sentences on one thread, against every batch on every thread.
-            "sentence_req_per_s_ours_over_ours_all_threads": ratio("ours/sentence", "ours_all_threads/sentence"),
-            "paragraph_req_per_s_ours_over_ours_all_threads": ratio("ours/paragraph", "ours_all_threads/paragraph"),
         }
 
     per_round = [ratios(runs) for runs in rounds]

@@ -235,14 +235,6 @@ def test_the_app_starts_and_serves_with_a_damaged_results_file(model_dir, tmp_pa
     assert "eval_results.json of this model cannot be read" in summary
 
 
-def test_the_space_runs_batches_of_sentences_on_one_thread(model_dir):
-    pytest.importorskip("onnxruntime")
-    backend = app.load_tagger(model_dir, "onnx-int8").backend
-    assert backend.one_thread_max_length == (
-        app.ONE_THREAD_MAX_LENGTH if backend.session.get_session_options().intra_op_num_threads > 1 else 0
-    )
-
-
 def test_unloadable_model_gives_a_page_with_the_reason(monkeypatch):
     monkeypatch.setenv("NER_MODEL", "no-such-user/no-such-ner-model")
     demo = app.build_demo()

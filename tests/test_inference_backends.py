@@ -110,42 +110,6 @@ def test_every_backend_gives_the_same_entities_on_the_lookup_model(lookup_dir, t
     assert any(got)
 
 
-@pytest.mark.parametrize("name", ONNX)
-def test_texts_of_short_windows_run_on_one_thread_when_asked(random_dir, tmp_path, name):
-    """one_thread_max_length (the Space's setting): a set of windows whose longest is at most that long runs on a
-    1-thread session, however many there are; a set with a longer one runs every window on every thread, its short
-    last window too; both predict alike."""
-    skip_unless_runnable(name)
-    tagger = NerTagger.from_pretrained(random_dir, onnx_cache_dir=str(tmp_path))
-    batch = padded(tagger.tokenizer, tagger.backend.input_names)
-    length = batch["input_ids"].shape[1]
-
-    def threads(session) -> int:
-        return getattr(session, "threads", None) or session.get_session_options().intra_op_num_threads
-
-    default = backends.make_backend(name, tagger.model, tagger.tokenizer.model_input_names, random_dir, str(tmp_path))
-    assert default.one_thread is None and default.for_longest(1) is default
-    backend = type(default)(default.path, name, threads=2, one_thread_max_length=length)
-    assert threads(backend.for_longest(length).session) == 1 and threads(backend.for_longest(length + 1).session) == 2
-    assert threads(backend.session) == 2  # the view leaves the backend as it was
-    np.testing.assert_allclose(backend.for_longest(length)(batch), default(batch), atol=1e-4)
-
-    # Through a tagger: which session ran each batch of windows of one call.
-    tagger.backend = backend
-    tagger.max_length, tagger.stride, tagger.batch_size = 2 * length, 2, 2
-    used: list[int] = []
-    for session in (backend.session, backend.one_thread):
-        run = session.run
-        session.run = lambda *a, run=run, n=threads(session): used.append(n) or run(*a)
-    tagger.predict_batch(["Paris"] * 8)
-    assert used and set(used) == {1}
-    used.clear()
-    tagger.predict_batch(["Paris"] * 7 + [" ".join(["Paris"] * length)])  # one text of several windows
-    assert len(used) > 1 and set(used) == {2}
-    # With one thread in all, there is no second session to choose.
-    assert type(default)(default.path, name, threads=1, one_thread_max_length=length).one_thread is None
-
-
 def test_openvino_in_fp32_computes_what_torch_does(random_dir, tmp_path):
     """The openvino backend is lossy only by its bf16 (where the CPU has it): in fp32 it reads the ONNX export as
     torch computes the model, to the same labels and probabilities."""

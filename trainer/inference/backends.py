@@ -120,7 +120,7 @@ class Backend:
     def for_longest(self, length: int) -> Backend:
         """The backend to run a set of windows on (one call of trainer.reading.windows.predict_windows) whose longest
         has
-        `length` sub-tokens: this one, unless a backend says otherwise (OnnxBackend)."""
+        `length` sub-tokens: this one, unless a backend says otherwise (LengthRoutedBackend)."""
         return self
 
 
@@ -139,20 +139,11 @@ class TorchBackend(Backend):
 
 
 class OnnxBackend(Backend):
-    """`threads`: ONNX Runtime's intra-op threads (default: torch's, one per core). `one_thread_max_length`: a set of
-    windows whose longest is at most this many sub-tokens (texts of a sentence or so, not paragraphs) runs on a second,
-    1-thread session instead (`for_longest`). A server wants that: its own work (HTTP, queue, JSON) runs beside the
-    model on the same cores, and for a sentence it costs more than the model does, so a second model thread would take
-    a core from that work while shortening little that a visitor waits for (see app.py). The choice is made once for
-    all the windows of a call: a paragraph's short last window runs on every thread like its others."""
+    """An ONNX Runtime session over the exported model; `threads`: its intra-op threads (default: torch's, one per
+    core)."""
 
-    def __init__(
-        self, path: str, name: str = "onnx", threads: Optional[int] = None, one_thread_max_length: int = 0
-    ) -> None:
-        threads = threads or torch.get_num_threads()
-        self.session = self._session(path, threads)
-        self.one_thread_max_length = one_thread_max_length if threads > 1 else 0
-        self.one_thread = self._session(path, 1) if self.one_thread_max_length else None
+    def __init__(self, path: str, name: str = "onnx", threads: Optional[int] = None) -> None:
+        self.session = self._session(path, threads or torch.get_num_threads())
         self.name, self.path = name, path
         self.input_names = self._input_names(self.session)
 
@@ -170,13 +161,6 @@ class OnnxBackend(Backend):
     def _input_names(session) -> tuple[str, ...]:
         return tuple(i.name for i in session.get_inputs())
 
-    def for_longest(self, length: int) -> OnnxBackend:
-        if self.one_thread is None or length > self.one_thread_max_length:
-            return self
-        view = copy.copy(self)  # the same sessions, running on the 1-thread one
-        view.session, view.one_thread = self.one_thread, None
-        return view
-
     def logits(self, batch: Batch) -> np.ndarray:
         return self.session.run(["logits"], {n: batch[n] for n in self.input_names})[0]
 
@@ -185,7 +169,7 @@ class OnnxBackend(Backend):
 
 
 class OpenVinoBackend(OnnxBackend):
-    """The ONNX export on OpenVINO Runtime (CPU); `threads` and `one_thread_max_length` as in OnnxBackend.
+    """The ONNX export on OpenVINO Runtime (CPU); `threads` as in OnnxBackend.
     `precision`: "bf16" or "f32" (default: bf16 where the CPU computes it natively, else f32)."""
 
     def __init__(
@@ -193,11 +177,10 @@ class OpenVinoBackend(OnnxBackend):
         path: str,
         name: str = "openvino",
         threads: Optional[int] = None,
-        one_thread_max_length: int = 0,
         precision: Optional[str] = None,
     ) -> None:
         self.precision = precision or ("bf16" if native_bf16("cpu") else "f32")
-        super().__init__(path, name, threads, one_thread_max_length)
+        super().__init__(path, name, threads)
 
     def _session(self, path: str, threads: int) -> _OpenVinoSession:
         return _OpenVinoSession(path, threads, self.precision)
@@ -233,7 +216,7 @@ class _OpenVinoSession:
 
 class LengthRoutedBackend(Backend):
     """One backend for calls whose longest window has at most `max_short_length` sub-tokens, another for longer ones
-    (the choice is made once per call, as OnnxBackend's one-thread session is, through `for_longest`)."""
+    (the choice is made once per call, through `for_longest`)."""
 
     def __init__(self, short: Backend, long: Backend, max_short_length: int) -> None:
         self.short, self.long, self.max_short_length = short, long, max_short_length
@@ -266,13 +249,11 @@ def make_backend(
     input_names: Sequence[str],
     model_dir: Optional[str] = None,
     cache_dir: Optional[str] = None,
-    one_thread_max_length: int = 0,
 ) -> Backend:
     """The backend `name` (see BACKENDS; "auto" -> default_backend()) for `model`, reading `input_names` from batches.
 
     `model_dir`: the local directory the model was loaded from, if any (only to name the ONNX cache entry cheaply;
-    nothing is written there). `cache_dir`: where ONNX files go (default: default_cache_dir()). `one_thread_max_length`:
-    see OnnxBackend (ONNX backends only: torch's thread count is global to the process)."""
+    nothing is written there). `cache_dir`: where ONNX files go (default: default_cache_dir())."""
     if (name or "auto").strip().lower() == "auto" and any(p.device.type != "cpu" for p in model.parameters()):
         name = "torch"  # the measured default is a CPU runtime; a model on a GPU stays in torch
     name = resolve(name)
@@ -295,17 +276,11 @@ def make_backend(
             ) from exc
     fp32 = onnx_files(model, names, model_dir, cache_dir)
     if name == "openvino":
-        return OpenVinoBackend(fp32, one_thread_max_length=one_thread_max_length)
+        return OpenVinoBackend(fp32)
     int8 = name.startswith("onnx-int8")
-    onnx = OnnxBackend(
-        int8_file(fp32) if int8 else fp32,
-        name="onnx-int8" if int8 else name,
-        one_thread_max_length=one_thread_max_length,
-    )
+    onnx = OnnxBackend(int8_file(fp32) if int8 else fp32, name="onnx-int8" if int8 else name)
     if name == "onnx-int8+openvino":
-        return LengthRoutedBackend(
-            onnx, OpenVinoBackend(fp32, one_thread_max_length=one_thread_max_length), SHORT_WINDOW
-        )
+        return LengthRoutedBackend(onnx, OpenVinoBackend(fp32), SHORT_WINDOW)
     return onnx
 
 

@@ -110,7 +110,6 @@ class NerTagger:
         max_subtokens: int = MAX_INPUT_SUBTOKENS,
         backend: str = "torch",
         onnx_cache_dir: Optional[str] = None,
-        one_thread_max_length: int = 0,
     ) -> None:
         require_fast(tokenizer, source or "the model")
         self.model = model.eval()
@@ -140,7 +139,7 @@ class NerTagger:
         # outside the model directory; a local `source` only names the cache entry.
         model_dir = os.path.expanduser(source) if source and os.path.isdir(os.path.expanduser(source)) else None
         self.backend = backends.make_backend(
-            backend, self.model, tokenizer.model_input_names, model_dir, onnx_cache_dir, one_thread_max_length
+            backend, self.model, tokenizer.model_input_names, model_dir, onnx_cache_dir
         )
 
     @classmethod
