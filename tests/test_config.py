@@ -125,6 +125,7 @@ def test_a_recipe_file_runs_with_flags_that_override_it(tiny_encoder_dir, tmp_pa
 @pytest.mark.parametrize(
     "argv, message",
     [
+        (["--learning-rat", "1e-4"], "Some specified arguments are not used"),  # no abbreviations
         (["--learning-rate", "inf"], "--learning-rate must be a finite number, got inf"),
         (["--learning-rate", "nan"], "--learning-rate must be a finite number, got nan"),
         (["--num-train-epochs", "nan"], "--num-train-epochs must be a finite number, got nan"),

@@ -161,6 +161,15 @@ def test_hub_alias_and_same_columns_as_files(monkeypatch):
     assert calls[-1] == ("me/my-ner", None, "v2")
 
 
+def test_a_hub_dataset_out_of_reach_says_how_to_train_offline(monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'eriktks/conll2003' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(data_mod, "load_dataset", offline)
+    msg = error_of(Config())
+    assert "eriktks/conll2003" in msg and "without the Hub, give local files (--data-dir" in msg
+
+
 def test_hub_dataset_missing_column(monkeypatch):
     ds = Dataset.from_dict({"words": [["a"]], "labels": [["O"]]})
     monkeypatch.setattr(data_mod, "load_dataset", lambda *a, **k: DatasetDict({"train": ds}))

@@ -56,7 +56,10 @@ def make_parser(kind: type, prog: str, description: Optional[str] = None, recipe
     epilog = "Options take dashes or underscores (--learning-rate = --learning_rate)."
     if recipes:
         epilog += " A YAML or JSON recipe file may come first; flags after it override its values."
-    parser = HfArgumentParser(kind, prog=prog, description=description, epilog=epilog, formatter_class=_Formatter)
+    # allow_abbrev=False: a misspelt flag (`--learning-rat`) is an error, not the option it abbreviates.
+    parser = HfArgumentParser(
+        kind, prog=prog, description=description, epilog=epilog, formatter_class=_Formatter, allow_abbrev=False
+    )
     for action in list(parser._actions):
         for opt in list(action.option_strings):
             for other in (opt.replace("_", "-"), "--" + opt[2:].replace("-", "_")):

@@ -168,8 +168,14 @@ def load_files(cfg: Config, only: Optional[Sequence[str]] = None) -> NerData:
 
 def load_hub(cfg: Config) -> NerData:
     name, revision = cfg.hub_dataset
-    ds = load_dataset(name, cfg.dataset_config_name, revision=revision)
     where = f"{name}" + (f"@{revision}" if revision else "")
+    try:
+        ds = load_dataset(name, cfg.dataset_config_name, revision=revision)
+    except (ConnectionError, FileNotFoundError, ValueError) as e:  # offline, no such dataset, no such configuration
+        raise DataError(
+            f"{where}: the Hub dataset could not be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            "without the Hub, give local files (--data-dir, or --train-file and --validation-file)"
+        ) from None
     tag_col, tok_col = cfg.tag_column_name, cfg.tokens_column_name
     for split, d in ds.items():
         missing = [c for c in (tok_col, tag_col) if c not in d.column_names]
