@@ -37,7 +37,8 @@ def test_defaults_and_the_course_recipe():
         cfg.weight_decay,
         cfg.per_device_train_batch_size,  # chosen from the data: ~1,000 sub-tokens a step, at least 100 steps
         cfg.context,
-    ) == ("bert-base-cased", 5e-5, 3.0, 0.01, None, "auto")
+    ) == ("bert-base-cased", 1e-4, 3.0, 0.01, None, "auto")
+    assert cfg.label_all_tokens is False  # first sub-token labels, the sub-token a word is read by
     assert cfg.dataset_name == "conll2003"  # with no local files
     course = parse_config([str(REPO / "recipes" / "course.yaml")])
     assert (
@@ -86,7 +87,7 @@ def test_help_documents_every_option():
     for f in dataclasses.fields(Config):
         assert f"--{f.name}" in text
         assert f.metadata.get("help"), f.name
-    assert "(default: 5e-05)" in text and "(default: model)" in text  # defaults shown
+    assert "(default: 0.0001)" in text and "(default: model)" in text  # defaults shown
 
 
 @pytest.mark.parametrize("door", ["trainer", "evaluate", "predict", "push", "app"])

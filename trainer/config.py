@@ -148,9 +148,9 @@ class Config:
         default="auto",
     )
     label_all_tokens: bool = _help(
-        "Label every sub-token of a word (the course's strategy: B- becomes I- on continuations). "
-        "--no-label-all-tokens labels only the first sub-token. Evaluation is at word level either way.",
-        default=True,
+        "Label every sub-token of a word (the course's strategy: B- becomes I- on continuations) instead of only its "
+        "first, the one a word is read by. Evaluation is at word level either way.",
+        default=False,
     )
 
     # --- training (TrainingArguments names) ------------------------------------------------------------------------
@@ -163,7 +163,7 @@ class Config:
     learning_rate: float = _help(
         "Peak AdamW learning rate. The default suits ~1,000 sub-tokens a step (the course's 2e-5 is for 8 sentences, "
         "~200 sub-tokens: recipes/course.yaml).",
-        default=5e-5,
+        default=1e-4,
     )
     num_train_epochs: float = _help("Training epochs.", default=3.0)
     per_device_train_batch_size: Optional[int] = _help(
