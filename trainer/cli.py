@@ -60,6 +60,10 @@ def make_parser(kind: type, prog: str, description: Optional[str] = None, recipe
     parser = HfArgumentParser(
         kind, prog=prog, description=description, epilog=epilog, formatter_class=_Formatter, allow_abbrev=False
     )
+    for f in dataclasses.fields(kind):  # `--no-X` for every true-or-false X (HfArgumentParser adds it to true ones)
+        flag = f.name.replace("_", "-")
+        if f.type in (bool, "bool") and f"--no-{flag}" not in parser._option_string_actions:
+            parser.add_argument(f"--no-{flag}", action="store_false", dest=f.name, default=argparse.SUPPRESS)
     for action in list(parser._actions):
         for opt in list(action.option_strings):
             for other in (opt.replace("_", "-"), "--" + opt[2:].replace("-", "_")):
