@@ -7,8 +7,10 @@
   small          the first 400 training sentences of CoNLL-2003, the default context
 
   python bench/defaults.py --result bench/results/defaults.json
+  python bench/defaults.py --cases conll --flags "--learning-rate 5e-5 --label-all-tokens" \
+      --results-dir bench/results/defaults_lr5e-5 --result bench/results/defaults_lr5e-5.json   # other defaults
 
-Each run is `bench/full_conll.py`, one JSON under `bench/results/defaults/`; a run whose JSON exists is skipped.
+Each run is `bench/full_conll.py`, one JSON under --results-dir; a run whose JSON exists is skipped.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ def shuffled_corpus(out_dir: str, seed: int = 0) -> list[str]:
     return flags
 
 
-def run_one(name: str, flags: list[str], seed: int, out_dir: str) -> dict:
-    result = os.path.join(HERE, "results", "defaults", f"{name}_seed{seed}.json")
+def run_one(name: str, flags: list[str], seed: int, out_dir: str, results_dir: str) -> dict:
+    result = os.path.join(results_dir, f"{name}_seed{seed}.json")
     if not os.path.exists(result):
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, f"{name}_seed{seed}.log"), "w", encoding="utf-8") as log:
@@ -102,7 +104,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     ap.add_argument("--cases", nargs="+", default=["conll", "shuffled", "small"])
     ap.add_argument("--out-dir", default=os.path.join(HERE, "out", "defaults"), help="models and logs (not committed)")
+    ap.add_argument("--results-dir", default=os.path.join(HERE, "results", "defaults"), help="one JSON per run")
+    ap.add_argument("--flags", default="", help="trainer flags added to every run, to measure other defaults")
     args = ap.parse_args()
+    extra = args.flags.split()
     data = {
         "conll": ["--data-dir", CONLL],
         "small": ["--data-dir", CONLL, "--max-train-samples", "400"],
@@ -115,12 +120,19 @@ def main() -> None:
         "cpu": cpu_info(),
     }
     for case in args.cases:
-        default = [run_one(f"{case}_default", data[case], s, args.out_dir) for s in args.seeds]
+        default = [
+            run_one(f"{case}_default", data[case] + extra, s, args.out_dir, args.results_dir) for s in args.seeds
+        ]
         res[f"{case}_default"] = summary(default)
         if case != "small":
             other = OTHER[default[0]["config"]["context"]]
             res[f"{case}_{other}"] = summary(
-                [run_one(f"{case}_{other}", data[case] + ["--context", other], s, args.out_dir) for s in args.seeds]
+                [
+                    run_one(
+                        f"{case}_{other}", data[case] + extra + ["--context", other], s, args.out_dir, args.results_dir
+                    )
+                    for s in args.seeds
+                ]
             )
     res["elapsed_s"] = round(time.perf_counter() - t0)
     res["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
