@@ -113,60 +113,28 @@ def test_evaluate_cli_reads_only_the_split_it_scores(tiny_output, tmp_path, monk
     read = []
     real_read_file = data_mod.read_file
     monkeypatch.setattr(data_mod, "read_file", lambda path, cfg: read.append(path) or real_read_file(path, cfg))
-    assert (
-        evaluate_main(
-            [
-                "--model",
-                tiny_output,
-                "--split",
-                "test",
-                "--data-dir",
-                str(only_test),
-                "--max-eval-samples",
-                "20",
-                "--output-dir",
-                str(tmp_path / "a"),
-            ]
-        )
-        == 0
-    )
+
+    def evaluate(split: str, data_dir, out: str, *more: str) -> int:
+        argv = [
+            "--model",
+            tiny_output,
+            "--split",
+            split,
+            "--data-dir",
+            str(data_dir),
+            "--output-dir",
+            str(tmp_path / out),
+        ]
+        return evaluate_main([*argv, *more])
+
+    assert evaluate("test", only_test, "a", "--max-eval-samples", "20") == 0
     # The same scores as training's (read with the training file then: the scheme is the same, IOB1).
     assert read_results(str(tmp_path / "a"))["test"]["overall"] == read_results(tiny_output)["test"]["overall"]
     read.clear()
-    assert (
-        evaluate_main(
-            [
-                "--model",
-                tiny_output,
-                "--split",
-                "validation",
-                "--data-dir",
-                str(CONLL_SAMPLE),
-                "--max-eval-samples",
-                "20",
-                "--output-dir",
-                str(tmp_path / "b"),
-            ]
-        )
-        == 0
-    )
+    assert evaluate("validation", CONLL_SAMPLE, "b", "--max-eval-samples", "20") == 0
     assert [os.path.basename(p) for p in read] == ["eng.testa"]
     # A split the directory has no file for names what was looked for.
-    assert (
-        evaluate_main(
-            [
-                "--model",
-                tiny_output,
-                "--split",
-                "validation",
-                "--data-dir",
-                str(only_test),
-                "--output-dir",
-                str(tmp_path / "c"),
-            ]
-        )
-        == 2
-    )
+    assert evaluate("validation", only_test, "c") == 2
     assert not os.path.exists(tmp_path / "c" / "eval_results.json")
 
 
