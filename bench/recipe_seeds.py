@@ -81,8 +81,8 @@ MODES = {
     "defaults_distilled": DEFAULTS + ["--teacher", "TEACHERS"],
     # windows of 512 sub-tokens in training and reading, 2 a step (the same sub-tokens per step);
     "defaults_w512": DEFAULTS + ["--max-seq-length", "512", "--stride", "128", "--per-device-train-batch-size", "2"],
-    # twice the epochs, with a 10% linear warm-up;
-    "defaults_6ep_warmup": DEFAULTS + ["--num-train-epochs", "6", "--warmup-steps", "0.1"],
+    # 5 epochs instead of 3 (as many as fit in 3x the recommended recipe's time), with a 10% linear warm-up;
+    "defaults_5ep_warmup": DEFAULTS + ["--num-train-epochs", "5", "--warmup-steps", "0.1"],
     # trained on training + validation sentences with the settings chosen on validation; test only counts.
     "defaults_trainval": DEFAULTS
     + ["--eval-strategy", "no", "--train-file", "TRAIN_PLUS_VALIDATION", "--validation-file", "VALIDATION"]
