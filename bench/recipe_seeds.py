@@ -100,7 +100,7 @@ TRAINED_EMBEDDINGS_BF16 = "document_case_attn0_bf16"  # the same, training the w
 def flags(mode: str, out_dir: str) -> list[str]:
     """The mode's flags, its placeholders filled: the teachers' model directories, the data files."""
     train_plus_validation = os.path.join(out_dir, "data", "train_plus_validation.conll")
-    if mode.startswith("trainval") and not os.path.exists(train_plus_validation):
+    if mode.endswith("trainval") and not os.path.exists(train_plus_validation):
         os.makedirs(os.path.dirname(train_plus_validation), exist_ok=True)
         with open(train_plus_validation, "w", encoding="utf-8") as f:
             for name in ("eng.train", "eng.testa"):
