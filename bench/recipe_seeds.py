@@ -19,6 +19,8 @@ comparable with anything else: training speed is measured by bench/speed_side_by
       --result bench/results/recipe_bf16.json      # on a CPU with native bf16 (AVX512-BF16/AMX)
   python bench/recipe_seeds.py --modes document_case_attn0_frozen_bf16 sentence_case_attn0_frozen_bf16 \
       --result bench/results/recipe_frozen_bf16.json      # the recommended recipe, both contexts, native bf16
+  python bench/recipe_seeds.py --modes defaults_distilled defaults_w512 defaults_5ep_warmup defaults_trainval \
+      --result bench/results/levers.json      # the small model's levers, after bench/defaults.py (its teachers)
 """
 
 from __future__ import annotations
