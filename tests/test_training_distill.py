@@ -17,8 +17,8 @@ from trainer.config import Config
 from trainer.data.load import load_data
 from trainer.evaluation.word_level import predict_words
 from trainer.inference.tagger import load_tokenizer
-from trainer.reading.windows import model_window
-from trainer.training.distill import soft_targets, teacher_labels, word_log_probs
+from trainer.reading.windows import DocumentWindows, Window, model_window
+from trainer.training.distill import soft_targets, teacher_labels, word_index, word_log_probs
 
 # A cased teacher: its own WordPiece vocabulary (trained on the sample), whole-word pieces for the names it knows.
 CASED_RULES = {
@@ -73,6 +73,28 @@ def test_a_words_soft_target_is_the_teachers_own_prediction_for_it(teacher_dir, 
     np.testing.assert_allclose(targets, np.exp(logp), atol=1e-6)
     assert (tmp_path / "teacher_targets.npz").exists()
     np.testing.assert_array_equal(soft_targets(cfg, sentences, doc_ids, LABELS), targets)  # read back
+
+
+def test_a_soft_target_goes_to_the_first_sub_token_of_its_word_only(tiny_encoder_dir):
+    """In overlapping windows over documents, each word's soft target sits on its first sub-token, in every window
+    that holds that sub-token, and nowhere else: not on its other pieces, not in a window opening inside it."""
+    sentences = sample_sentences()[:40]
+    doc_ids = [i // 10 for i in range(len(sentences))]  # 4 documents
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_dir)
+    windows = DocumentWindows.build(tokenizer, sentences, doc_ids, Window("document", max_length=24, stride=8))
+    words = [w for s in sentences for w in s]
+    index = word_index(windows)
+    seen = set()
+    for k, row in enumerate(index):
+        tokens = tokenizer.convert_ids_to_tokens(windows.inputs["input_ids"][k])
+        placed = [i for i in row if i >= 0]
+        assert len(placed) == len(set(placed))  # one position per word
+        for pos, i in enumerate(row):
+            if i >= 0:
+                assert tokens[pos] == tokenizer.tokenize(words[i])[0]
+        seen.update(placed)
+    assert seen == set(range(len(words)))  # every word is taught somewhere
+    assert any(len(tokenizer.tokenize(w)) > 1 for w in words)  # words of several pieces were there to mislead it
 
 
 def test_label_sets_must_match(teacher_dir, tmp_path):
