@@ -131,6 +131,8 @@ def test_a_recipe_file_runs_with_flags_that_override_it(tiny_encoder_dir, tmp_pa
         (["--learning-rate", "nan"], "--learning-rate must be a finite number, got nan"),
         (["--num-train-epochs", "nan"], "--num-train-epochs must be a finite number, got nan"),
         (["--learning-rate", "0"], "--learning-rate must be > 0"),
+        (["--layer-lr-decay", "0"], "--layer-lr-decay must be in (0, 1], got 0.0"),
+        (["--layer-lr-decay", "1.5"], "--layer-lr-decay must be in (0, 1], got 1.5"),
         (["--bf16", "--fp16"], "exclude each other"),
         (["--overwrite-output-dir", "--resume"], "exclude each other"),
         (["--data-dir", "a", "--dataset-name", "b"], "not both"),

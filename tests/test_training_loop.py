@@ -7,13 +7,11 @@ import json
 import os
 
 import pytest
-import torch
 from engine_runs import N_VALIDATION, eval_entries, read_json
-from transformers import BertConfig, BertForTokenClassification
 
 from trainer.config import Config
 from trainer.training import checkpoints
-from trainer.training.loop import STATE_FILE, LoopState, optimizer_groups, warmup_steps
+from trainer.training.loop import STATE_FILE, LoopState, warmup_steps
 
 
 def test_loop_learns_and_records_each_evaluation(loop_reference):
@@ -104,20 +102,3 @@ def test_warmup_is_steps_or_a_fraction():
     assert warmup_steps(cfg, 1000) == 30
     assert warmup_steps(Config(warmup_steps=0.1), 1001) == 101  # rounded up, as the Trainer does
     assert warmup_steps(Config(), 1000) == 0
-
-
-def test_no_weight_decay_on_biases_and_layer_norms():
-    torch.manual_seed(0)
-    model = BertForTokenClassification(
-        BertConfig(
-            vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16, num_labels=3
-        )
-    )
-    decay, no_decay = optimizer_groups(model, 0.01)
-    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
-    names = {id(p): n for n, p in model.named_parameters()}
-    decayed = {names[id(p)] for p in decay["params"]}
-    not_decayed = {names[id(p)] for p in no_decay["params"]}
-    assert "classifier.weight" in decayed and "bert.encoder.layer.0.attention.self.query.weight" in decayed
-    assert "classifier.bias" in not_decayed and "bert.embeddings.LayerNorm.weight" in not_decayed
-    assert not decayed & not_decayed and len(decayed | not_decayed) == len(names)

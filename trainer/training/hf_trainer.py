@@ -19,6 +19,7 @@ from trainer.reading.windows import longest_first, restore_order
 from trainer.training.checkpoints import resume_checkpoint
 from trainer.training.distill import training_loss
 from trainer.training.finish import finish, saved_model
+from trainer.training.optimizer import optimizer_groups
 from trainer.training.precision import inference_attention, mixed_precision
 from trainer.training.prepare import prepare
 
@@ -64,6 +65,15 @@ class InOrderEvalTrainer(Trainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = training_loss(model, inputs, self.run_config)
         return (loss, None) if return_outputs else loss
+
+    def create_optimizer(self, model=None):
+        cfg = self.run_config
+        if self.optimizer is None and cfg.layer_lr_decay != 1:  # the Trainer's optimizer, over per-layer rates
+            opt_model = self.model if model is None else model
+            optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            groups = optimizer_groups(opt_model, cfg.weight_decay, cfg.learning_rate, cfg.layer_lr_decay)
+            self.optimizer = optimizer_cls(groups, **kwargs)
+        return super().create_optimizer(model)
 
     def train(self, *args, **kwargs):
         self._last_log = (time.perf_counter(), self.state.num_input_tokens_seen)

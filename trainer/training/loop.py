@@ -27,7 +27,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration
 from torch.utils.data import DataLoader
-from transformers import Trainer, get_scheduler
+from transformers import get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from trainer.config import Config
@@ -37,6 +37,7 @@ from trainer.training import checkpoints
 from trainer.training.distill import training_loss
 from trainer.training.finish import finish, saved_model
 from trainer.training.loop_state import STATE_FILE, LoopState, LossWindow
+from trainer.training.optimizer import optimizer_groups
 from trainer.training.precision import inference_attention, mixed_precision
 from trainer.training.prepare import Prepared, prepare
 
@@ -47,17 +48,6 @@ logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)  # a lin
 def warmup_steps(cfg: Config, total_steps: int) -> int:
     """`--warmup-steps` as the Trainer reads it: a step count, or a fraction of all steps below 1."""
     return int(cfg.warmup_steps) if cfg.warmup_steps >= 1 else math.ceil(total_steps * cfg.warmup_steps)
-
-
-def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # The Trainer's own rule (no decay on biases and LayerNorm weights), so both engines regularise the same
-    # parameters; the method reads nothing from the Trainer instance.
-    decay = set(Trainer.get_decay_parameter_names(None, model))
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return [
-        {"params": [p for n, p in params if n in decay], "weight_decay": weight_decay},
-        {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0},
-    ]
 
 
 @torch.no_grad()
@@ -196,7 +186,7 @@ def run(cfg: Config) -> dict[str, Any]:
     # Fused AdamW (one kernel over all parameters), as the Trainer engine uses by default: per-parameter AdamW took
     # ~10% of a MiniLM training step on a CPU. Same update, so a resumed optimizer state loads into either.
     optimizer = torch.optim.AdamW(
-        optimizer_groups(model, cfg.weight_decay),
+        optimizer_groups(model, cfg.weight_decay, cfg.learning_rate, cfg.layer_lr_decay),
         lr=cfg.learning_rate,
         fused=accelerator.device.type in ("cpu", "cuda") or None,
     )
