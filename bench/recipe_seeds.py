@@ -19,8 +19,8 @@ comparable with anything else: training speed is measured by bench/speed_side_by
       --result bench/results/recipe_bf16.json      # on a CPU with native bf16 (AVX512-BF16/AMX)
   python bench/recipe_seeds.py --modes document_case_attn0_frozen_bf16 sentence_case_attn0_frozen_bf16 \
       --result bench/results/recipe_frozen_bf16.json      # the recommended recipe, both contexts, native bf16
-  python bench/recipe_seeds.py --modes defaults_distilled defaults_w512 defaults_5ep_warmup defaults_trainval \
-      --result bench/results/levers.json      # the small model's levers, after bench/defaults.py (its teachers)
+  python bench/recipe_seeds.py --modes defaults_distilled defaults_w512 defaults_llrd defaults_5ep_warmup \
+      defaults_trainval --result bench/results/levers.json      # the levers; after bench/defaults.py (teachers)
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ MODES = {
     "defaults_distilled": DEFAULTS + ["--teacher", "TEACHERS"],
     # windows of 512 sub-tokens in training and reading, 2 a step (the same sub-tokens per step);
     "defaults_w512": DEFAULTS + ["--max-seq-length", "512", "--stride", "128", "--per-device-train-batch-size", "2"],
+    # layer-wise learning-rate decay 0.85 from a top rate of 2e-4 (embeddings at 2e-4 * 0.85^7 = 6.4e-5; the middle
+    # layers near the defaults' 1e-4);
+    "defaults_llrd": DEFAULTS + ["--layer-lr-decay", "0.85", "--learning-rate", "2e-4"],
     # 5 epochs instead of 3 (as many as fit in 3x the recommended recipe's time), with a 10% linear warm-up;
     "defaults_5ep_warmup": DEFAULTS + ["--num-train-epochs", "5", "--warmup-steps", "0.1"],
     # trained on training + validation sentences with the settings chosen on validation; test only counts.
