@@ -10,9 +10,8 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-_LAYER = re.compile(
-    r"\.layers?\.(\d+)\."
-)  # encoder.layer.3. (BERT, RoBERTa, DeBERTa), transformer.layer.3. (DistilBERT)
+# encoder.layer.3. (BERT, RoBERTa, DeBERTa), transformer.layer.3. (DistilBERT)
+_LAYER = re.compile(r"\.layers?\.(\d+)\.")
 
 
 def layer_depth(name: str, layers: int) -> int:
