@@ -62,33 +62,15 @@ def test_output_directory_holds_everything_consumers_read(tiny_output):
 
 def test_evaluate_cli_reproduces_training_scores(tiny_output, tmp_path, capsys):
     out = tmp_path / "eval-test"
-    assert (
-        evaluate_main(["--model", tiny_output, "--split", "test", "--output-dir", str(out), "--max-eval-samples", "20"])
-        == 0
-    )
+    argv = ["--model", tiny_output, "--split", "test", "--output-dir", str(out), "--max-eval-samples", "20"]
+    assert evaluate_main(argv) == 0
     assert "test: precision" in capsys.readouterr().out
     assert read_results(str(out))["test"]["overall"] == read_results(tiny_output)["test"]["overall"]
     assert len(read_predictions(str(out), "test")) == 20
     # The model records its decoding (the default: valid IOB2 sequences); --decoding overrides it.
     assert read_results(str(out))["test"]["protocol"]["window"]["decoding"] == "viterbi"
     assert all(is_valid_iob2(r["pred"]) for r in read_predictions(str(out), "test"))
-    assert (
-        evaluate_main(
-            [
-                "--model",
-                tiny_output,
-                "--split",
-                "test",
-                "--output-dir",
-                str(out),
-                "--max-eval-samples",
-                "20",
-                "--decoding",
-                "argmax",
-            ]
-        )
-        == 0
-    )
+    assert evaluate_main([*argv, "--decoding", "argmax"]) == 0
     assert read_results(str(out))["test"]["protocol"]["window"]["decoding"] == "argmax"
 
 
@@ -162,21 +144,17 @@ def test_evaluate_cli_keeps_string_document_ids_of_json_lines(tiny_output, tmp_p
         )
     )
     for name, path in (("jsonl", jsonl), ("conll", CONLL_SAMPLE / "eng.testb")):
-        assert (
-            evaluate_main(
-                [
-                    "--model",
-                    tiny_output,
-                    "--split",
-                    "test",
-                    "--test-file",
-                    str(path),
-                    "--output-dir",
-                    str(tmp_path / name),
-                ]
-            )
-            == 0
-        )
+        argv = [
+            "--model",
+            tiny_output,
+            "--split",
+            "test",
+            "--test-file",
+            str(path),
+            "--output-dir",
+            str(tmp_path / name),
+        ]
+        assert evaluate_main(argv) == 0
     rows = read_predictions(str(tmp_path / "jsonl"), "test")
     assert [r["doc_id"] for r in rows] == [f"doc{d}" for d in test["doc_id"]]
     assert [r["sent_idx"] for r in rows] == test["sent_idx"]
