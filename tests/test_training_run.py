@@ -243,16 +243,7 @@ def test_bf16_run_is_scored_as_its_saved_model_in_fp32(tiny_encoder_dir, tmp_pat
     scored = []
     monkeypatch.setattr(train, "finish", lambda cfg, prep, model, stats: scored.append(model) or {})
     out = tmp_path / "m"
-    train_cli(
-        [
-            "--model-name-or-path",
-            tiny_encoder_dir,
-            "--output-dir",
-            str(out),
-            *SMALL_RUN,
-            "--bf16",
-        ]
-    )
+    train_cli(["--model-name-or-path", tiny_encoder_dir, "--output-dir", str(out), *SMALL_RUN, "--bf16"])
     assert list(out.glob("checkpoint-*/trainer_state.json"))  # it trained
     (model,) = scored
     assert not hasattr(model, "_original_forward")  # Accelerate's mixed-precision forward wrapper
@@ -262,20 +253,8 @@ def test_bf16_run_is_scored_as_its_saved_model_in_fp32(tiny_encoder_dir, tmp_pat
 @pytest.mark.parametrize("engine", ["trainer", "accelerate"])
 def test_frozen_word_embeddings_stay_as_pretrained_while_the_rest_trains(tiny_encoder_dir, tmp_path, engine):
     out = tmp_path / "m"
-    train_cli(
-        [
-            "--model-name-or-path",
-            tiny_encoder_dir,
-            "--output-dir",
-            str(out),
-            *SMALL_RUN,
-            "--learning-rate",
-            "1e-3",
-            "--freeze-word-embeddings",
-            "--engine",
-            engine,
-        ]
-    )
+    train_cli(["--model-name-or-path", tiny_encoder_dir, "--output-dir", str(out), *SMALL_RUN,
+               "--learning-rate", "1e-3", "--freeze-word-embeddings", "--engine", engine])  # fmt: skip
     base, trained = load_file(f"{tiny_encoder_dir}/model.safetensors"), load_file(f"{out}/model.safetensors")
     key = "embeddings.word_embeddings.weight"
     assert torch.equal(trained[f"bert.{key}"], base[key])
