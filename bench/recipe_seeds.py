@@ -86,7 +86,7 @@ MODES = {
     # layer-wise learning-rate decay 0.85 from a top rate of 2e-4 (embeddings at 2e-4 * 0.85^7 = 6.4e-5; the middle
     # layers near the defaults' 1e-4);
     "defaults_llrd": DEFAULTS + ["--layer-lr-decay", "0.85", "--learning-rate", "2e-4"],
-    # 5 epochs instead of 3 (as many as fit in 3x the recommended recipe's time), with a 10% linear warm-up;
+    # 5 epochs instead of 3, with a 10% linear warm-up;
     "defaults_5ep_warmup": DEFAULTS + ["--num-train-epochs", "5", "--warmup-steps", "0.1"],
     # trained on training + validation sentences with the settings chosen on validation; test only counts.
     "defaults_trainval": DEFAULTS

@@ -119,8 +119,7 @@ class Backend:
 
     def for_longest(self, length: int) -> Backend:
         """The backend to run a set of windows on (one call of trainer.reading.windows.predict_windows) whose longest
-        has
-        `length` sub-tokens: this one, unless a backend says otherwise (LengthRoutedBackend)."""
+        has `length` sub-tokens: this one, unless a backend says otherwise (LengthRoutedBackend)."""
         return self
 
 
