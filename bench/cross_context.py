@@ -1,6 +1,7 @@
-"""Each context's models read the other way: the recommended recipe's document-window models scored on isolated
-sentences, and its sentence models scored in document windows (256 sub-tokens, stride 64), 3 seeds each, word-level
-validation and test F1 as mean ± std, beside each model read as it was trained (bench/recipe_seeds.py's results).
+"""Each context's models read the other way: the document-window models (no attention dropout, trained word
+embeddings) scored on isolated sentences, and the sentence models scored in document windows (256 sub-tokens, stride
+64), 3 seeds each, word-level validation and test F1 as mean ± std, beside each model read as it was trained
+(bench/recipe_seeds.py's results).
 
 Why it matters: the Space reads a visitor's text as one document, so a single pasted sentence reaches a document model
 without the context it was trained with. Scoring uses `python -m trainer.evaluate` on the models bench/recipe_seeds.py
@@ -64,7 +65,7 @@ def main() -> None:
     ap.add_argument("--out-dir", default=os.path.join(HERE, "out", "recipe"), help="bench/recipe_seeds.py's models")
     args = ap.parse_args()
     res: dict = {
-        "what": "word-level F1 in %, mean ± std over seeds, of the recommended recipe's models read as "
+        "what": "word-level F1 in %, mean ± std over seeds, of bench/recipe_seeds.py's models read as "
         "trained and read the other way (trainer.evaluate --context)"
     }
     for trained, (mode, flags) in CROSS.items():

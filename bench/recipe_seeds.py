@@ -1,6 +1,7 @@
-"""The recommended recipe, document windows vs isolated sentences, with and without the case signal
-(trainer.reading.casing), full CoNLL-2003, 3 seeds each: word-level validation and test F1 as mean ± std; and the
-levers tried on the recommended recipe (distillation from teachers, more epochs, longer windows, train + validation).
+"""The document-window recipe against isolated sentences, with and without the case signal (trainer.reading.casing),
+frozen or trained word embeddings, full CoNLL-2003, 3 seeds each: word-level validation and test F1 as mean ± std;
+the levers tried on the defaults (distillation from teachers, more epochs, longer windows, layer-wise learning-rate
+decay, train + validation); and recipes/minilm-cpu.yaml against its 3-epoch frozen variant, side by side.
 
 Each run is `bench/full_conll.py` with the recipe's flags, its own JSON under `bench/results/recipe/`; a run whose JSON
 exists is skipped, so an interrupted sweep continues where it stopped. `--lanes 2` runs two 1-thread runs side by
@@ -12,17 +13,17 @@ comparable with anything else: training speed is measured by bench/speed_side_by
   python bench/recipe_seeds.py --lanes 2 --modes document sentence \
       --result bench/results/recipe_document_vs_sentence.json
   python bench/recipe_seeds.py --lanes 2 --modes document_case_attn0 sentence_case_attn0 \
-      --result bench/results/recipe_attention_dropout.json      # the recommended recipe, both contexts
+      --result bench/results/recipe_attention_dropout.json      # word embeddings trained, both contexts
   python bench/recipe_seeds.py --lanes 2 --modes document_case_attn0 document_case_drop0 \
       --result bench/results/recipe_hidden_dropout.json
   python bench/recipe_seeds.py --modes document_case_attn0_bf16 \
       --result bench/results/recipe_bf16.json      # on a CPU with native bf16 (AVX512-BF16/AMX)
   python bench/recipe_seeds.py --modes document_case_attn0_frozen_bf16 sentence_case_attn0_frozen_bf16 \
-      --result bench/results/recipe_frozen_bf16.json      # the recommended recipe, both contexts, native bf16
+      --result bench/results/recipe_frozen_bf16.json      # frozen embeddings, both contexts, native bf16
   python bench/recipe_seeds.py --modes defaults_distilled defaults_w512 defaults_llrd defaults_5ep_warmup \
       defaults_trainval --result bench/results/levers.json      # the levers; after bench/defaults.py (teachers)
   python bench/recipe_seeds.py --modes document_case_attn0_frozen_bf16 document_case_attn0_bf16_5ep_warmup \
-      --results-dir bench/results/recipe_update --result bench/results/recipe_update.json   # recipe vs candidate
+      --results-dir bench/results/recipe_update --result bench/results/recipe_update.json   # the recipe's choice
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ MODES = {
     "document_case_drop0": DOCUMENT + ATTN0 + ["--hidden-dropout", "0"],
     # In bf16, on a CPU (or GPU) that computes it natively; elsewhere --bf16 trains in fp32.
     "document_case_attn0_bf16": DOCUMENT + ATTN0 + ["--bf16"],
-    # With the word embeddings frozen (the recommended recipe): no gradient or optimizer state for half of MiniLM's
-    # parameters. Sentences with the same recipe: the comparison the recipe is chosen by.
+    # With the word embeddings frozen: no gradient or optimizer state for half of MiniLM's parameters; and isolated
+    # sentences with the same settings.
     "document_case_attn0_frozen": DOCUMENT + ATTN0 + ["--freeze-word-embeddings"],
     "document_case_attn0_frozen_bf16": DOCUMENT + ATTN0 + ["--freeze-word-embeddings", "--bf16"],
     "sentence_case_attn0_frozen_bf16": SENTENCE + ATTN0 + ["--freeze-word-embeddings", "--bf16"],
@@ -94,8 +95,8 @@ MODES = {
     "defaults_trainval": DEFAULTS
     + ["--eval-strategy", "no", "--train-file", "TRAIN_PLUS_VALIDATION", "--validation-file", "VALIDATION"]
     + ["--test-file", "TEST"],
-    # The recipe update's candidate: lever (b) on the fast recipe training its word embeddings (a run of 3 epochs
-    # ~1.15x the frozen recipe's time, so 5 epochs stay well inside the issue's 3x).
+    # recipes/minilm-cpu.yaml: lever (b) on document_case_attn0_bf16, the fastest settings that train the word
+    # embeddings; chosen on validation against document_case_attn0_frozen_bf16 in one sweep, within 3x its run time.
     "document_case_attn0_bf16_5ep_warmup": DOCUMENT
     + ATTN0
     + ["--bf16", "--num-train-epochs", "5", "--warmup-steps", "0.1"],
@@ -104,9 +105,9 @@ MODES = {
 TEACHERS = [os.path.join(HERE, "out", "defaults", f"conll_default_seed{s}") for s in (42, 43, 44)]
 CONLL = os.path.join(ROOT, "..", "shared", "data", "conll2003")
 
-RECOMMENDED = "document_case_attn0_frozen"  # the README's quick start, on a CPU without native bf16
-RECOMMENDED_BF16 = "document_case_attn0_frozen_bf16"  # the quick start where bf16 is native
-TRAINED_EMBEDDINGS_BF16 = "document_case_attn0_bf16"  # the same, training the word embeddings
+FROZEN = "document_case_attn0_frozen"  # document windows, frozen word embeddings
+FROZEN_BF16 = "document_case_attn0_frozen_bf16"  # the same in bf16
+TRAINED_EMBEDDINGS_BF16 = "document_case_attn0_bf16"  # training the word embeddings: a recipes/minilm-cpu.yaml step
 
 
 def flags(mode: str, out_dir: str) -> list[str]:

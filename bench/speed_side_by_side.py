@@ -1,5 +1,5 @@
 """Training throughput, back to back in one command on one machine: this trainer against the course reference
-(`../shared/reference/course_recipe.py`) with identical settings, and the recommended document-window recipe against
+(`../shared/reference/course_recipe.py`) with identical settings, and the document-window recipe against
 the course recipe as written.
 
 Absolute times on a shared CPU drift from hour to hour, so only ratios of runs made one after the other on the same
@@ -14,7 +14,7 @@ the course recipe only: with GROUP=1 the reference validates length-grouped insi
 evaluation sampler too) but scores in dataset order after it, which takes far longer, so reference_same gets no rate
 without validation.
 
-Beside the recommended recipe, each round puts the most tokens/s any fp32 implementation of it could reach on this
+Beside the document-window recipe, each round puts the most tokens/s any fp32 implementation of it could reach on this
 machine (bench/ceiling.py: only its matrix products, at the best rate this CPU's GEMM reaches, measured in the round),
 and that bound's ratio to the course recipe: a target above it is out of reach of this CPU, not of the code.
 
@@ -27,18 +27,18 @@ The five runs (1 epoch on the first N training sentences, fp32, the MiniLM encod
   ours_same         this trainer with those settings: isolated sentences, lr 1e-4, batch 32, length-grouped, every
                     sub-token labelled
   course            course_recipe.py as written: lr 2e-5, batch 8, random order
-  ours_recommended  this trainer's recommended recipe (bench/recipe_seeds.py RECIPE + MODES[RECOMMENDED]: document
-                    windows, the case signal, no attention dropout, frozen word embeddings)
+  ours_recommended  this trainer's document-window recipe with frozen word embeddings (bench/recipe_seeds.py
+                    RECIPE + MODES[FROZEN]: document windows, the case signal, no attention dropout)
   ours_recommended_model_dropout
                     the same with the model's own attention dropout (0.1), to measure that lever alone
 and, where the CPU computes bf16 natively (AVX512-BF16/AMX; elsewhere --bf16 falls back to fp32):
   course_bf16       course_recipe.py as written with BF16=1 (its TrainingArguments(bf16=True)), the course's own
                     mixed precision, so the bf16 gain is not credited to this trainer alone
   ours_recommended_bf16
-                    the recommended recipe with --bf16
+                    the same with --bf16
   ours_trained_embeddings_bf16
-                    the same training its word embeddings (bench/recipe_seeds.py TRAINED_EMBEDDINGS_BF16),
-                    to measure what --freeze-word-embeddings buys
+                    the same training its word embeddings (bench/recipe_seeds.py TRAINED_EMBEDDINGS_BF16): a step
+                    of recipes/minilm-cpu.yaml; beside ours_recommended_bf16, what --freeze-word-embeddings buys
 
   python bench/speed_side_by_side.py --runs course course_bf16 ours_recommended ours_recommended_bf16 --rounds 2 \
       --result bench/results/speed_bf16.json      # on a CPU with native bf16
@@ -57,7 +57,7 @@ import time
 
 from ceiling import bound, gemm_gflops, recipe_work
 from machine import cpu_info
-from recipe_seeds import MODES, RECIPE, RECOMMENDED, RECOMMENDED_BF16, TRAINED_EMBEDDINGS_BF16
+from recipe_seeds import FROZEN, FROZEN_BF16, MODES, RECIPE, TRAINED_EMBEDDINGS_BF16
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -75,9 +75,9 @@ SAME = [
     "--save-total-limit",
     "1",
 ]
-# The recommended recipe with the model's own attention dropout: its --attention-dropout 0 left out.
-_at = MODES[RECOMMENDED].index("--attention-dropout")
-MODEL_DROPOUT = MODES[RECOMMENDED][:_at] + MODES[RECOMMENDED][_at + 2 :]
+# The frozen document-window recipe with the model's own attention dropout: its --attention-dropout 0 left out.
+_at = MODES[FROZEN].index("--attention-dropout")
+MODEL_DROPOUT = MODES[FROZEN][:_at] + MODES[FROZEN][_at + 2 :]
 RUNS = ("reference_same", "ours_same", "course", "ours_recommended", "ours_recommended_model_dropout")
 BF16_RUNS = ("course_bf16", "ours_recommended_bf16", "ours_trained_embeddings_bf16")
 RATIOS = {
@@ -179,9 +179,9 @@ def main() -> None:
         "ours_same": lambda: ours("ours_same", SAME),
         "course": lambda: reference("course", {}),
         "course_bf16": lambda: reference("course_bf16", {"BF16": "1"}),
-        "ours_recommended": lambda: ours("ours_recommended", RECIPE + MODES[RECOMMENDED]),
+        "ours_recommended": lambda: ours("ours_recommended", RECIPE + MODES[FROZEN]),
         "ours_recommended_model_dropout": lambda: ours("ours_recommended_model_dropout", RECIPE + MODEL_DROPOUT),
-        "ours_recommended_bf16": lambda: ours("ours_recommended_bf16", RECIPE + MODES[RECOMMENDED_BF16]),
+        "ours_recommended_bf16": lambda: ours("ours_recommended_bf16", RECIPE + MODES[FROZEN_BF16]),
         "ours_trained_embeddings_bf16": lambda: ours(
             "ours_trained_embeddings_bf16", RECIPE + MODES[TRAINED_EMBEDDINGS_BF16]
         ),
@@ -190,7 +190,7 @@ def main() -> None:
     work = (
         None
         if "ours_recommended" not in args.runs
-        else recipe_work(["--model-name-or-path", model, "--data-dir", data, *subset(RECIPE + MODES[RECOMMENDED])])
+        else recipe_work(["--model-name-or-path", model, "--data-dir", data, *subset(RECIPE + MODES[FROZEN])])
     )
     t0 = time.perf_counter()
     rounds = []
@@ -236,9 +236,9 @@ def main() -> None:
             "reference_same": "LR=1e-4 BS=32 GROUP=1",
             "course": "course_recipe.py as written (lr 2e-5, batch 8)",
             "course_bf16": "course_recipe.py as written with BF16=1",
-            "ours_recommended": RECIPE + MODES[RECOMMENDED] + ["--num-train-epochs", "1"],
+            "ours_recommended": RECIPE + MODES[FROZEN] + ["--num-train-epochs", "1"],
             "ours_recommended_model_dropout": RECIPE + MODEL_DROPOUT + ["--num-train-epochs", "1"],
-            "ours_recommended_bf16": RECIPE + MODES[RECOMMENDED_BF16] + ["--num-train-epochs", "1"],
+            "ours_recommended_bf16": RECIPE + MODES[FROZEN_BF16] + ["--num-train-epochs", "1"],
             "ours_trained_embeddings_bf16": RECIPE + MODES[TRAINED_EMBEDDINGS_BF16] + ["--num-train-epochs", "1"],
         },
         "rounds": rounds,

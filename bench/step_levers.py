@@ -1,7 +1,7 @@
 """One training step of the recipe's shape (4 windows of 256 sub-tokens, MiniLM, fused AdamW, no attention dropout,
 the trainer's allocator setting, trainer.training.cpu) with levers that change what is trained: no hidden-layer
-dropout, frozen word embeddings (what the recommended recipe does), frozen embeddings and lowest layers. "recommended"
-is the recipe training its word embeddings, the base every ratio is taken against. Step times only,
+dropout, frozen word embeddings, frozen embeddings and lowest layers. "recommended" is the step of
+recipes/minilm-cpu.yaml (word embeddings trained), the base every ratio is taken against. Step times only,
 median of steps after a warm-up, variants interleaved over rounds; what each lever costs in F1 is not measured here
 (bench/recipe_seeds.py measures a recipe over 3 seeds). `--bf16` steps as `--bf16` trains on a CPU with native bf16:
 under bf16 autocast, with eager attention (trainer.training.precision.attention_implementation).
