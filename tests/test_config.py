@@ -119,8 +119,8 @@ def test_a_recipe_file_runs_with_flags_that_override_it(tiny_encoder_dir, tmp_pa
                  str(CONLL_SAMPLE), "--output-dir", str(out), "--max-train-samples", "8", "--max-eval-samples", "4",
                  "--num-train-epochs", "1", "--learning-rate", "3e-4"]) == 0  # fmt: skip
     run = json.loads((out / "run_config.json").read_text())
-    assert (run["learning_rate"], run["num_train_epochs"], run["max_seq_length"], run["freeze_word_embeddings"]) == (
-        3e-4, 1.0, 256, True)  # fmt: skip
+    assert (run["learning_rate"], run["num_train_epochs"], run["max_seq_length"], run["warmup_steps"]) == (
+        3e-4, 1.0, 256, 0.1)  # fmt: skip
 
 
 @pytest.mark.parametrize(
