@@ -144,17 +144,8 @@ def test_evaluate_cli_keeps_string_document_ids_of_json_lines(tiny_output, tmp_p
         )
     )
     for name, path in (("jsonl", jsonl), ("conll", CONLL_SAMPLE / "eng.testb")):
-        argv = [
-            "--model",
-            tiny_output,
-            "--split",
-            "test",
-            "--test-file",
-            str(path),
-            "--output-dir",
-            str(tmp_path / name),
-        ]
-        assert evaluate_main(argv) == 0
+        argv = ["--model", tiny_output, "--split", "test", "--test-file", str(path)]
+        assert evaluate_main([*argv, "--output-dir", str(tmp_path / name)]) == 0
     rows = read_predictions(str(tmp_path / "jsonl"), "test")
     assert [r["doc_id"] for r in rows] == [f"doc{d}" for d in test["doc_id"]]
     assert [r["sent_idx"] for r in rows] == test["sent_idx"]

@@ -280,11 +280,12 @@ class DocumentWindows:
             read_window(out[doc], k, self.word_ids[k], self.offsets[k])
         return out
 
-    def first_subtokens(self, k: int) -> set[int]:
-        """The words whose first sub-token window `k` holds (it may open inside a word whose first is elsewhere)."""
+    def first_subtokens(self, k: int) -> dict[int, int]:
+        """word -> position, for the words whose first sub-token window `k` holds (it may open inside a word whose
+        first is elsewhere)."""
         readings = self.readings[self.doc[k]]
         return {
-            wid
+            wid: pos
             for wid, pos in first_subtoken_positions(self.word_ids[k]).items()
             if self.offsets[k][pos] == readings[wid].first
         }

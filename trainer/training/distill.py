@@ -30,7 +30,6 @@ from trainer.config import Config
 from trainer.inference.backends import TorchBackend, model_input_names, predict_windows
 from trainer.inference.tagger import load_tokenizer
 from trainer.outputs import TEACHER_TARGETS_FILE, atomic_path
-from trainer.reading.labels import first_subtoken_positions
 from trainer.reading.windows import DocumentWindows, model_window
 
 logger = logging.getLogger(__name__)
@@ -127,10 +126,8 @@ def word_index(windows: DocumentWindows) -> list[list[int]]:
     out = []
     for k, doc in enumerate(windows.doc):
         row = [-1] * len(windows.word_ids[k])
-        starts = windows.first_subtokens(k)
-        for w, pos in first_subtoken_positions(windows.word_ids[k]).items():
-            if w in starts:
-                row[pos] = doc_start[doc] + w
+        for w, pos in windows.first_subtokens(k).items():
+            row[pos] = doc_start[doc] + w
         out.append(row)
     return out
 
